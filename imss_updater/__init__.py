@@ -1,0 +1,1 @@
+"""imss-updater: keeps a mail gateway's scan components up to date."""
