@@ -1,0 +1,8 @@
+"""Root conftest: registers the fixture modules of tests/support as plugins."""
+
+pytest_plugins = [
+    "tests.support.pg",
+    "tests.support.autree",
+    "tests.support.servers",
+    "tests.support.proxy",
+]

@@ -1,0 +1,113 @@
+"""Run external commands: the only module that imports subprocess.
+
+Commands are argument lists, never shell strings. Each run is logged with secrets
+masked, bounded by a timeout, and its failure turned into a CommandError whose message
+is one line an administrator can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class CommandError(Exception):
+    """A command could not be started, timed out or exited non-zero; ``reason`` says which."""
+
+    def __init__(self, reason: str, result: CommandResult | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def split_command(text: str) -> list[str]:
+    """Given a command line from a setting, return its argument list (shell quoting rules,
+    but no shell runs it). Raise ValueError if it is empty or badly quoted."""
+    argv = shlex.split(text)
+    if not argv:
+        raise ValueError("empty command")
+    return argv
+
+
+def describe(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
+    """Return the command as one loggable line with every secret replaced by ``***``."""
+    line = shlex.join(argv)
+    for secret in secrets:
+        if secret:
+            line = line.replace(secret, "***")
+    return line
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    check: bool = True,
+    as_user: str | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    secrets: Sequence[str] = (),
+    input_text: str | None = None,
+) -> CommandResult:
+    """Run ``argv`` without a shell and return its result.
+
+    ``as_user`` runs it through ``runuser -u USER --`` (only meaningful as root).
+    Raise CommandError if it cannot be started, runs past ``timeout`` seconds (it is
+    killed), or, with ``check``, exits non-zero; the reason names the command (secrets
+    masked) and the last line of its error output.
+    """
+    full = [*(("runuser", "-u", as_user, "--") if as_user else ()), *argv]
+    shown = describe(full, secrets)
+    log.debug("running %s", shown)
+    merged_env = None if env is None else {**os.environ, **env}
+    try:
+        completed = subprocess.run(
+            full,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            env=merged_env,
+            input=input_text,
+            stdin=None if input_text is not None else subprocess.DEVNULL,
+            check=False,
+        )
+    except FileNotFoundError as error:
+        raise CommandError(f"cannot run {shown}: {error.strerror}: {error.filename}") from error
+    except PermissionError as error:
+        raise CommandError(f"cannot run {shown}: permission denied") from error
+    except subprocess.TimeoutExpired as error:
+        raise CommandError(f"{shown} did not finish within {timeout:g} s and was killed") from error
+    result = CommandResult(tuple(full), completed.returncode, completed.stdout, completed.stderr)
+    if check and completed.returncode != 0:
+        detail = _last_line(completed.stderr) or _last_line(completed.stdout)
+        suffix = f": {_mask(detail, secrets)}" if detail else ""
+        raise CommandError(f"{shown} exited with status {completed.returncode}{suffix}", result)
+    return result
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _mask(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
