@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.autree",
     "tests.support.servers",
     "tests.support.proxy",
+    "tests.support.gateway",
 ]

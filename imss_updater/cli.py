@@ -1,0 +1,293 @@
+"""Command line (SPEC section 5): parse, bootstrap, open the database, act, print.
+
+Exit status: 0 success; 1 the command ran but something failed (a component, a restart,
+a check that could not reach a source); 2 usage or configuration error; 3 another
+process holds the download lock. On failure stderr gets one line with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from imss_updater import config, lock
+from imss_updater.db import Database, DatabaseError
+from imss_updater.embedded_db import EmbeddedDbError
+from imss_updater.planner import Mode
+from imss_updater.settings import SECRET_NAMES, SettingsError, validate_value
+from imss_updater.updater import ComponentReport, RunError, RunReport, Updater
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+
+
+class CommandFailed(Exception):
+    def __init__(self, reason: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("--dsn", help="PostgreSQL DSN (default: $IMSS_DSN, else the embedded database)")
+    common.add_argument("--root", help="install root (default: $IMSS_ROOT or /opt/trend/imss)")
+    common.add_argument("--state", help="state directory (default: $IMSS_STATE or /var/lib/imss-updater)")
+    common.add_argument("--db-port", help="embedded database port (default: $IMSS_DB_PORT or 5432)")
+    common.add_argument("--web", help="status page host:port (default: $IMSS_WEB or 127.0.0.1:8445)")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
+
+    parser = argparse.ArgumentParser(
+        prog="imss-updater", description="Keeps the gateway's scan engines and pattern files up to date."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db_parser = commands.add_parser("db", help="database schema")
+    db_commands = db_parser.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("init", parents=[common], help="create or upgrade the schema and default rows")
+
+    config_parser = commands.add_parser("config", help="read or change a setting")
+    config_commands = config_parser.add_subparsers(dest="config_command", required=True)
+    get = config_commands.add_parser("get", parents=[common], help="print a setting")
+    get.add_argument("section")
+    get.add_argument("name")
+    set_ = config_commands.add_parser("set", parents=[common], help="change a setting")
+    set_.add_argument("section")
+    set_.add_argument("name")
+    set_.add_argument("value")
+
+    commands.add_parser("check", parents=[common], help="ask the update sources now")
+    update = commands.add_parser("update", parents=[common], help="manual update")
+    update.add_argument("--all", action="store_true", help="every component with a newer version")
+    update.add_argument("ids", nargs="*", metavar="ID")
+    rollback = commands.add_parser("rollback", parents=[common], help="roll back one generation")
+    rollback.add_argument("ids", nargs="+", metavar="ID")
+    commands.add_parser("status", parents=[common], help="current state, without contacting sources")
+    logs = commands.add_parser("logs", parents=[common], help="the update event log, newest first")
+    logs.add_argument("--kind", choices=("scheduled", "manual", "rollback"))
+    logs.add_argument("--component")
+    logs.add_argument("--outcome", choices=("success", "failure"))
+    logs.add_argument("--since", help="ISO date or date-time")
+    logs.add_argument("--limit", type=int, default=50)
+    logs.add_argument("--lang", choices=("en", "ja"), default="en")
+    run = commands.add_parser("run", parents=[common], help="the daemon (scheduler and status page)")
+    run.add_argument("--once", action="store_true", help="one scheduled update, then exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    _configure_logging(arguments.verbose, daemon=arguments.command == "run")
+    try:
+        bootstrap = config.from_environment(
+            os.environ,
+            {"dsn": arguments.dsn, "root": arguments.root, "state": arguments.state,
+             "db_port": arguments.db_port, "web": arguments.web},
+        )
+        return dispatch(arguments, bootstrap)
+    except CommandFailed as failure:
+        return _fail(str(failure), failure.code)
+    except (config.BootstrapError, SettingsError) as error:
+        return _fail(str(error), EXIT_USAGE)
+    except (DatabaseError, EmbeddedDbError) as error:
+        return _fail(str(error), EXIT_FAILED)
+    except RunError as error:
+        code = EXIT_LOCKED if str(error) == lock.LOCK_MESSAGE_EN else EXIT_FAILED
+        text = str(error)
+        if code == EXIT_LOCKED:
+            text = f"{lock.LOCK_MESSAGE_EN} ({lock.LOCK_MESSAGE_JA})"
+        return _fail(text, code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_FAILED)
+
+
+def _fail(reason: str, code: int) -> int:
+    print(f"imss-updater: {reason.splitlines()[0] if reason else 'failed'}", file=sys.stderr)
+    return code
+
+
+def _configure_logging(verbosity: int, *, daemon: bool) -> None:
+    # The CLI keeps stderr to one line on failure; -v shows the log. The daemon always logs.
+    if verbosity == 0 and not daemon:
+        logging.basicConfig(level=logging.CRITICAL + 1)
+        return
+    level = logging.DEBUG if verbosity >= 2 else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
+    command = arguments.command
+    if command == "run":
+        from imss_updater import daemon  # the scheduler is loaded only for the daemon
+
+        return daemon.main(bootstrap, once=arguments.once, as_json=arguments.json)
+    with config.open_database(bootstrap) as database:
+        if command == "db":
+            applied = database.init()
+            _emit(arguments, {"applied": applied, "schema_version": database.schema_version()},
+                  "schema up to date" if not applied else "applied: " + ", ".join(applied))
+            return EXIT_OK
+        config.require_schema(database)
+        if command == "config":
+            return _config(arguments, database)
+        updater = Updater(database, bootstrap.root)
+        if command == "check":
+            reports = updater.check()
+            status = database.run_status()
+            _emit(arguments, {"components": [r.as_json() for r in reports],
+                              "last_check": _check_json(database)}, _table(reports))
+            return EXIT_OK if status.last_check_ok else EXIT_FAILED
+        if command == "status":
+            reports = updater.status()
+            run_status = database.run_status()
+            payload = {
+                "components": [r.as_json() for r in reports],
+                "last_check": _check_json(database),
+                "last_run": {
+                    "time": _iso(run_status.last_run_at), "kind": run_status.last_run_kind,
+                    "ok": run_status.last_run_ok, "result": run_status.last_run_text,
+                },
+                "services": {"scan": run_status.scan_service, "policy": run_status.policy_service},
+                "lock_holder": lock.lock_holder(bootstrap.root),
+            }
+            text = _table(reports) + "\n" + _status_lines(payload)
+            _emit(arguments, payload, text)
+            return EXIT_OK
+        if command == "update":
+            if arguments.all == bool(arguments.ids):
+                raise CommandFailed("give either --all or one or more component ids", EXIT_USAGE)
+            report = updater.update(Mode.MANUAL, None if arguments.all else arguments.ids)
+            return _report(arguments, report)
+        if command == "rollback":
+            return _report(arguments, updater.rollback(arguments.ids))
+        if command == "logs":
+            return _logs(arguments, database)
+    raise CommandFailed(f"unknown command {command}", EXIT_USAGE)
+
+
+def _config(arguments: argparse.Namespace, database: Database) -> int:
+    section, name = arguments.section, arguments.name
+    if arguments.config_command == "get":
+        value = database.get_setting(section, name)
+        if value is None:
+            raise CommandFailed(f"no setting {section}/{name}")
+        _emit(arguments, {"section": section, "name": name, "value": value}, value)
+        return EXIT_OK
+    rows = database.settings_rows()
+    if (section, name) not in rows:
+        raise CommandFailed(f"no setting {section}/{name} (run `imss-updater db init`?)", EXIT_USAGE)
+    validate_value(section, name, arguments.value, rows, [c.id for c in database.catalog()])
+    database.set_setting(section, name, arguments.value)
+    shown = "***" if (section, name) in SECRET_NAMES else arguments.value
+    _emit(arguments, {"section": section, "name": name, "value": shown}, f"{section}/{name} = {shown}")
+    return EXIT_OK
+
+
+def _logs(arguments: argparse.Namespace, database: Database) -> int:
+    since = None
+    if arguments.since:
+        try:
+            since = datetime.datetime.fromisoformat(arguments.since)
+        except ValueError:
+            raise CommandFailed(f"--since must be an ISO date or date-time, got {arguments.since!r}",
+                                EXIT_USAGE) from None
+        if since.tzinfo is None:
+            since = since.astimezone()
+    events = database.events(kind=arguments.kind, component=arguments.component,
+                             outcome=arguments.outcome, since=since, limit=arguments.limit)
+    payload = {
+        "events": [
+            {
+                "id": event.id, "time": event.time.isoformat(), "kind": event.kind,
+                "component": event.component, "version": event.version, "outcome": event.outcome,
+                "message": event.message, "message_ja": event.message_ja, "reason": event.reason,
+            }
+            for event in events
+        ]
+    }
+    lines = [
+        f"{event.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {event.kind:<9}  {event.outcome:<7}  "
+        + (event.message_ja if arguments.lang == "ja" else event.message)
+        for event in events
+    ]
+    _emit(arguments, payload, "\n".join(lines) if lines else "no events")
+    return EXIT_OK
+
+
+def _report(arguments: argparse.Namespace, report: RunReport) -> int:
+    lines = [("OK    " if o.ok else "FAIL  ") + o.message for o in report.outcomes]
+    if report.restart_error:
+        lines.append("FAIL  " + report.restart_error)
+    lines.append(report.summary())
+    _emit(arguments, report.as_json(), "\n".join(lines))
+    if not report.ok:
+        failed = [o for o in report.outcomes if not o.ok]
+        raise CommandFailed(report.restart_error or (failed[0].message if failed else report.summary()))
+    return EXIT_OK
+
+
+def _check_json(database: Database) -> dict[str, Any]:
+    status = database.run_status()
+    return {"time": _iso(status.last_check_at), "ok": status.last_check_ok, "result": status.last_check_text}
+
+
+def _iso(moment: datetime.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _table(reports: Sequence[ComponentReport]) -> str:
+    header = f"{'ID':<22} {'NAME':<31} {'CURRENT':<12} {'AVAILABLE':<12} UPDATE"
+    rows = [header]
+    for report in reports:
+        available = report.available if report.available is not None else "Unknown"
+        flags = []
+        if not report.licensed:
+            flags.append("unlicensed")
+        if not report.enabled:
+            flags.append("disabled")
+        if not report.scheduled:
+            flags.append("not scheduled")
+        if report.unsigned:
+            flags.append("unsigned")
+        rows.append(
+            f"{report.id:<22} {report.name:<31} {report.current or '-':<12} {available:<12} "
+            f"{'yes' if report.update_available else 'no'}"
+            + (f"  ({', '.join(flags)})" if flags else "")
+        )
+    return "\n".join(rows)
+
+
+def _status_lines(payload: dict[str, Any]) -> str:
+    check = payload["last_check"]
+    run = payload["last_run"]
+    services = payload["services"]
+    holder = payload["lock_holder"]
+    return "\n".join([
+        f"last check: {check['time'] or 'never'} ({check['result'] or '-'})",
+        f"last run:   {run['time'] or 'never'} {run['kind'] or ''} ({run['result'] or '-'})",
+        f"services:   scan {services['scan'] or 'not restarted yet'}; "
+        f"policy {services['policy'] or 'not restarted yet'}",
+        f"download lock: {'held by PID ' + str(holder) if holder else 'free'}",
+    ])
+
+
+def _emit(arguments: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if arguments.json:
+        print(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,497 @@
+"""Install a component crash-safely, keeping exactly one previous generation to roll back to.
+
+Layout under the install root ``R`` (one filesystem, so every rename is atomic):
+
+- ``R/lib/.generations/<component id>/<seq>-<version>/`` — complete, read-only-by-convention
+  copies of a component. A directory with such a name exists only once it is complete: it is
+  born by renaming a fully written and fsynced staging directory, and it dies by being
+  renamed into staging before it is deleted.
+- ``R/lib/.staging/`` — unpacking and deletion happen here; everything in it is garbage
+  once no operation is running.
+- the component's live path (``Component.live_path``, e.g. ``lib/pattern/vsapi``) — a
+  relative symbolic link to the current generation, switched with ``os.replace``.
+
+The rules that make any crash recoverable: *current* is the live link's target;
+*previous* is the generation with the highest seq below current; every other generation
+(higher seq than current: an interrupted install or a rolled-back generation; lower than
+previous) and every staging entry is garbage that ``repair()`` removes. Seq 0 is reserved
+for a pre-existing real directory adopted on the first install.
+
+Callers hold the download lock (``imss_updater.lock``) around every mutating call; the
+store itself does no locking.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import secrets
+import shutil
+import stat
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+log = logging.getLogger(__name__)
+
+_VERSION_PATTERN = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
+_GENERATION_PATTERN = re.compile(r"([0-9]+)-([0-9]+(?:\.[0-9]+)*)\Z")
+_COMPONENT_PATTERN = re.compile(r"[A-Za-z0-9_-]+\Z")
+_ADOPTED_SEQ = 0
+_ADOPTED_VERSION = "0"
+_COPY_CHUNK = 1024 * 1024
+
+
+class InstallError(Exception):
+    """An install or rollback failed; ``reason`` is one line an administrator can act on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Generation:
+    seq: int
+    version: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class InstalledState:
+    current: Generation | None
+    previous: Generation | None
+
+
+def staging_root(root: Path) -> Path:
+    """Given the install root, return ``R/lib/.staging``, creating it if missing."""
+    path = root / "lib" / ".staging"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _generations_root(root: Path) -> Path:
+    return root / "lib" / ".generations"
+
+
+def _fsync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _os_reason(error: OSError, doing: str) -> str:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full while {doing}"
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or error} while {doing}{where}"
+
+
+class ComponentStore:
+    """The generations of one component under one install root."""
+
+    def __init__(self, root: Path, component_id: str, live_path: str) -> None:
+        """Given the install root, a component id and its live path relative to the root,
+        return a store. Raise ValueError if the id or the live path is unsafe."""
+        if not _COMPONENT_PATTERN.match(component_id):
+            raise ValueError(f"invalid component id: {component_id!r}")
+        relative = PurePosixPath(live_path)
+        if (
+            not live_path
+            or relative.is_absolute()
+            or any(part in ("..", ".") for part in relative.parts)
+            or relative.parts[:2] in (("lib", ".generations"), ("lib", ".staging"))
+        ):
+            raise ValueError(f"invalid live path for {component_id}: {live_path!r}")
+        self._root = root
+        self._id = component_id
+        self._live = root / relative
+        self._generations = _generations_root(root) / component_id
+        self._switch_link = self._live.parent / f".{self._live.name}.switch"
+
+    # ----------------------------------------------------------------- reading
+
+    def state(self) -> InstalledState:
+        """Return the current and previous generations without changing anything.
+
+        A live path that is a real directory (an install that predates the updater) is
+        reported as current generation seq 0, version "0", at the live path itself; a
+        missing or dangling live path as no current generation.
+        """
+        if self._live.is_dir() and not self._live.is_symlink():
+            return InstalledState(Generation(_ADOPTED_SEQ, _ADOPTED_VERSION, self._live), None)
+        current = self._current()
+        if current is None:
+            return InstalledState(None, None)
+        return InstalledState(current, self._previous_of(current, self._generations_list()))
+
+    def _generations_list(self) -> list[Generation]:
+        """Return the complete generations on disk, lowest seq first."""
+        try:
+            entries = list(os.scandir(self._generations))
+        except FileNotFoundError:
+            return []
+        found = []
+        for entry in entries:
+            match = _GENERATION_PATTERN.match(entry.name)
+            if match and entry.is_dir(follow_symlinks=False):
+                found.append(
+                    Generation(int(match.group(1)), match.group(2), self._generations / entry.name)
+                )
+        return sorted(found, key=lambda generation: (generation.seq, generation.version))
+
+    def _current(self) -> Generation | None:
+        """Return the generation the live link points to, or None if it points to none."""
+        if not self._live.is_symlink():
+            return None
+        target = Path(os.path.realpath(self._live))
+        if target.parent != Path(os.path.realpath(self._generations)):
+            return None
+        match = _GENERATION_PATTERN.match(target.name)
+        if not match or not target.is_dir():
+            return None
+        return Generation(int(match.group(1)), match.group(2), self._generations / target.name)
+
+    @staticmethod
+    def _previous_of(current: Generation, generations: list[Generation]) -> Generation | None:
+        below = [generation for generation in generations if generation.seq < current.seq]
+        return below[-1] if below else None
+
+    # ----------------------------------------------------------------- repair
+
+    def repair(self) -> list[str]:
+        """Make the disk consistent after any interruption; return one line per fix.
+
+        Keeps the live link's target and the previous generation, restores the live link
+        of an interrupted adoption, and removes every other generation, this component's
+        staging leftovers and a leftover temporary link. Raise OSError if the disk cannot
+        be changed.
+        """
+        fixes: list[str] = []
+        if os.path.lexists(self._switch_link):
+            os.unlink(self._switch_link)
+            fixes.append(f"{self._id}: removed leftover temporary link {self._switch_link}")
+        fixes.extend(self._remove_staging_leftovers())
+
+        generations = self._generations_list()
+        keep: list[Generation] = []
+        if self._live.is_dir() and not self._live.is_symlink():
+            # A real directory is what the scanner uses; no generation can be current.
+            pass
+        else:
+            current = self._current()
+            if current is None:
+                adopted = [g for g in generations if g.seq == _ADOPTED_SEQ]
+                if adopted:
+                    # Only an adoption interrupted between moving the directory away and
+                    # linking it back leaves the live path without a target.
+                    self._live.parent.mkdir(parents=True, exist_ok=True)
+                    self._switch(adopted[0])
+                    fixes.append(
+                        f"{self._id}: relinked {self._live} to adopted generation "
+                        f"{adopted[0].path.name}"
+                    )
+                    current = adopted[0]
+                elif self._live.is_symlink():
+                    fixes.append(f"{self._id}: live link {self._live} points to no generation")
+            if current is not None:
+                keep.append(current)
+                previous = self._previous_of(current, generations)
+                if previous is not None:
+                    keep.append(previous)
+        fixes.extend(self._remove_generations_except(keep))
+        for line in fixes:
+            log.info("repair: %s", line)
+        return fixes
+
+    def _remove_staging_leftovers(self) -> list[str]:
+        fixes = []
+        staging = staging_root(self._root)
+        for entry in os.scandir(staging):
+            if entry.name.partition(".")[0] == self._id:
+                _remove_tree(Path(entry.path))
+                fixes.append(f"{self._id}: removed leftover staging {entry.path}")
+        return fixes
+
+    def _remove_generations_except(self, keep: list[Generation]) -> list[str]:
+        """Remove every entry of the generations directory not named in ``keep``."""
+        kept = {generation.path.name for generation in keep}
+        fixes = []
+        try:
+            entries = sorted(os.scandir(self._generations), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if entry.name not in kept:
+                self._discard(Path(entry.path))
+                fixes.append(f"{self._id}: removed generation {entry.name}")
+        return fixes
+
+    def _discard(self, path: Path) -> None:
+        """Delete ``path`` so that no partly deleted generation is ever visible: move it
+        into staging first (atomic), then delete it there."""
+        trash = staging_root(self._root) / f"{self._id}.trash-{secrets.token_hex(6)}"
+        try:
+            os.rename(path, trash)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            _remove_tree(path)
+            return
+        _fsync_directory(path.parent)
+        _remove_tree(trash)
+
+    # ----------------------------------------------------------------- changing
+
+    def install(self, archive: Path, version: str, *, max_unpacked_bytes: int) -> InstalledState:
+        """Given a zip archive and its version, make it the current generation and keep the
+        one before it as previous; return the new state.
+
+        Raise InstallError if the version is malformed, the archive is not a sound zip, a
+        member is unsafe (absolute, ``..``, symbolic link, device file), the unpacked size
+        exceeds ``max_unpacked_bytes``, or the disk fails; the current generation is then
+        untouched and no staging is left.
+        """
+        if not _VERSION_PATTERN.match(version):
+            raise InstallError(f"invalid version {version!r}: digits and dots only")
+        try:
+            self.repair()
+            self._adopt_if_needed()
+            before = self._current()
+            staging = Path(tempfile.mkdtemp(prefix=f"{self._id}.unpack-",
+                                            dir=staging_root(self._root)))
+        except OSError as error:
+            raise InstallError(_os_reason(error, "preparing the install")) from error
+        generation: Generation | None = None
+        doing = "unpacking"
+        try:
+            # mkdtemp makes it 0700; the scan service, maybe another user, reads it.
+            os.chmod(staging, 0o755)  # noqa: S103
+            _unpack(archive, staging, max_unpacked_bytes)
+            doing = "installing"
+            generation = self._commit(staging, version)
+            self._live.parent.mkdir(parents=True, exist_ok=True)
+            self._switch(generation)
+        except (InstallError, OSError) as error:
+            self._abandon(staging, generation, before)
+            if isinstance(error, InstallError):
+                raise
+            raise InstallError(_os_reason(error, doing)) from error
+        log.info("%s: installed version %s as generation %s", self._id, version,
+                 generation.path.name)
+        self._prune(generation)
+        return self.state()
+
+    def rollback(self) -> InstalledState:
+        """Make the previous generation current and delete the one rolled away from; return
+        the new state. Raise InstallError if there is no previous generation or the disk
+        fails."""
+        try:
+            self.repair()
+            before = self.state()
+            if before.current is None or before.previous is None:
+                raise InstallError("no previous generation to roll back to")
+            self._switch(before.previous)
+            log.info("%s: rolled back from generation %s to %s", self._id,
+                     before.current.path.name, before.previous.path.name)
+            self._discard(before.current.path)
+        except OSError as error:
+            raise InstallError(_os_reason(error, "rolling back")) from error
+        return self.state()
+
+    def _adopt_if_needed(self) -> None:
+        """Move a pre-existing real live directory into the generations as seq 0."""
+        if not (self._live.is_dir() and not self._live.is_symlink()):
+            return
+        self._generations.mkdir(parents=True, exist_ok=True)
+        adopted = Generation(_ADOPTED_SEQ, _ADOPTED_VERSION,
+                             self._generations / f"{_ADOPTED_SEQ}-{_ADOPTED_VERSION}")
+        if os.path.lexists(self._switch_link):
+            os.unlink(self._switch_link)
+        os.symlink(os.path.relpath(adopted.path, self._live.parent), self._switch_link)
+        # A directory cannot be atomically replaced by a link: between these two renames
+        # the live path is missing, and repair() relinks it to the adopted generation.
+        os.rename(self._live, adopted.path)
+        os.replace(self._switch_link, self._live)
+        _fsync_directory(self._generations)
+        _fsync_directory(self._live.parent)
+        log.info("%s: adopted existing directory %s as generation %s", self._id, self._live,
+                 adopted.path.name)
+
+    def _commit(self, staging: Path, version: str) -> Generation:
+        """Rename a complete staging directory into the generations under the next seq."""
+        self._generations.mkdir(parents=True, exist_ok=True)
+        existing = self._generations_list()
+        seq = max([_ADOPTED_SEQ, *(generation.seq for generation in existing)]) + 1
+        generation = Generation(seq, version, self._generations / f"{seq}-{version}")
+        os.rename(staging, generation.path)
+        _fsync_directory(self._generations)
+        _fsync_directory(staging.parent)
+        return generation
+
+    def _switch(self, generation: Generation) -> None:
+        """Point the live link at ``generation`` atomically and durably."""
+        if os.path.lexists(self._switch_link):
+            os.unlink(self._switch_link)
+        os.symlink(os.path.relpath(generation.path, self._live.parent), self._switch_link)
+        os.replace(self._switch_link, self._live)
+        _fsync_directory(self._live.parent)
+
+    def _abandon(
+        self, staging: Path, generation: Generation | None, before: Generation | None
+    ) -> None:
+        """Best-effort cleanup after a failed install, back to ``before``; repair() finishes
+        what this cannot."""
+        try:
+            if generation is not None:
+                if self._current() == generation and before is not None:
+                    self._switch(before)
+                if self._current() != generation:
+                    self._discard(generation.path)
+            elif os.path.lexists(staging):
+                _remove_tree(staging)
+            if os.path.lexists(self._switch_link):
+                os.unlink(self._switch_link)
+        except OSError as error:
+            log.warning("%s: could not clean up after the failed install: %s", self._id, error)
+
+    def _prune(self, current: Generation) -> None:
+        """Keep only current and previous; a failure here leaves garbage, not a failed
+        install, so it is logged and left to the next repair()."""
+        keep = [current]
+        previous = self._previous_of(current, self._generations_list())
+        if previous is not None:
+            keep.append(previous)
+        try:
+            for line in self._remove_generations_except(keep):
+                log.debug("prune: %s", line)
+        except OSError as error:
+            log.warning("%s: could not remove an old generation: %s", self._id, error)
+
+
+def repair_all(root: Path, components: Iterable[tuple[str, str]]) -> list[str]:
+    """Given the install root and (component id, live path) pairs, repair each component and
+    remove staging entries that belong to none; return one line per fix. A component whose
+    repair fails is reported as a line and the others are still repaired."""
+    fixes: list[str] = []
+    known: set[str] = set()
+    for component_id, live_path in components:
+        known.add(component_id)
+        try:
+            fixes.extend(ComponentStore(root, component_id, live_path).repair())
+        except (OSError, ValueError) as error:
+            log.error("repair of %s failed: %s", component_id, error)
+            fixes.append(f"{component_id}: repair failed: {error}")
+    staging = staging_root(root)
+    for entry in os.scandir(staging):
+        if entry.name.partition(".")[0] not in known:
+            try:
+                _remove_tree(Path(entry.path))
+            except OSError as error:
+                fixes.append(f"could not remove leftover staging {entry.path}: {error}")
+                continue
+            fixes.append(f"removed leftover staging {entry.path}")
+            log.info("repair: removed leftover staging %s", entry.path)
+    return fixes
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+# --------------------------------------------------------------------- unpacking
+
+
+def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
+    """Given a zip member, return its path parts inside the install directory. Raise
+    InstallError if the member is unsafe."""
+    name = info.filename
+    if "\x00" in name or "\\" in name:
+        raise InstallError(f"zip member has an unsafe name: {name!r}")
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        raise InstallError(f"zip member has an absolute path: {name}")
+    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if ".." in parts:
+        raise InstallError(f"zip member escapes the install directory: {name}")
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise InstallError(f"zip member is a symbolic link: {name}")
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise InstallError(f"zip member is a device or special file: {name}")
+    return parts
+
+
+def _unpack(archive: Path, destination: Path, max_unpacked_bytes: int) -> None:
+    """Given a zip archive and an empty directory, unpack every member into it and fsync
+    files and directories. Raise InstallError for an unsafe or unsound archive; let
+    OSError through for disk failures."""
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            members = [(info, _member_parts(info)) for info in bundle.infolist()]
+            total = sum(info.file_size for info, _ in members)
+            if total > max_unpacked_bytes:
+                raise InstallError(
+                    f"unpacked size {total} bytes exceeds the limit of {max_unpacked_bytes} bytes"
+                )
+            directories = {destination}
+            for info, parts in members:
+                if not parts:
+                    continue
+                target = destination.joinpath(*parts)
+                if info.is_dir():
+                    _make_directories(destination, parts, directories)
+                    continue
+                _make_directories(destination, parts[:-1], directories)
+                _extract_file(bundle, info, target)
+            # Deepest first, so each directory is synced after its entries.
+            for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
+                _fsync_directory(directory)
+    except InstallError:
+        raise
+    except FileNotFoundError as error:
+        if error.filename == str(archive) or error.filename == archive:
+            raise InstallError(f"archive not found: {archive}") from error
+        raise InstallError(f"zip member conflicts with another member: {error.filename}") from error
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
+        raise InstallError(f"zip member conflicts with another member: {error.filename}") from error
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise InstallError(f"bad zip file: {error}") from error
+    except (NotImplementedError, RuntimeError) as error:
+        raise InstallError(f"unsupported zip file: {error}") from error
+
+
+def _make_directories(destination: Path, parts: tuple[str, ...], made: set[Path]) -> None:
+    current = destination
+    for part in parts:
+        current = current / part
+        if current not in made:
+            try:
+                os.mkdir(current, 0o755)
+            except FileExistsError:
+                if not current.is_dir() or current.is_symlink():
+                    raise
+            made.add(current)
+
+
+def _extract_file(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
+    mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+    descriptor = os.open(
+        target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
+    )
+    with open(descriptor, "wb") as output, bundle.open(info) as source:
+        # Reads stop at the declared size and check the CRC at the end, so the declared
+        # sizes summed above bound what is written.
+        shutil.copyfileobj(source, output, _COPY_CHUNK)
+        output.flush()
+        os.fchmod(output.fileno(), mode)
+        os.fsync(output.fileno())

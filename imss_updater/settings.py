@@ -1,0 +1,312 @@
+"""The typed settings object, and the one loader that builds it from ``tb_global_setting``.
+
+Rows come in as plain ``(section, name) -> value`` data; ``load`` checks every value it
+uses and reports every bad one at once (section, name, why) in a SettingsError, so an
+administrator who broke three rows with psql learns about all three from one message.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from imss_updater.process import split_command
+
+Rows = Mapping[tuple[str, str], str]
+T = TypeVar("T")
+
+FREQUENCIES = ("15min", "hourly", "daily", "weekly")
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+SIGNATURE_MODES = ("yes", "auto", "no")
+SECRET_NAMES = frozenset(
+    {
+        ("Proxy", "ProxyPassword"),
+        ("Notification", "SMTPPassword"),
+        ("Notification", "SNMPv3AuthPassword"),
+        ("Notification", "SNMPv3PrivPassword"),
+        ("Admin", "PasswordHash"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    section: str
+    name: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.section}/{self.name}: {self.why}"
+
+
+class SettingsError(ValueError):
+    """One or more settings rows are missing or invalid; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings: " + "; ".join(str(problem) for problem in problems))
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def __repr__(self) -> str:  # never show the password, even in a debugging dump
+        return f"ProxyConfig(host={self.host!r}, port={self.port}, user={self.user!r}, password=***)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    update_server: str
+    tmase_server: str
+    proxy: ProxyConfig | None  # set only when UseProxySetting=yes
+    scheduled_update: bool
+    schedule_frequency: str
+    schedule_minute: int
+    schedule_time: datetime.time
+    schedule_weekday: str
+    scheduled_components: tuple[str, ...]
+    licenses: Mapping[str, datetime.date | None]  # license name -> expiry (None: not activated)
+    features: Mapping[str, bool]  # Scan/<name> switches
+    ca_file: str | None
+    verify_signature: str
+    signature_ca_file: str | None
+    max_download_bytes: int
+    connect_timeout: float
+    read_timeout: float
+    retry_count: int
+    retry_backoff: float
+    scan_restart: tuple[str, ...]
+    policy_restart: tuple[str, ...]
+    restart_timeout: float
+
+    def license_active(self, license_name: str, today: datetime.date) -> bool:
+        """Return True when ``license_name`` is activated and not expired on ``today``."""
+        expiry = self.licenses.get(license_name)
+        return expiry is not None and expiry >= today
+
+    def feature_enabled(self, feature: str | None) -> bool:
+        return feature is None or self.features.get(feature, False)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a log line."""
+        return (self.proxy.password,) if self.proxy and self.proxy.password else ()
+
+
+class _Reader:
+    """Reads typed values from rows, collecting every problem instead of stopping."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+        self.problems: list[Problem] = []
+
+    def raw(self, section: str, name: str) -> str | None:
+        value = self.rows.get((section, name))
+        if value is None:
+            self.problems.append(Problem(section, name, "missing row (run `imss-updater db init`)"))
+        return value
+
+    def typed(self, section: str, name: str, convert: Callable[[str], T], fallback: T) -> T:
+        value = self.raw(section, name)
+        if value is None:
+            return fallback
+        try:
+            return convert(value.strip())
+        except ValueError as error:
+            self.problems.append(Problem(section, name, f"{error} (value {_shown(section, name, value)})"))
+            return fallback
+
+
+def _shown(section: str, name: str, value: str) -> str:
+    return "***" if (section, name) in SECRET_NAMES else repr(value)
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("yes", "true", "1", "on"):
+        return True
+    if lowered in ("no", "false", "0", "off"):
+        return False
+    raise ValueError("must be yes or no")
+
+
+def parse_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError as error:
+        raise ValueError(f"bad port in URL: {error}") from error
+    return text.rstrip("/")
+
+
+def parse_choice(choices: Iterable[str]) -> Callable[[str], str]:
+    allowed = tuple(choices)
+
+    def convert(text: str) -> str:
+        if text.lower() not in allowed:
+            raise ValueError("must be one of " + ", ".join(allowed))
+        return text.lower()
+
+    return convert
+
+
+def parse_int(low: int, high: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        if not text.isdigit():
+            raise ValueError("must be a whole number")
+        number = int(text)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return number
+
+    return convert
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not 0 < number <= 3600:
+        raise ValueError("must be more than 0 and at most 3600 seconds")
+    return number
+
+
+def parse_minute(text: str) -> int:
+    if text not in ("00", "0", "15", "30", "45"):
+        raise ValueError("must be 00, 15, 30 or 45")
+    return int(text)
+
+
+def parse_time(text: str) -> datetime.time:
+    try:
+        hours, minutes = text.split(":")
+        return datetime.time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError("must be HH:MM (24-hour)") from None
+
+
+def parse_date_or_empty(text: str) -> datetime.date | None:
+    if not text:
+        return None
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be YYYY-MM-DD, or empty for not activated") from None
+
+
+def parse_optional_path(text: str) -> str | None:
+    if not text:
+        return None
+    if not text.startswith("/"):
+        raise ValueError("must be an absolute path, or empty")
+    return text
+
+
+def parse_command(text: str) -> tuple[str, ...]:
+    try:
+        argv = split_command(text)
+    except ValueError as error:
+        raise ValueError(f"not a command line: {error}") from None
+    if not argv[0].startswith("/"):
+        raise ValueError("the program must be given by its absolute path")
+    return tuple(argv)
+
+
+def parse_components(known: Iterable[str]) -> Callable[[str], tuple[str, ...]]:
+    known_ids = tuple(known)
+
+    def convert(text: str) -> tuple[str, ...]:
+        ids = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+        unknown = [component_id for component_id in ids if component_id not in known_ids]
+        if unknown:
+            raise ValueError("unknown component(s): " + ", ".join(unknown))
+        return ids
+
+    return convert
+
+
+def load(rows: Rows, known_components: Iterable[str]) -> Settings:
+    """Given the rows of ``tb_global_setting`` and the catalog's component ids, return Settings.
+
+    Raise SettingsError listing every missing or invalid row the updater uses.
+    """
+    read = _Reader(rows)
+    update_server = read.typed("Update", "UpdateServer", parse_url, "")
+    tmase_server = read.typed("Update", "TMASEServerurl", parse_url, "")
+    use_proxy = read.typed("Update", "UseProxySetting", parse_bool, False)
+    proxy = None
+    proxy_host = (read.raw("Proxy", "ProxyHost") or "").strip()
+    proxy_port_text = (read.raw("Proxy", "ProxyPort") or "").strip()
+    proxy_user = read.raw("Proxy", "ProxyUser") or ""
+    proxy_password = read.raw("Proxy", "ProxyPassword") or ""
+    if use_proxy:
+        if not proxy_host:
+            read.problems.append(Problem("Proxy", "ProxyHost", "empty while UseProxySetting=yes"))
+        try:
+            proxy_port = parse_int(1, 65535)(proxy_port_text)
+        except ValueError as error:
+            read.problems.append(Problem("Proxy", "ProxyPort", f"{error} (value {proxy_port_text!r})"))
+            proxy_port = 0
+        proxy = ProxyConfig(proxy_host, proxy_port, proxy_user, proxy_password)
+    licenses = {
+        name: read.typed("License", name, parse_date_or_empty, None)
+        for name in ("Antivirus", "Antispam")
+    }
+    features = {
+        name: read.typed("Scan", name, parse_bool, False) for name in ("ATSEEnabled", "SmartScanEnabled")
+    }
+    max_megabytes = read.typed("Update", "MaxDownloadMB", parse_int(1, 1024 * 1024), 1024)
+    settings = Settings(
+        update_server=update_server,
+        tmase_server=tmase_server,
+        proxy=proxy,
+        scheduled_update=read.typed("Update", "ScheduledUpdate", parse_bool, True),
+        schedule_frequency=read.typed("Update", "ScheduleFrequency", parse_choice(FREQUENCIES), "15min"),
+        schedule_minute=read.typed("Update", "ScheduleMinute", parse_minute, 0),
+        schedule_time=read.typed("Update", "ScheduleTime", parse_time, datetime.time(3, 0)),
+        schedule_weekday=read.typed("Update", "ScheduleWeekday", parse_choice(WEEKDAYS), "sun"),
+        scheduled_components=read.typed(
+            "Update", "ScheduledComponents", parse_components(known_components), ()
+        ),
+        licenses=licenses,
+        features=features,
+        ca_file=read.typed("Update", "CAFile", parse_optional_path, None),
+        verify_signature=read.typed("Update", "VerifySignature", parse_choice(SIGNATURE_MODES), "yes"),
+        signature_ca_file=read.typed("Update", "SignatureCAFile", parse_optional_path, None),
+        max_download_bytes=max_megabytes * 1024 * 1024,
+        connect_timeout=read.typed("Update", "ConnectTimeout", parse_seconds, 15.0),
+        read_timeout=read.typed("Update", "ReadTimeout", parse_seconds, 60.0),
+        retry_count=read.typed("Update", "RetryCount", parse_int(0, 10), 2),
+        retry_backoff=read.typed("Update", "RetryBackoff", parse_seconds, 2.0),
+        scan_restart=read.typed("Service", "ScanServiceRestart", parse_command, ()),
+        policy_restart=read.typed("Service", "PolicyServiceRestart", parse_command, ()),
+        restart_timeout=read.typed("Service", "RestartTimeout", parse_seconds, 120.0),
+    )
+    if read.problems:
+        raise SettingsError(read.problems)
+    return settings
+
+
+def validate_value(section: str, name: str, value: str, rows: Rows, known_components: Iterable[str]) -> None:
+    """Raise SettingsError if setting ``section/name`` to ``value`` would break the settings.
+
+    Used by ``config set`` so that a typo is refused before it reaches the database.
+    Rows the loader does not use (e.g. notification templates) are accepted as they are.
+    """
+    changed = dict(rows)
+    changed[(section, name)] = value
+    try:
+        load(changed, known_components)
+    except SettingsError as error:
+        own = [problem for problem in error.problems if (problem.section, problem.name) == (section, name)]
+        if own:
+            raise SettingsError(own) from None

@@ -1,0 +1,113 @@
+"""Verify the detached CMS/PKCS#7 signature of a downloaded component (SPEC section 3).
+
+``cryptography`` cannot verify CMS, so this runs ``openssl cms -verify`` (no shell), which
+streams the content from disk however large it is. Only the configured trust file is
+trusted: the system CA directory and store are switched off, so a certificate from a public
+web CA can never sign an update. Every failure becomes a SignatureError whose ``reason``
+is one line an administrator can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from imss_updater import process
+
+log = logging.getLogger(__name__)
+
+OPENSSL = "openssl"
+
+NO_TRUST = "no signature trust anchors configured (Update/SignatureCAFile)"
+CONTENT_MISMATCH = "signature invalid: content does not match the signature"
+EXPIRED = "signer certificate expired"
+MALFORMED = "malformed signature file"
+
+# X.509 verify errors that mean "the chain does not reach a configured root".
+_UNKNOWN_SIGNER_ERRORS = (
+    "unable to get local issuer certificate",
+    "unable to get issuer certificate",
+    "unable to verify the first certificate",
+    "self-signed certificate in certificate chain",
+    "self signed certificate in certificate chain",
+    "self-signed certificate",
+    "self signed certificate",
+)
+
+
+class SignatureError(Exception):
+    """The signature does not verify; ``reason`` is one line saying why and what to fix."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def verify_detached(
+    content: Path, signature: Path, trust_file: Path | None, *, timeout: float = 300.0
+) -> None:
+    """Given a file, its detached DER CMS signature and a PEM file of trust anchors, return
+    if the signature is valid over the file's exact bytes and its signer chains to one of
+    the anchors (intermediates may come from the signature or the trust file; any key
+    usage is accepted). Raise SignatureError otherwise."""
+    if trust_file is None or not trust_file.is_file():
+        raise SignatureError(NO_TRUST)
+    if not content.is_file():
+        raise SignatureError(f"content file not found: {content}")
+    if not signature.is_file():
+        raise SignatureError(f"signature file not found: {signature}")
+    argv = [
+        OPENSSL, "cms", "-verify", "-binary", "-inform", "DER",
+        "-in", str(signature), "-content", str(content),
+        "-CAfile", str(trust_file), "-no-CApath", "-no-CAstore",
+        "-purpose", "any", "-out", "/dev/null",
+    ]
+    try:
+        result = process.run(argv, timeout=timeout, check=False)
+    except process.CommandError as error:
+        raise SignatureError(f"cannot verify signature: {error.reason}") from error
+    if result.returncode == 0:
+        log.debug("signature %s over %s verified", signature, content)
+        return
+    reason = classify_failure(result.stderr, trust_file)
+    log.debug("openssl cms -verify failed for %s: %s", signature, result.stderr.strip())
+    raise SignatureError(reason)
+
+
+def classify_failure(stderr: str, trust_file: Path) -> str:
+    """Given the error output of a failed ``openssl cms -verify``, return the reason."""
+    text = stderr.lower()
+    # OpenSSL 3 ends a chain failure with ":Verify error: <X509 verify text>"; the content
+    # digest failure says "content verify error" (lower case), which must not match here.
+    verify_error = re.search(r"\bVerify error:\s*([^\n]+)", stderr)
+    if "error loading file" in text:
+        return f"cannot load signature trust anchors from {trust_file}: no certificate found"
+    if "error reading smime content info" in text or "error reading s/mime" in text:
+        return MALFORMED
+    if "type not signed data" in text or "not a signed data" in text:
+        return MALFORMED
+    if verify_error is not None:
+        detail = verify_error.group(1).strip()
+        lowered = detail.lower()
+        if "certificate has expired" in lowered:
+            return EXPIRED
+        if "not yet valid" in lowered:
+            return "signer certificate not yet valid (check the system clock)"
+        if any(marker in lowered for marker in _UNKNOWN_SIGNER_ERRORS):
+            return f"unknown signer: missing root or intermediate certificate ({detail})"
+        return f"signer certificate rejected: {detail}"
+    if "content verify error" in text or "verification failure:" in text:
+        return CONTENT_MISMATCH
+    if "no signers" in text or "signer certificate not found" in text:
+        return "signature names no usable signer certificate"
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else "no error output"
+    return f"signature verification failed: {_short(last)}"
+
+
+def _short(openssl_line: str) -> str:
+    """Drop OpenSSL's ``<thread>:error:<code>:<lib>:<func>:`` prefix and source location."""
+    match = re.match(r"^[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:(.*?)(?::[^:]*\.c:\d+:.*)?$",
+                     openssl_line)
+    return match.group(1) if match else openssl_line
