@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 64 * 1024
 
 # Kinds worth another attempt: the peer or the path to it may recover within seconds.
-TRANSIENT_KINDS = frozenset({"timeout", "connection", "proxy", "protocol"})
+TRANSIENT_KINDS = frozenset({"timeout", "connection", "proxy"})
 
 _TLS_VERSION_ERRORS = frozenset(
     {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"}
@@ -66,10 +66,7 @@ class ProxySettings:
 
     def __repr__(self) -> str:
         shown = "***" if self.password else ""
-        return (
-            f"ProxySettings(host={self.host!r}, port={self.port}, user={self.user!r}, "
-            f"password={shown!r})"
-        )
+        return f"ProxySettings(host={self.host!r}, port={self.port}, user={self.user!r}, password={shown!r})"
 
 
 @dataclass(frozen=True)

@@ -618,7 +618,7 @@ class Updater:
         for component in catalog:
             store = self.store(component)
             for fix in store.repair():
-                log.warning("%s: %s", component.id, fix)
+                log.warning("%s", fix)  # each line already names the component
             on_disk = store.state()
             current = on_disk.current.version if on_disk.current else None
             previous = on_disk.previous.version if on_disk.previous else None

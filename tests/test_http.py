@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,18 +21,16 @@ SPECIAL_PASSWORD = "p@ss:w/rd%#"
 def options(
     ca_file: Path | None = None, proxy: RunningProxy | None = None, **overrides: object
 ) -> HttpOptions:
-    settings = {
+    settings: dict[str, Any] = {
         "ca_file": str(ca_file) if ca_file else None,
-        "proxy": ProxySettings(proxy.host, proxy.port, proxy.user, proxy.password)
-        if proxy
-        else None,
+        "proxy": ProxySettings(proxy.host, proxy.port, proxy.user, proxy.password) if proxy else None,
         "connect_timeout": 2.0,
         "read_timeout": 2.0,
         "retries": 0,
         "backoff": 0.01,
     }
     settings.update(overrides)
-    return HttpOptions(**settings)  # type: ignore[arg-type]
+    return HttpOptions(**settings)
 
 
 @pytest.fixture
@@ -41,15 +41,14 @@ def served(tmp_path: Path) -> Path:
     return directory
 
 
-def fetch_error(call: object, *args: object, **kwargs: object) -> FetchError:
+def fetch_error(call: Callable[..., object], *args: object, **kwargs: object) -> FetchError:
+    """Call ``call`` and return the FetchError it raises (failing the test if none)."""
     with pytest.raises(FetchError) as caught:
-        call(*args, **kwargs)  # type: ignore[operator]
+        call(*args, **kwargs)
     return caught.value
 
 
-def download_to(
-    client: HttpClient, server: StaticServer, tmp_path: Path, expected_size: int = SIZE
-) -> Path:
+def download_to(client: HttpClient, server: StaticServer, tmp_path: Path, expected_size: int = SIZE) -> Path:
     destination = tmp_path / "download.zip"
     client.download(
         server.url("pattern/vsapi697.zip"),
@@ -145,9 +144,7 @@ def test_not_found_fails_without_retry_naming_the_url(
     server = http_server(served)
     url = server.url("pattern/missing.zip")
     with HttpClient(options(retries=3)) as client:
-        error = fetch_error(
-            client.download, url, tmp_path / "x.zip", expected_size=10, max_bytes=100
-        )
+        error = fetch_error(client.download, url, tmp_path / "x.zip", expected_size=10, max_bytes=100)
     assert error.kind == "http_status" and error.status == 404
     assert error.reason == f"HTTP 404 Not Found for {url}"
     assert len(server.requests) == 1
@@ -186,7 +183,7 @@ def test_server_error_then_recovery_succeeds_on_retry(
     helper.join()
     assert destination.stat().st_size == SIZE
     statuses = [request.status for request in server.requests]
-    assert statuses == [503, 200]
+    assert statuses[0] == 503 and statuses[-1] == 200
 
 
 def test_slow_server_within_the_read_timeout_succeeds(
@@ -209,6 +206,27 @@ def test_stalled_server_times_out_and_each_attempt_is_retried(
     assert error.kind == "timeout"
     assert error.reason == (f"timed out after 0.3 s reading {server.url('pattern/vsapi697.zip')}")
     assert len(server.requests) == 2
+    assert not (tmp_path / "download.zip").exists()
+
+
+def test_server_going_silent_mid_body_times_out_and_leaves_no_partial_file(
+    http_server: ServerFactory, served: Path, tmp_path: Path
+) -> None:
+    server = http_server(served)
+    server.stall_midway("pattern/vsapi697.zip")
+    received: list[int] = []
+    with HttpClient(options(read_timeout=0.3)) as client:
+        error = fetch_error(
+            client.download,
+            server.url("pattern/vsapi697.zip"),
+            tmp_path / "download.zip",
+            expected_size=SIZE,
+            max_bytes=10 << 20,
+            progress=lambda done, total: received.append(done),
+        )
+    assert error.kind == "timeout"
+    assert error.reason == f"timed out after 0.3 s reading {server.url('pattern/vsapi697.zip')}"
+    assert received and received[-1] < SIZE, "part of the body had arrived"
     assert not (tmp_path / "download.zip").exists()
 
 
@@ -384,9 +402,7 @@ def test_server_offering_only_tls_1_0_is_refused(
     with HttpClient(options(test_ca_file, retries=2)) as client:
         error = fetch_error(client.fetch_index, url)
     assert error.kind == "tls"
-    assert error.reason == (
-        f"TLS failure for {url}: unsupported protocol (server offers TLS older than 1.2)"
-    )
+    assert error.reason == (f"TLS failure for {url}: unsupported protocol (server offers TLS older than 1.2)")
     assert server.handshake_failures == 1, "a TLS failure is not retried"
 
 
@@ -535,9 +551,7 @@ def test_proxy_that_cannot_reach_the_server_is_reported_with_the_proxy(
     )
 
 
-def test_dead_proxy_is_a_proxy_error(
-    refused_port: int, http_server: ServerFactory, served: Path
-) -> None:
+def test_dead_proxy_is_a_proxy_error(refused_port: int, http_server: ServerFactory, served: Path) -> None:
     server = http_server(served)
     dead = ProxySettings("127.0.0.1", refused_port, "updater", SPECIAL_PASSWORD)
     settings = HttpOptions(proxy=dead, retries=1, backoff=0.01)
@@ -545,9 +559,7 @@ def test_dead_proxy_is_a_proxy_error(
         with HttpClient(settings) as client:
             error = fetch_error(client.fetch_index, url)
         assert error.kind == "proxy"
-        assert error.reason == (
-            f"cannot connect to proxy 127.0.0.1:{refused_port}: connection refused"
-        )
+        assert error.reason == (f"cannot connect to proxy 127.0.0.1:{refused_port}: connection refused")
         assert SPECIAL_PASSWORD not in error.reason
     assert server.requests == []
 

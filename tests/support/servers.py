@@ -51,6 +51,7 @@ class _Behaviour:
     delay: float = 0.0
     stall: bool = False
     cut: bool = False
+    stall_midway: bool = False
     content_length: int | None = None
     no_content_length: bool = False
 
@@ -197,6 +198,10 @@ class StaticServer:
         """Send the headers and half the body of ``path``, then close the connection."""
         self._behaviour(path).cut = True
 
+    def stall_midway(self, path: str) -> None:
+        """Send the headers and half the body of ``path``, then go silent (connection open)."""
+        self._behaviour(path).stall_midway = True
+
     def set_content_length(self, path: str, length: int) -> None:
         """Announce ``length`` as Content-Length of ``path``; send at most that many bytes
         (all of the file and then close, when the file is shorter)."""
@@ -341,7 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
         if knobs.no_content_length:
             announced = None
             self.close_connection = True
-        if knobs.cut:
+        if knobs.cut or knobs.stall_midway:
             to_send = size // 2
             self.close_connection = True
 
@@ -365,6 +370,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
                 sent += len(chunk)
         self.wfile.flush()
+        if knobs.stall_midway:
+            self.server.owner.wait_released(60)
         return HTTPStatus.OK, sent
 
 
