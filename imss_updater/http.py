@@ -242,7 +242,8 @@ class HttpClient:
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         """Given a URL and the size the index announces, stream the file to ``destination``
-        (fsynced) and return once exactly ``expected_size`` bytes are on disk.
+        and return once exactly ``expected_size`` bytes are written. The file is not fsynced:
+        it is a staging file that a crash discards anyway; the install makes its copy durable.
 
         ``progress(received, expected_size)`` is called after each chunk. Raise FetchError:
         too_large before any request when ``expected_size > max_bytes``; size_mismatch when
@@ -305,7 +306,6 @@ class HttpClient:
                         progress(received, expected_size)
                 try:
                     output.flush()
-                    os.fsync(output.fileno())
                 except OSError as error:
                     raise _disk_error(destination, error) from error
             if received != expected_size:

@@ -1,0 +1,213 @@
+"""Benchmark of the update engine on loopback; prints figures, asserts nothing.
+
+Measures, in one run:
+1. a check when nothing changed: requests and bytes on the wire per source
+   (goal: one request per source, under 1 KB);
+2. download + verify + install of one large component, as a ratio of curl's time to fetch
+   the same file from the same server (goal: at least 0.7);
+3. peak RSS growth of the updater process during that install (goal: under 50 MB).
+
+Usage: .venv/bin/python bench/bench_update.py [--size-mb 512]
+Needs a PostgreSQL server installed (it starts a private cluster) and curl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from imss_updater.db import Database  # noqa: E402
+from tests.support.autree import AUTree, SigningPKI  # noqa: E402
+from tests.support.pg import dsn_for, make_state_dir, start_cluster  # noqa: E402
+from tests.support.servers import StaticServer  # noqa: E402
+
+CHILD = r"""
+import json, sys, time
+from pathlib import Path
+from imss_updater.db import Database
+from imss_updater.planner import Mode
+from imss_updater.updater import Updater
+
+def status_kb(field):
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the parent's peak.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+dsn, root, component = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+marks = []
+def progress(component_id, phase, done, total):
+    if not marks or marks[-1][0] != phase:
+        marks.append((phase, time.perf_counter()))
+with Database(dsn) as database:
+    updater = Updater(database, root, progress=progress)
+    updater.status()
+    before = status_kb("VmRSS")
+    started = time.perf_counter()
+    report = updater.update(Mode.MANUAL, [component])
+    elapsed = time.perf_counter() - started
+marks.append(("end", time.perf_counter()))
+phases = {marks[i][0]: marks[i + 1][1] - marks[i][1] for i in range(len(marks) - 1)}
+phases["check and plan"] = marks[0][1] - started
+peak = status_kb("VmHWM")
+print(json.dumps({"ok": report.ok, "seconds": elapsed, "rss_before_kb": before, "peak_kb": peak,
+                  "summary": report.summary(), "phases": phases}))
+"""
+
+
+class CountingRelay:
+    """A TCP relay in front of the server that counts the bytes of each connection."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, target: socket.socket, up: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                with self.lock:
+                    if up:
+                        self.bytes_up += len(data)
+                    else:
+                        self.bytes_down += len(data)
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mb", type=int, default=512)
+    arguments = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="imss-bench-"))
+    state = make_state_dir("imss-bench-pg-")
+    cluster = start_cluster(state)
+    try:
+        return run(work, cluster, arguments.size_mb)
+    finally:
+        cluster.stop()
+        shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, cluster, size_mb: int) -> int:  # type: ignore[no-untyped-def]
+    import psycopg2
+
+    admin = psycopg2.connect(cluster.dsn())
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("CREATE DATABASE bench OWNER sa")
+    admin.close()
+    dsn = dsn_for(cluster, "bench")
+    pki = SigningPKI(work / "pki")
+    tree = AUTree(work / "au", pki)
+    small = tree.add_pattern("P.4", "1569700")
+    started = time.perf_counter()
+    big = tree.add_pattern("P.8", "240100", size_bytes=size_mb * 1024 * 1024)
+    print(f"prepared a signed {big.size / 2**20:.0f} MiB component in {time.perf_counter() - started:.1f} s")
+    server = StaticServer(work / "au").start()
+    relay = CountingRelay(server.port)
+    base = f"http://127.0.0.1:{relay.port}"
+    tree.write_ini(base_url=base)
+    root = work / "root"
+    root.mkdir()
+    with Database(dsn) as database:
+        database.init()
+        for section, name, value in [
+            ("Update", "UpdateServer", base), ("Update", "TMASEServerurl", base),
+            ("Update", "SignatureCAFile", str(pki.trust_file)), ("Update", "VerifySignature", "yes"),
+            ("Service", "ScanServiceRestart", "/bin/true"), ("Service", "PolicyServiceRestart", "/bin/true"),
+        ]:
+            database.set_setting(section, name, value)
+    cli = [sys.executable, "-m", "imss_updater.cli"]
+    common = ["--dsn", dsn, "--root", str(root)]
+    subprocess.run([*cli, "update", "virus_pattern", *common], check=True, cwd=REPO,  # noqa: S603
+                   stdout=subprocess.DEVNULL)
+
+    # 1. A check that finds nothing new.
+    subprocess.run([*cli, "check", *common], cwd=REPO, stdout=subprocess.DEVNULL, check=True)  # noqa: S603
+    before = (relay.connections, relay.bytes_up, relay.bytes_down, len(server.requests))
+    subprocess.run([*cli, "check", *common], cwd=REPO, stdout=subprocess.DEVNULL, check=True)  # noqa: S603
+    time.sleep(0.2)
+    requests = len(server.requests) - before[3]
+    up, down = relay.bytes_up - before[1], relay.bytes_down - before[2]
+    statuses = [r.status for r in server.requests[before[3]:]]
+    print(f"check, nothing changed: {requests} request(s) to 1 source {statuses}, "
+          f"{up} B sent + {down} B received = {up + down} B (goal: 1 request, < 1024 B)")
+
+    # 2. curl alone, then the whole update of the large component.
+    url = f"{server.base_url}/{big.path}"
+    curl_times = []
+    for _ in range(3):
+        target = work / "curl.out"
+        started = time.perf_counter()
+        subprocess.run(["curl", "-sS", "-o", str(target), url], check=True)  # noqa: S603,S607
+        curl_times.append(time.perf_counter() - started)
+        target.unlink()
+    curl_best = min(curl_times)
+    child = subprocess.run([sys.executable, "-c", CHILD, dsn, str(root), "spyware_pattern"],  # noqa: S603
+                           cwd=REPO, capture_output=True, text=True, check=True)
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    mib = big.size / 2**20
+    print(f"curl fetch of {mib:.0f} MiB: {curl_best:.2f} s ({mib / curl_best:.0f} MiB/s, best of 3)")
+    print(f"update (download + verify + install + record) of {mib:.0f} MiB: {result['seconds']:.2f} s "
+          f"({mib / result['seconds']:.0f} MiB/s), ok={result['ok']}")
+    print("  phases: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result["phases"].items()))
+    pipeline = work / "pipeline"
+    started = time.perf_counter()
+    subprocess.run(["curl", "-sS", "-o", str(work / "p.zip"), url], check=True)  # noqa: S603,S607
+    subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",  # noqa: S603,S607
+                    str(tree.signature_file("P.8")), "-content", str(work / "p.zip"), "-CAfile",
+                    str(pki.trust_file), "-purpose", "any", "-out", "/dev/null"],
+                   check=True, capture_output=True)
+    shutil.unpack_archive(work / "p.zip", pipeline, "zip")
+    subprocess.run(["sync", "-f", str(pipeline)], check=True)  # noqa: S603,S607
+    by_hand = time.perf_counter() - started
+    print(f"the same work by hand (curl, openssl cms -verify, unzip, sync): {by_hand:.2f} s; "
+          f"ratio updater/by-hand: {by_hand / result['seconds']:.2f}")
+    print(f"throughput ratio updater/curl: {curl_best / result['seconds']:.2f} (goal: >= 0.7)")
+    growth = (result["peak_kb"] - result["rss_before_kb"]) / 1024
+    print(f"peak RSS growth of the updater during the install: {growth:.1f} MB "
+          f"(before {result['rss_before_kb'] / 1024:.1f} MB, peak {result['peak_kb'] / 1024:.1f} MB; goal < 50 MB)")
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
