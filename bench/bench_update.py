@@ -14,6 +14,7 @@ Needs a PostgreSQL server installed (it starts a private cluster) and curl.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import socket
@@ -105,10 +106,8 @@ class CountingRelay:
             pass
         finally:
             for end in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def main() -> int:
@@ -137,7 +136,7 @@ def run(work: Path, cluster, size_mb: int) -> int:  # type: ignore[no-untyped-de
     dsn = dsn_for(cluster, "bench")
     pki = SigningPKI(work / "pki")
     tree = AUTree(work / "au", pki)
-    small = tree.add_pattern("P.4", "1569700")
+    tree.add_pattern("P.4", "1569700")
     started = time.perf_counter()
     big = tree.add_pattern("P.8", "240100", size_bytes=size_mb * 1024 * 1024)
     print(f"prepared a signed {big.size / 2**20:.0f} MiB component in {time.perf_counter() - started:.1f} s")
@@ -157,13 +156,13 @@ def run(work: Path, cluster, size_mb: int) -> int:  # type: ignore[no-untyped-de
             database.set_setting(section, name, value)
     cli = [sys.executable, "-m", "imss_updater.cli"]
     common = ["--dsn", dsn, "--root", str(root)]
-    subprocess.run([*cli, "update", "virus_pattern", *common], check=True, cwd=REPO,  # noqa: S603
+    subprocess.run([*cli, "update", "virus_pattern", *common], check=True, cwd=REPO,
                    stdout=subprocess.DEVNULL)
 
     # 1. A check that finds nothing new.
-    subprocess.run([*cli, "check", *common], cwd=REPO, stdout=subprocess.DEVNULL, check=True)  # noqa: S603
+    subprocess.run([*cli, "check", *common], cwd=REPO, stdout=subprocess.DEVNULL, check=True)
     before = (relay.connections, relay.bytes_up, relay.bytes_down, len(server.requests))
-    subprocess.run([*cli, "check", *common], cwd=REPO, stdout=subprocess.DEVNULL, check=True)  # noqa: S603
+    subprocess.run([*cli, "check", *common], cwd=REPO, stdout=subprocess.DEVNULL, check=True)
     time.sleep(0.2)
     requests = len(server.requests) - before[3]
     up, down = relay.bytes_up - before[1], relay.bytes_down - before[2]
@@ -177,11 +176,11 @@ def run(work: Path, cluster, size_mb: int) -> int:  # type: ignore[no-untyped-de
     for _ in range(3):
         target = work / "curl.out"
         started = time.perf_counter()
-        subprocess.run(["curl", "-sS", "-o", str(target), url], check=True)  # noqa: S603,S607
+        subprocess.run(["curl", "-sS", "-o", str(target), url], check=True)
         curl_times.append(time.perf_counter() - started)
         target.unlink()
     curl_best = min(curl_times)
-    child = subprocess.run([sys.executable, "-c", CHILD, dsn, str(root), "spyware_pattern"],  # noqa: S603
+    child = subprocess.run([sys.executable, "-c", CHILD, dsn, str(root), "spyware_pattern"],
                            cwd=REPO, capture_output=True, text=True, check=True)
     result = json.loads(child.stdout.strip().splitlines()[-1])
     mib = big.size / 2**20
@@ -191,20 +190,21 @@ def run(work: Path, cluster, size_mb: int) -> int:  # type: ignore[no-untyped-de
     print("  phases: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result["phases"].items()))
     pipeline = work / "pipeline"
     started = time.perf_counter()
-    subprocess.run(["curl", "-sS", "-o", str(work / "p.zip"), url], check=True)  # noqa: S603,S607
-    subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",  # noqa: S603,S607
+    subprocess.run(["curl", "-sS", "-o", str(work / "p.zip"), url], check=True)
+    subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
                     str(tree.signature_file("P.8")), "-content", str(work / "p.zip"), "-CAfile",
                     str(pki.trust_file), "-purpose", "any", "-out", "/dev/null"],
                    check=True, capture_output=True)
     shutil.unpack_archive(work / "p.zip", pipeline, "zip")
-    subprocess.run(["sync", "-f", str(pipeline)], check=True)  # noqa: S603,S607
+    subprocess.run(["sync", "-f", str(pipeline)], check=True)
     by_hand = time.perf_counter() - started
     print(f"the same work by hand (curl, openssl cms -verify, unzip, sync): {by_hand:.2f} s; "
           f"ratio updater/by-hand: {by_hand / result['seconds']:.2f}")
     print(f"throughput ratio updater/curl: {curl_best / result['seconds']:.2f} (goal: >= 0.7)")
     growth = (result["peak_kb"] - result["rss_before_kb"]) / 1024
     print(f"peak RSS growth of the updater during the install: {growth:.1f} MB "
-          f"(before {result['rss_before_kb'] / 1024:.1f} MB, peak {result['peak_kb'] / 1024:.1f} MB; goal < 50 MB)")
+          f"(before {result['rss_before_kb'] / 1024:.1f} MB, peak {result['peak_kb'] / 1024:.1f} MB; "
+          "goal < 50 MB)")
     server.stop()
     return 0
 
