@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 64 * 1024
+CHUNK_SIZE = 1024 * 1024
 
 # Kinds worth another attempt: the peer or the path to it may recover within seconds.
 TRANSIENT_KINDS = frozenset({"timeout", "connection", "proxy"})
@@ -330,9 +330,13 @@ class HttpClient:
             raise self._classify(error, url) from error
 
     def _chunks(self, response: requests.Response, url: str) -> Iterator[bytes]:
+        # read1 returns what has arrived (up to CHUNK_SIZE) without waiting for a full
+        # chunk: large reads when data streams in, prompt progress when it trickles.
+        raw = response.raw
         try:
-            yield from response.iter_content(chunk_size=CHUNK_SIZE)
-        except requests.RequestException as error:
+            while chunk := raw.read1(CHUNK_SIZE):
+                yield chunk
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
             raise self._classify(error, url, reading=True) from error
 
     def _read_limited(self, response: requests.Response, url: str, max_bytes: int) -> bytes:

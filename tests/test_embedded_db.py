@@ -157,6 +157,8 @@ def test_fresh_cluster_starts_and_stops_idempotently(fresh_cluster: EmbeddedData
 
 def test_start_on_a_port_in_use_names_the_log(fresh_cluster: EmbeddedDatabase) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        # Earlier tests' connections may leave the port in TIME_WAIT; a listener still wins.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", fresh_cluster.port))
         squatter.listen()
         with pytest.raises(EmbeddedDbError) as raised:
