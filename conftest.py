@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.servers",
     "tests.support.proxy",
     "tests.support.gateway",
+    "tests.support.daemon",
 ]

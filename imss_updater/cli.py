@@ -14,9 +14,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from imss_updater import config, lock
+from imss_updater import config, diagnose, importer, lock
 from imss_updater.db import Database, DatabaseError
 from imss_updater.embedded_db import EmbeddedDbError
 from imss_updater.planner import Mode
@@ -80,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--since", help="ISO date or date-time")
     logs.add_argument("--limit", type=int, default=50)
     logs.add_argument("--lang", choices=("en", "ja"), default="en")
+    diagnose = commands.add_parser("diagnose", parents=[common],
+                                   help="troubleshoot the connection to the update source step by step")
+    diagnose.add_argument("--address", action="append", default=[], metavar="HOST=IP",
+                          help="an IP address to try when HOST does not resolve")
+    package = commands.add_parser("import", parents=[common],
+                                  help="install a component package obtained separately")
+    package.add_argument("file", type=Path)
+    package.add_argument("--component", metavar="ID")
+    package.add_argument("--version", metavar="V")
+    package.add_argument("--force", action="store_true",
+                         help="install even if not newer than the installed version")
     run = commands.add_parser("run", parents=[common], help="the daemon (scheduler and status page)")
     run.add_argument("--once", action="store_true", help="one scheduled update, then exit")
     return parser
@@ -132,6 +144,8 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
         from imss_updater import daemon  # the scheduler is loaded only for the daemon
 
         return daemon.main(bootstrap, once=arguments.once, as_json=arguments.json)
+    if command == "diagnose":
+        return _diagnose(arguments, bootstrap)
     with config.open_database(bootstrap) as database:
         if command == "db":
             applied = database.init()
@@ -159,6 +173,12 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                     "ok": run_status.last_run_ok, "result": run_status.last_run_text,
                 },
                 "services": {"scan": run_status.scan_service, "policy": run_status.policy_service},
+                "daemon": {
+                    "pid": run_status.daemon_pid,
+                    "heartbeat": _iso(run_status.daemon_heartbeat),
+                    "next_run": _iso(run_status.next_run_at),
+                    "settings_problem": run_status.settings_problem,
+                },
                 "lock_holder": lock.lock_holder(bootstrap.root),
             }
             text = _table(reports) + "\n" + _status_lines(payload)
@@ -173,7 +193,35 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             return _report(arguments, updater.rollback(arguments.ids))
         if command == "logs":
             return _logs(arguments, database)
+        if command == "import":
+            try:
+                report = importer.import_package(
+                    database, bootstrap.root, arguments.file, component_id=arguments.component,
+                    version=arguments.version, force=arguments.force,
+                )
+            except importer.PackageError as error:
+                raise CommandFailed(str(error), EXIT_USAGE) from error
+            return _report(arguments, report)
     raise CommandFailed(f"unknown command {command}", EXIT_USAGE)
+
+
+def _diagnose(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
+    known: dict[str, str] = {}
+    for pair in arguments.address:
+        host, equals, address = pair.partition("=")
+        if not equals or not host or not address:
+            raise CommandFailed(f"--address must be HOST=IP, got {pair!r}", EXIT_USAGE)
+        known[host] = address
+    try:
+        with config.open_database(bootstrap) as database:
+            steps = diagnose.run_diagnosis(database, None, bootstrap.root, known_addresses=known)
+    except (DatabaseError, EmbeddedDbError) as error:
+        steps = diagnose.run_diagnosis(None, str(error), bootstrap.root, known_addresses=known)
+    _emit(arguments, diagnose.to_json(steps), diagnose.to_text(steps))
+    if not diagnose.passed(steps):
+        first = next(step for step in steps if step.ok is False)
+        raise CommandFailed(f"{first.name}: {first.detail}")
+    return EXIT_OK
 
 
 def _config(arguments: argparse.Namespace, database: Database) -> int:
@@ -279,6 +327,9 @@ def _status_lines(payload: dict[str, Any]) -> str:
         f"services:   scan {services['scan'] or 'not restarted yet'}; "
         f"policy {services['policy'] or 'not restarted yet'}",
         f"download lock: {'held by PID ' + str(holder) if holder else 'free'}",
+        f"next scheduled run: {payload['daemon']['next_run'] or 'not planned (is the daemon running?)'}",
+        *([f"settings problem: {payload['daemon']['settings_problem']}"]
+          if payload["daemon"]["settings_problem"] else []),
     ])
 
 

@@ -1,68 +1,115 @@
-"""``imss-updater run``: the scheduler in one long-running process, and ``run --once``.
+"""``imss-updater run``: the scheduler (and the status page) in one long-running process.
 
-The main thread only waits for signals; SIGTERM sets a flag, SIGUSR1 asks for a
-scheduled update now. APScheduler runs the update in its one worker thread, so two
-runs never overlap. Settings are read fresh for every run, and the schedule is
-re-planned when the schedule rows change.
+The main thread owns the loop: it (re)plans the next scheduled run from the settings,
+keeps the database connection healthy, flushes what could not be recorded, feeds the
+systemd watchdog, and waits. Scheduled updates run in APScheduler's single worker thread,
+so two runs never overlap. A listener thread wakes the loop when ``tb_global_setting``
+changes (LISTEN/NOTIFY), and the loop also re-reads the settings every
+``REPLAN_SECONDS`` in case notifications are lost. Signals only set flags: SIGUSR1 asks
+for a scheduled update now, SIGTERM/SIGINT stop the daemon within ``STOP_GRACE_SECONDS``.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import os
+import random
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 
-from imss_updater import config
-from imss_updater.db import Database, DatabaseError
-from imss_updater.embedded_db import EmbeddedDatabase
+from imss_updater import config, install, sdnotify
+from imss_updater.db import Database, DatabaseError, NewEvent
+from imss_updater.embedded_db import EmbeddedDatabase, EmbeddedDbError
 from imss_updater.planner import Mode
-from imss_updater.schedule import CronSpec, cron_spec
-from imss_updater.settings import SettingsError, load
-from imss_updater.updater import RunError, RunReport, Updater
+from imss_updater.schedule import CronSpec, cron_spec, missed_run, next_fire
+from imss_updater.settings import Settings, SettingsError, load
+from imss_updater.updater import RunCancelled, RunError, RunReport, Updater
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "scheduled-update"
-REPLAN_SECONDS = 30
+REPLAN_SECONDS = 30.0
+STALENESS_SECONDS = 600.0
+STOP_GRACE_SECONDS = 8.0
+MAX_BACKOFF_SECONDS = 60.0
+MISSED_RUN_DELAY_SECONDS = 30.0
+SETTINGS_CHANNEL = "imss_settings"
+
+RunHook = Callable[[Database, RunReport], None]
+"""Called after each scheduled run with its report (the notification issue queues mail/traps)."""
 
 
-def scheduled_update(bootstrap: config.Bootstrap, dsn: str) -> RunReport | None:
+def local_timezone() -> datetime.tzinfo:
+    """The gateway's local time zone (schedules are in local time, like the appliance)."""
+    from tzlocal import get_localzone  # APScheduler's own dependency
+
+    zone: datetime.tzinfo = get_localzone()
+    return zone
+
+
+def scheduled_update(
+    bootstrap: config.Bootstrap,
+    dsn: str,
+    *,
+    cancel: threading.Event | None = None,
+    fallback_settings: Settings | None = None,
+    unrecorded: list[NewEvent] | None = None,
+    after_run: RunHook | None = None,
+) -> RunReport | None:
     """Run exactly what the schedule runs: a scheduled update of the scheduled components.
 
     Return None when the scheduled update is turned off (Update/ScheduledUpdate=no).
     """
     with Database(dsn) as database:
-        catalog = database.catalog()
-        settings = load(database.settings_rows(), [component.id for component in catalog])
+        updater = Updater(database, bootstrap.root, cancel=cancel,
+                          fallback_settings=fallback_settings, unrecorded=unrecorded)
+        _catalog, settings = updater.load()
         if not settings.scheduled_update:
             log.info("scheduled update is off (Update/ScheduledUpdate=no)")
             return None
-        return Updater(database, bootstrap.root).update(Mode.SCHEDULED, None)
+        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
+        report = updater.update(Mode.SCHEDULED, None)
+        if after_run is not None:
+            try:
+                after_run(database, report)
+            except Exception:  # a hook (notifications) must never fail the update
+                log.exception("after-run hook failed")
+        return report
 
 
 def main(bootstrap: config.Bootstrap, *, once: bool, as_json: bool) -> int:
     embedded = None if bootstrap.dsn else EmbeddedDatabase(bootstrap.state, port=bootstrap.db_port)
-    started = False
-    if embedded is not None:
-        embedded.ensure_initialized()
-        if not embedded.is_running():
-            embedded.start()
-            started = True
-    dsn = bootstrap.dsn or (embedded.dsn() if embedded else "")
-    try:
-        with Database(dsn) as database:
-            database.init()  # idempotent: the daemon always starts on a current schema
-        if once:
+    if once:
+        started = False
+        if embedded is not None:
+            embedded.ensure_initialized()
+            if not embedded.is_running():
+                embedded.start()
+                started = True
+        try:
+            dsn = bootstrap.dsn or (embedded.dsn() if embedded else "")
+            with Database(dsn) as database:
+                database.init()  # idempotent: every run starts on a current schema
             return _once(bootstrap, dsn, as_json)
-        return Daemon(bootstrap, dsn).serve()
-    finally:
-        if embedded is not None and started:
-            embedded.stop()
+        finally:
+            if embedded is not None and started:
+                embedded.stop()
+    daemon = Daemon(bootstrap, embedded)
+    code = daemon.serve()
+    if daemon.job_still_running():
+        # The update thread is blocked in a read that no timeout will end soon; everything it
+        # held is released by the exit itself (lock, sockets), and its files are cleaned up.
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
@@ -79,79 +126,291 @@ def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
     return 0 if report.ok else 1
 
 
+class Health:
+    """Tracks one dependency's state, logging once per change (no flood) and pacing retries."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ok: bool | None = None
+        self.backoff = 1.0
+
+    def failed(self, reason: str) -> None:
+        if self.ok is not False:
+            log.error("%s unavailable: %s (retrying with backoff)", self.name, reason)
+        else:
+            log.debug("%s still unavailable: %s", self.name, reason)
+        self.ok = False
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def succeeded(self) -> None:
+        if self.ok is False:
+            log.info("%s available again", self.name)
+        self.ok = True
+        self.backoff = 1.0
+
+
 class Daemon:
     """Holds the scheduler; ``serve`` returns 0 after SIGTERM or SIGINT."""
 
-    def __init__(self, bootstrap: config.Bootstrap, dsn: str) -> None:
+    def __init__(
+        self,
+        bootstrap: config.Bootstrap,
+        embedded: EmbeddedDatabase | None,
+        *,
+        timezone: datetime.tzinfo | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
-        self.dsn = dsn
+        self.embedded = embedded
+        self.embedded_started = False
+        self.timezone = timezone or local_timezone()
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.run_now = threading.Event()
+        self.cancel = threading.Event()
+        self.job_running = threading.Event()
+        self.database_health = Health("database")
+        self.schema_ready = False
+        self.ready_sent = False
+        self.settings: Settings | None = None  # the last good settings
+        self.settings_problem: str | None = None
         self.spec: CronSpec | None = None
+        self.next_run: datetime.datetime | None = None
+        self.unrecorded: list[NewEvent] = []
+        self.last_staleness = 0.0
+        self.after_run: RunHook | None = None
+        self.background: list[Callable[[], None]] = []  # extra services' stop functions
         self.scheduler = BackgroundScheduler(
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=self.timezone,
         )
+
+    @property
+    def dsn(self) -> str:
+        if self.bootstrap.dsn is not None:
+            return self.bootstrap.dsn
+        assert self.embedded is not None
+        return self.embedded.dsn()
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     def serve(self) -> int:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGUSR1, self._on_usr1)
         self.scheduler.start()
-        log.info("imss-updater daemon started (root %s)", self.bootstrap.root)
+        listener = threading.Thread(target=self._listen, name="settings-listener", daemon=True)
+        listener.start()
+        log.info("imss-updater daemon started (pid %s, root %s)", os.getpid(), self.bootstrap.root)
         try:
             while not self.stopping.is_set():
-                self.replan()
-                if self.run_now.is_set():
-                    self.run_now.clear()
-                    self.scheduler.add_job(self.job, id="manual-trigger", replace_existing=True)
-                self.wake.wait(REPLAN_SECONDS)
+                pause = self.tick()
+                self.wake.wait(pause)
                 self.wake.clear()
         finally:
-            self.scheduler.shutdown(wait=True)
-            log.info("imss-updater daemon stopped")
+            self._shutdown()
         return 0
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping.set()
+        self.cancel.set()
         self.wake.set()
 
     def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
         self.run_now.set()
         self.wake.set()
 
-    def replan(self) -> None:
-        """Read the schedule rows and (re)schedule the job if they changed."""
+    def _shutdown(self) -> None:
+        sdnotify.notify("STOPPING=1")
+        log.info("stopping")
+        self.scheduler.shutdown(wait=False)
+        if not self._wait_for_job(STOP_GRACE_SECONDS):
+            # The run is blocked (a stalled read): clean up its downloads ourselves; the lock
+            # is released when this process exits, and the next run repairs the rest.
+            log.warning("the running update did not stop in time; cleaning up after it")
+            for leftover in install.staging_root(self.bootstrap.root).glob("download-*"):
+                leftover.unlink(missing_ok=True)
+        for stop in self.background:
+            try:
+                stop()
+            except Exception:
+                log.debug("stopping a service failed", exc_info=True)
+        if self.embedded is not None and self.embedded_started:
+            try:
+                self.embedded.stop()
+            except EmbeddedDbError as error:
+                log.error("%s", error)
+        log.info("imss-updater daemon stopped")
+
+    def _wait_for_job(self, seconds: float) -> bool:
+        deadline = threading.Event()
+        timer = threading.Timer(seconds, deadline.set)
+        timer.start()
+        try:
+            while self.job_running.is_set() and not deadline.is_set():
+                deadline.wait(0.05)
+        finally:
+            timer.cancel()
+        return not self.job_running.is_set()
+
+    def job_still_running(self) -> bool:
+        return self.job_running.is_set()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def tick(self) -> float:
+        """Do one round of upkeep; return how long to wait before the next."""
+        if not self.ensure_database():
+            self._feed_watchdog()
+            return self.database_health.backoff
         try:
             with Database(self.dsn) as database:
-                catalog = database.catalog()
-                settings = load(database.settings_rows(), [component.id for component in catalog])
-        except (DatabaseError, SettingsError) as error:
-            log.warning("keeping the current schedule: %s", error)
-            return
+                self.replan(database)
+                self.flush_unrecorded(database)
+                self.check_staleness(database)
+                database.record_daemon(pid=os.getpid(), next_run=self.next_run,
+                                       settings_problem=self.settings_problem)
+            self.database_health.succeeded()
+        except DatabaseError as error:
+            self.database_health.failed(str(error))
+            self._feed_watchdog()
+            return self.database_health.backoff
+        if self.run_now.is_set():
+            self.run_now.clear()
+            self.scheduler.add_job(self.job, id="signal-trigger", replace_existing=True)
+            log.info("scheduled update requested by SIGUSR1")
+        if not self.ready_sent and self.scheduler.running:
+            self.ready_sent = sdnotify.notify("READY=1", "STATUS=scheduler and database up") or True
+        self._feed_watchdog()
+        watchdog = sdnotify.watchdog_seconds()
+        return min(REPLAN_SECONDS, watchdog / 3) if watchdog else REPLAN_SECONDS
+
+    def _feed_watchdog(self) -> None:
+        if self.scheduler.running:
+            sdnotify.notify("WATCHDOG=1")
+
+    def ensure_database(self) -> bool:
+        """Make sure the database is up (starting the embedded cluster if it is ours) and its
+        schema current; return False (after logging once) while it is not."""
+        try:
+            if self.embedded is not None:
+                self.embedded.ensure_initialized()
+                if not self.embedded.is_running():
+                    self.embedded.start()
+                    self.embedded_started = True
+            if not self.schema_ready:
+                with Database(self.dsn) as database:
+                    database.init()
+                self.schema_ready = True
+        except (DatabaseError, EmbeddedDbError) as error:
+            self.database_health.failed(str(error))
+            return False
+        return True
+
+    def replan(self, database: Database) -> None:
+        """Read the settings; on a change of schedule, plan the next run again. A bad row keeps
+        the last good settings and is reported (log once, status, heartbeat)."""
+        catalog = database.catalog()
+        try:
+            settings = load(database.settings_rows(), [component.id for component in catalog])
+        except SettingsError as error:
+            if str(error) != self.settings_problem:
+                log.error("keeping the last good settings: %s", error)
+            self.settings_problem = str(error)
+            if self.settings is None:
+                return
+            settings = self.settings
+        else:
+            if self.settings_problem:
+                log.info("settings are valid again")
+            self.settings_problem = None
+        self.settings = settings
         spec = cron_spec(settings)
-        if spec == self.spec:
-            return
-        self.spec = spec
-        if spec is None:
+        if spec != self.spec:
+            self.spec = spec
+            self.schedule(database, first=self.next_run is None)
+        elif spec is not None and self.scheduler.get_job(JOB_ID) is None and not self.job_running.is_set():
+            self.schedule(database, first=False)
+
+    def schedule(self, database: Database, *, first: bool) -> None:
+        """Plan the next scheduled run (or none when the schedule is off)."""
+        if self.spec is None:
             if self.scheduler.get_job(JOB_ID):
                 self.scheduler.remove_job(JOB_ID)
+            self.next_run = None
             log.info("scheduled update is off")
             return
-        trigger = CronTrigger(
-            minute=spec.minute, hour=spec.hour, day_of_week=spec.day_of_week, jitter=spec.jitter
-        )
-        self.scheduler.add_job(self.job, trigger, id=JOB_ID, replace_existing=True)
-        log.info("scheduled update: %s", spec.describe())
+        now = datetime.datetime.now(self.timezone)
+        status = database.run_status()
+        if first and missed_run(self.spec, status.last_scheduled_at, now, self.timezone):
+            # Coalesced: however many runs were missed while we were down, run once, soon.
+            delay = random.uniform(0, min(float(self.spec.jitter), MISSED_RUN_DELAY_SECONDS))  # noqa: S311
+            when = now + datetime.timedelta(seconds=delay)
+            log.info("a scheduled run was missed while the updater was down: running once at %s",
+                     when.isoformat(timespec="seconds"))
+        else:
+            delay = random.uniform(0, float(self.spec.jitter))  # noqa: S311
+            when = next_fire(self.spec, now, self.timezone) + datetime.timedelta(seconds=delay)
+            log.info("scheduled update (%s): next run at %s", self.spec.describe(),
+                     when.isoformat(timespec="seconds"))
+        self.next_run = when
+        self.scheduler.add_job(self.job, DateTrigger(run_date=when, timezone=self.timezone),
+                               id=JOB_ID, replace_existing=True)
+
+    def flush_unrecorded(self, database: Database) -> None:
+        """Write the events a run could not record while the database was down."""
+        while self.unrecorded:
+            database.add_event(self.unrecorded[0])
+            self.unrecorded.pop(0)
+
+    def check_staleness(self, database: Database) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        if now.timestamp() - self.last_staleness < STALENESS_SECONDS:
+            return
+        self.last_staleness = now.timestamp()
+        Updater(database, self.bootstrap.root, fallback_settings=self.settings).refresh_staleness(now)
+
+    # -- the job -----------------------------------------------------------------------------
 
     def job(self) -> None:
+        """One scheduled update, in the scheduler's worker thread."""
+        if self.stopping.is_set():
+            return
+        self.job_running.set()
         try:
-            report = scheduled_update(self.bootstrap, self.dsn)
-        except (RunError, DatabaseError, SettingsError) as error:
+            report = scheduled_update(
+                self.bootstrap, self.dsn, cancel=self.cancel, fallback_settings=self.settings,
+                unrecorded=self.unrecorded, after_run=self.after_run,
+            )
+            if report is not None:
+                log.info("scheduled update: %s", report.summary())
+        except RunCancelled:
+            log.info("scheduled update interrupted: the updater is stopping")
+        except RunError as error:
+            log.warning("scheduled update did not run: %s", error)
+        except (DatabaseError, SettingsError) as error:
             log.error("scheduled update did not run: %s", error)
-            return
         except Exception:
-            log.exception("scheduled update crashed")
-            return
-        if report is not None:
-            log.info("scheduled update: %s", report.summary())
+            log.exception("scheduled update failed unexpectedly")
+        finally:
+            self.job_running.clear()
+            self.wake.set()  # plan the next one
+
+    # -- settings listener -------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        """Wake the loop whenever tb_global_setting changes (its trigger NOTIFYs)."""
+        backoff = 1.0
+        while not self.stopping.is_set():
+            try:
+                with Database(self.dsn) as database:
+                    database.listen(SETTINGS_CHANNEL)
+                    backoff = 1.0
+                    while not self.stopping.is_set():
+                        if database.wait_notifications(1.0):
+                            log.debug("settings changed: re-planning")
+                            self.wake.set()
+            except Exception as error:  # the loop's polling covers us while this reconnects
+                log.debug("settings listener: %s", error)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 import re
+import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class ComponentState:
     available_status: str  # known, absent, unknown
     available_reason: str | None
     checked_at: datetime.datetime | None
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ class RunStatus:
     last_run_text: str | None
     scan_service: str | None
     policy_service: str | None
+    last_scheduled_at: datetime.datetime | None = None
+    next_run_at: datetime.datetime | None = None
+    settings_problem: str | None = None
+    daemon_pid: int | None = None
+    daemon_heartbeat: datetime.datetime | None = None
 
 
 class Database:
@@ -268,7 +275,7 @@ class Database:
             cursor.execute(
                 "SELECT id, current_version, previous_version, installed_at, last_success_at,"
                 " unsigned, restart_pending, available_version, available_status,"
-                " available_reason, checked_at FROM tb_component_state"
+                " available_reason, checked_at, stale FROM tb_component_state"
             )
             return {row[0]: ComponentState(*row) for row in cursor.fetchall()}
 
@@ -345,11 +352,64 @@ class Database:
         with self.transaction() as cursor:
             cursor.execute(
                 "SELECT last_check_at, last_check_ok, last_check_text, last_run_at, last_run_kind,"
-                " last_run_ok, last_run_text, scan_service, policy_service"
+                " last_run_ok, last_run_text, scan_service, policy_service, last_scheduled_at,"
+                " next_run_at, settings_problem, daemon_pid, daemon_heartbeat"
                 " FROM tb_update_status WHERE id = 1"
             )
             row = cursor.fetchone()
-            return RunStatus(*(row or (None,) * 9))
+            return RunStatus(*(row or (None,) * 14))
+
+    def record_scheduled_run(self, moment: datetime.datetime) -> None:
+        """Remember when the schedule last fired (for missed-run detection after downtime)."""
+        with self.transaction() as cursor:
+            cursor.execute("UPDATE tb_update_status SET last_scheduled_at = %s WHERE id = 1", (moment,))
+
+    def record_daemon(
+        self, *, pid: int | None, next_run: datetime.datetime | None, settings_problem: str | None
+    ) -> None:
+        """The daemon's heartbeat: its PID, the next scheduled run, and a bad settings row."""
+        with self.transaction() as cursor:
+            cursor.execute(
+                "UPDATE tb_update_status SET daemon_pid = %s, daemon_heartbeat = now(),"
+                " next_run_at = %s, settings_problem = %s WHERE id = 1",
+                (pid, next_run, settings_problem),
+            )
+
+    def set_stale(self, component_id: str, stale: bool) -> bool:
+        """Set a component's stale flag; return True when it changed."""
+        with self.transaction() as cursor:
+            cursor.execute(
+                "UPDATE tb_component_state SET stale = %s WHERE id = %s AND stale IS DISTINCT FROM %s",
+                (stale, component_id, stale),
+            )
+            return bool(cursor.rowcount)
+
+    # -- LISTEN/NOTIFY --------------------------------------------------------------------
+
+    def listen(self, channel: str) -> None:
+        """Subscribe this connection to ``channel``; it switches to autocommit for good."""
+        self.connection.autocommit = True
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {channel}")  # channel is a constant of ours, not input
+        except psycopg2.Error as error:
+            raise DatabaseError(f"database error: {_first_line(error)}") from error
+
+    def wait_notifications(self, timeout: float) -> list[str]:
+        """Wait up to ``timeout`` seconds; return the payloads of notifications received.
+
+        Raise DatabaseError if the connection is lost (the caller reconnects).
+        """
+        try:
+            ready, _, _ = select.select([self.connection], [], [], timeout)
+            if not ready:
+                return []
+            self.connection.poll()
+        except (psycopg2.Error, OSError, ValueError) as error:
+            raise DatabaseError(f"lost the database connection: {_first_line(error)}") from error
+        payloads = [notify.payload for notify in self.connection.notifies]
+        self.connection.notifies.clear()
+        return payloads
 
     # -- server.ini cache -----------------------------------------------------------------
 

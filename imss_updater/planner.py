@@ -159,3 +159,16 @@ def offers_from_indexes(
         else:
             offers[component.id] = Offer(Availability.ABSENT, base_url=base)
     return offers
+
+
+def is_stale(
+    last_success: datetime.datetime | None, stale_after_days: int | None, now: datetime.datetime
+) -> bool:
+    """Return True when a component's last successful update is older than its threshold.
+
+    ``stale_after_days`` None means never stale (engines by default). A component never
+    updated by this updater has no reference time and is not flagged.
+    """
+    if stale_after_days is None or last_success is None:
+        return False
+    return now - last_success > datetime.timedelta(days=stale_after_days)

@@ -71,6 +71,7 @@ class Settings:
     schedule_minute: int
     schedule_time: datetime.time
     schedule_weekday: str
+    random_delay_seconds: int  # each scheduled run waits a random 0..N s (spreads gateways)
     scheduled_components: tuple[str, ...]
     licenses: Mapping[str, datetime.date | None]  # license name -> expiry (None: not activated)
     features: Mapping[str, bool]  # Scan/<name> switches
@@ -85,6 +86,7 @@ class Settings:
     scan_restart: tuple[str, ...]
     policy_restart: tuple[str, ...]
     restart_timeout: float
+    stale_after_days: Mapping[str, int | None]  # component id -> days (None: never stale)
 
     def license_active(self, license_name: str, today: datetime.date) -> bool:
         """Return True when ``license_name`` is activated and not expired on ``today``."""
@@ -221,6 +223,14 @@ def parse_command(text: str) -> tuple[str, ...]:
     return tuple(argv)
 
 
+def parse_days_or_never(text: str) -> int | None:
+    if text.lower() == "never":
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 3650:
+        raise ValueError("must be a number of days from 1 to 3650, or never")
+    return int(text)
+
+
 def parse_components(known: Iterable[str]) -> Callable[[str], tuple[str, ...]]:
     known_ids = tuple(known)
 
@@ -239,6 +249,7 @@ def load(rows: Rows, known_components: Iterable[str]) -> Settings:
 
     Raise SettingsError listing every missing or invalid row the updater uses.
     """
+    known_components = tuple(known_components)
     read = _Reader(rows)
     update_server = read.typed("Update", "UpdateServer", parse_url, "")
     tmase_server = read.typed("Update", "TMASEServerurl", parse_url, "")
@@ -274,6 +285,7 @@ def load(rows: Rows, known_components: Iterable[str]) -> Settings:
         schedule_minute=read.typed("Update", "ScheduleMinute", parse_minute, 0),
         schedule_time=read.typed("Update", "ScheduleTime", parse_time, datetime.time(3, 0)),
         schedule_weekday=read.typed("Update", "ScheduleWeekday", parse_choice(WEEKDAYS), "sun"),
+        random_delay_seconds=read.typed("Update", "RandomDelaySeconds", parse_int(0, 900), 120),
         scheduled_components=read.typed(
             "Update", "ScheduledComponents", parse_components(known_components), ()
         ),
@@ -290,6 +302,13 @@ def load(rows: Rows, known_components: Iterable[str]) -> Settings:
         scan_restart=read.typed("Service", "ScanServiceRestart", parse_command, ()),
         policy_restart=read.typed("Service", "PolicyServiceRestart", parse_command, ()),
         restart_timeout=read.typed("Service", "RestartTimeout", parse_seconds, 120.0),
+        stale_after_days={
+            # A component added to the catalog later has no row yet: never stale until set.
+            component_id: read.typed("Staleness", component_id, parse_days_or_never, None)
+            if ("Staleness", component_id) in rows
+            else None
+            for component_id in known_components
+        },
     )
     if read.problems:
         raise SettingsError(read.problems)

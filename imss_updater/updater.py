@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from imss_updater import install, lock, messages, process, serverini, signature
 from imss_updater.catalog import Component, SourceRole
-from imss_updater.db import ComponentState, Database, NewEvent
+from imss_updater.db import ComponentState, Database, DatabaseError, NewEvent
 from imss_updater.http import FetchError, HttpClient, HttpOptions, ProxySettings
 from imss_updater.planner import (
     Availability,
@@ -25,11 +26,12 @@ from imss_updater.planner import (
     Offer,
     Restarts,
     decide,
+    is_stale,
     is_update_available,
     offers_from_indexes,
     restarts_for,
 )
-from imss_updater.settings import Settings, load
+from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.versions import Version, VersionError
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,13 @@ restarting, done, failed."""
 
 class RunError(Exception):
     """A run could not start at all (settings invalid, lock busy); the message says why."""
+
+
+class RunCancelled(RunError):
+    """The daemon is stopping: the run stopped at a safe point and cleaned up after itself."""
+
+    def __init__(self) -> None:
+        super().__init__("the update was interrupted because the updater is stopping")
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class ComponentReport:
     available_reason: str | None
     checked_at: datetime.datetime | None
     last_success_at: datetime.datetime | None
+    stale: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -85,6 +95,7 @@ class ComponentReport:
             "available_reason": self.available_reason,
             "checked_at": _iso(self.checked_at),
             "last_success_at": _iso(self.last_success_at),
+            "stale": self.stale,
         }
 
 
@@ -182,11 +193,30 @@ class Updater:
         *,
         progress: Progress | None = None,
         today: Callable[[], datetime.date] = datetime.date.today,
+        cancel: threading.Event | None = None,
+        fallback_settings: Settings | None = None,
+        unrecorded: list[NewEvent] | None = None,
     ) -> None:
+        """``cancel``, when set, stops a run at the next safe point (between download chunks,
+        between components, before restarting) with RunCancelled. ``fallback_settings`` are
+        used when the rows fail validation (the daemon's last good settings); the problem is
+        kept in ``settings_problem``. Failure events that cannot be written because the
+        database is down are appended to ``unrecorded`` for the caller to write later.
+        """
         self.database = database
         self.root = root
-        self.progress = progress or (lambda *_args: None)
+        self._progress = progress or (lambda *_args: None)
         self.today = today
+        self.cancel = cancel or threading.Event()
+        self.fallback_settings = fallback_settings
+        self.settings_problem: str | None = None
+        self.unrecorded = unrecorded if unrecorded is not None else []
+
+    def progress(self, component_id: str, phase: str, done: int, total: int) -> None:
+        """Report progress, and stop here if the daemon is stopping."""
+        self._progress(component_id, phase, done, total)
+        if self.cancel.is_set() and phase not in ("done", "failed"):
+            raise RunCancelled()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -196,7 +226,15 @@ class Updater:
         Raise SettingsError (every bad row at once) if the settings are invalid.
         """
         catalog = self.database.catalog()
-        settings = load(self.database.settings_rows(), [component.id for component in catalog])
+        try:
+            settings = load(self.database.settings_rows(), [component.id for component in catalog])
+        except SettingsError as error:
+            if self.fallback_settings is None:
+                raise
+            self.settings_problem = str(error)
+            log.warning("using the last good settings: %s", error)
+            return catalog, self.fallback_settings
+        self.settings_problem = None
         return catalog, settings
 
     def store(self, component: Component) -> install.ComponentStore:
@@ -253,7 +291,35 @@ class Updater:
             available_reason=state.available_reason if state else None,
             checked_at=state.checked_at if state else None,
             last_success_at=state.last_success_at if state else None,
+            stale=state.stale if state else False,
         )
+
+    def refresh_staleness(
+        self, now: datetime.datetime
+    ) -> list[tuple[Component, bool, datetime.datetime | None]]:
+        """Flag components whose last successful update is older than their Staleness row
+        (only those in use: licensed and enabled). Return (component, stale, last success)
+        for each flag that changed, so the caller notifies once per change."""
+        catalog, settings = self.load()
+        states = self.database.component_states()
+        today = self.today()
+        changes = []
+        for component in catalog:
+            state = states.get(component.id)
+            last_success = state.last_success_at if state else None
+            stale = (
+                settings.license_active(component.license, today)
+                and settings.feature_enabled(component.feature)
+                and is_stale(last_success, settings.stale_after_days.get(component.id), now)
+            )
+            if self.database.set_stale(component.id, stale):
+                changes.append((component, stale, last_success))
+                if stale:
+                    log.warning("%s has not been updated since %s", component.name_en,
+                                last_success.isoformat() if last_success else "never")
+                else:
+                    log.info("%s is current again", component.name_en)
+        return changes
 
     # -- check -----------------------------------------------------------------------------
 
@@ -401,6 +467,8 @@ class Updater:
         for decision in todo:
             component = decision.component
             offer = offers[component.id]
+            if self.cancel.is_set():
+                break  # what is installed so far still gets its restart below, or the next run's
             # Another process may have installed it between the plan and the lock.
             if not is_update_available(current.get(component.id), offer):
                 continue
@@ -410,6 +478,8 @@ class Updater:
                 self._record_failure(report, mode.value, component, offer.version, failure.reason)
                 self.progress(component.id, "failed", 0, 0)
                 continue
+            except (RunCancelled, DatabaseError):
+                raise
             except Exception as error:  # one component's bug must not stop the others
                 log.debug("unexpected failure updating %s", component.id, exc_info=True)
                 self._record_failure(report, mode.value, component, offer.version,
@@ -419,7 +489,11 @@ class Updater:
             version = offer.version.display if offer.version else None
             report.outcomes.append(Outcome(component.id, version, True,
                                            messages.downloaded(component, version or "").en))
-        self._restart_and_settle(report, settings, catalog, installed_now, pending, mode.value)
+            self.progress(component.id, "done", 0, 0)
+        if self.cancel.is_set():
+            # Stopping: the installs are recorded with restart_pending; the next run restarts.
+            raise RunCancelled()
+        self.restart_and_settle(report, settings, catalog, installed_now, pending, mode.value)
 
     def _fetch_verify_install(
         self, component: Component, offer: Offer, settings: Settings, client: HttpClient, kind: str
@@ -508,7 +582,7 @@ class Updater:
             raise ComponentFailure(error.reason) from error
         return False
 
-    def _restart_and_settle(
+    def restart_and_settle(
         self,
         report: RunReport,
         settings: Settings,
@@ -595,7 +669,12 @@ class Updater:
     ) -> None:
         shown = version.display if version else None
         text = messages.update_failed(component, shown, reason)
-        self.database.add_event(NewEvent(kind, component.id, shown, "failure", text.en, text.ja, reason))
+        event = NewEvent(kind, component.id, shown, "failure", text.en, text.ja, reason)
+        try:
+            self.database.add_event(event)
+        except DatabaseError as error:
+            log.warning("event kept until the database is back: %s", error)
+            self.unrecorded.append(event)
         if replace:
             report.outcomes = [o for o in report.outcomes if o.component != component.id]
         report.outcomes.append(Outcome(component.id, shown, False, text.en, reason))

@@ -1,6 +1,8 @@
 -- Default rows of tb_global_setting (SPEC section 4 and the project's own rows).
 -- Applied by `imss-updater db init` with ON CONFLICT DO NOTHING: a value an administrator
 -- changed is never overwritten. Licenses default to one year after the first init.
+-- Staleness/<component id>: days without a successful update before the component is flagged
+-- as stale (seed 001); 'never' turns the check off for that component.
 INSERT INTO tb_global_setting (section, name, value) VALUES
     ('Update', 'UpdateServer', 'http://imsva91-p.activeupdate.trendmicro.co.jp/activeupdate/japan'),
     ('Update', 'TMASEServerurl', 'http://imsva91-p.activeupdate.trendmicro.co.jp/activeupdate/japan'),
@@ -10,6 +12,7 @@ INSERT INTO tb_global_setting (section, name, value) VALUES
     ('Update', 'ScheduleMinute', '00'),
     ('Update', 'ScheduleTime', '03:00'),
     ('Update', 'ScheduleWeekday', 'sun'),
+    ('Update', 'RandomDelaySeconds', '120'),
     ('Update', 'ScheduledComponents', 'virus_engine,atse,virus_pattern,spyware_pattern,intellitrap_pattern,intellitrap_exception,spam_engine,antispam_pattern,url_filter_engine,smart_scan_pattern'),
     ('Proxy', 'ProxyHost', ''),
     ('Proxy', 'ProxyPort', ''),
@@ -66,5 +69,15 @@ INSERT INTO tb_global_setting (section, name, value) VALUES
     ('Notification', 'SpamUpdateFailureMail', 'yes'),
     ('Notification', 'SpamUpdateFailureTrap', 'yes'),
     ('Notification', 'SpamUpdateFailureSubject', '[%HOST%] Antispam component update FAILED'),
-    ('Notification', 'SpamUpdateFailureMessage', E'Scheduled antispam component update on %HOST% at %DATE% from %SOURCE% failed:\n%COMPONENT% %VERSION%: %RESULT%\nReason: %REASON%')
+    ('Notification', 'SpamUpdateFailureMessage', E'Scheduled antispam component update on %HOST% at %DATE% from %SOURCE% failed:\n%COMPONENT% %VERSION%: %RESULT%\nReason: %REASON%'),
+    ('Staleness', 'virus_engine', 'never'),
+    ('Staleness', 'atse', 'never'),
+    ('Staleness', 'virus_pattern', '3'),
+    ('Staleness', 'spyware_pattern', '30'),
+    ('Staleness', 'intellitrap_pattern', '30'),
+    ('Staleness', 'intellitrap_exception', '30'),
+    ('Staleness', 'spam_engine', 'never'),
+    ('Staleness', 'antispam_pattern', '1'),
+    ('Staleness', 'url_filter_engine', 'never'),
+    ('Staleness', 'smart_scan_pattern', '30')
 ON CONFLICT (section, name) DO NOTHING;

@@ -1,0 +1,260 @@
+"""``imss-updater import FILE``: apply a separately obtained component package (seed 000).
+
+For an isolated gateway: the administrator brings the zip as published (and its ``.sig``
+when there is one) on other media. The package goes through the same steps as a
+download, minus the network: identify -> check licence, feature and version -> lock ->
+repair an interrupted run -> copy into staging -> verify -> install (crash-safe, one
+previous generation kept) -> restart -> record, logged as a manual update.
+
+Identification: ``component_id`` and ``version`` from the options, else from the file
+name ``<component id>-<version>.zip`` or ``<component id>_<version>.zip`` (the id is the
+longest catalog id the name starts with, so ``virus_pattern_1569700.zip`` works). A
+version is written as server.ini writes it (``1569700``, ``21.0.1008``); a pattern's
+displayed form (``15.697.00``) is accepted too and stored as its integer.
+The signature is the file beside the package with the same base name and ``.sig``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from imss_updater import install, lock, messages, signature
+from imss_updater.catalog import Component
+from imss_updater.db import Database, NewEvent
+from imss_updater.settings import Settings
+from imss_updater.updater import UNPACKED_FACTOR, Outcome, RunError, RunReport, Updater
+from imss_updater.versions import Version, VersionError
+
+log = logging.getLogger(__name__)
+
+KIND = "manual"  # the event kind of an import (SPEC: a manual update)
+RUN_KIND = "import"  # how the last run is shown in ``status``
+_SEPARATORS = ("-", "_")
+
+
+class PackageError(ValueError):
+    """The package cannot be identified (no such file, unknown component, no version):
+    a usage error, nothing was recorded."""
+
+
+def identify(
+    package: Path, catalog: Sequence[Component], component_id: str | None, version: str | None
+) -> tuple[Component, Version]:
+    """Given the package path, the catalog and the optional ``--component``/``--version``,
+    return the component and version to install. Raise PackageError if either cannot be
+    determined or the component is not in the catalog."""
+    by_id = {component.id: component for component in catalog}
+    stem = package.name[: -len(".zip")] if package.name.lower().endswith(".zip") else package.stem
+    named_id, named_version = _split_name(stem, by_id)
+    chosen_id = component_id or named_id
+    if chosen_id is None:
+        raise PackageError(
+            f"cannot tell the component from the file name {package.name!r} (expected "
+            "<component id>-<version>.zip); give --component ID"
+        )
+    component = by_id.get(chosen_id)
+    if component is None:
+        raise PackageError(f"unknown component {chosen_id!r} (known: {', '.join(by_id)})")
+    if version is None:
+        if named_id is not None and named_id != component.id:
+            raise PackageError(
+                f"the file name says {named_id}, --component says {component.id}; give --version too"
+            )
+        version = named_version
+    if version is None:
+        raise PackageError(f"cannot tell the version from the file name {package.name!r}; give --version V")
+    return component, parse_version(component, version)
+
+
+def _split_name(stem: str, by_id: dict[str, Component]) -> tuple[str | None, str | None]:
+    """Split ``virus_pattern-1569700`` into id and version text (longest known id first)."""
+    for component_id in sorted(by_id, key=len, reverse=True):
+        if stem == component_id:
+            return component_id, None
+        for separator in _SEPARATORS:
+            prefix = component_id + separator
+            if stem.startswith(prefix):
+                return component_id, stem[len(prefix):]
+    return None, None
+
+
+def parse_version(component: Component, text: str) -> Version:
+    """Given a component and a version as typed, return its Version in the form server.ini
+    uses for that kind. Raise PackageError if it is not a version."""
+    try:
+        version = Version.parse(text)
+    except VersionError as error:
+        raise PackageError(f"not a version: {text!r} (digits and dots, e.g. 1569700 or 21.0.1008)") from error
+    if component.is_engine or "." not in version.raw:
+        return version
+    fields = version.fields
+    if len(fields) == 3 and fields[1] < 1000 and fields[2] < 100:
+        return Version.pattern(fields[0] * 100000 + fields[1] * 100 + fields[2])
+    raise PackageError(
+        f"{component.name_en} versions are pattern numbers (1569700, or 15.697.00), not {text!r}"
+    )
+
+
+def import_package(
+    database: Database,
+    root: Path,
+    package: Path,
+    *,
+    component_id: str | None,
+    version: str | None,
+    force: bool = False,
+    today: Callable[[], datetime.date] = datetime.date.today,
+) -> RunReport:
+    """Install the component package ``package`` as a manual update and return the report.
+
+    Refused (a failure event with the reason, nothing installed): an unlicensed or disabled
+    component, a package over Update/MaxDownloadMB, a version not newer than the installed
+    one (unless ``force``), a missing signature with VerifySignature=yes, a bad signature,
+    an unsound archive. A failed restart rolls the install back, as for a download.
+
+    Raise PackageError if the package cannot be identified (nothing recorded), RunError if
+    another process holds the download lock, SettingsError if the settings are invalid.
+    """
+    updater = Updater(database, root, today=today)
+    catalog, settings = updater.load()
+    if not package.is_file():
+        raise PackageError(f"no such file: {package}")
+    component, wanted = identify(package, catalog, component_id, version)
+    report = RunReport(kind=KIND)
+    try:
+        with lock.download_lock(root):
+            pending = updater.reconcile(catalog, KIND)
+            installed = _import_locked(updater, report, settings, component, wanted, package, force)
+            # Same restart (and rollback if it fails) as a download run.
+            updater.restart_and_settle(
+                report, settings, catalog, [component] if installed else [], pending, KIND
+            )
+    except lock.LockBusy as error:
+        log.warning("%s", error)
+        raise RunError(str(error)) from error
+    database.record_run(RUN_KIND, report.ok, f"{package.name}: {report.summary()}")
+    return report
+
+
+def _import_locked(
+    updater: Updater,
+    report: RunReport,
+    settings: Settings,
+    component: Component,
+    wanted: Version,
+    package: Path,
+    force: bool,
+) -> bool:
+    """Check, copy, verify and install under the lock; return True if it was installed."""
+    reason = _refusal(updater, settings, component, wanted, package, force)
+    if reason is not None:
+        _fail(updater, report, component, wanted, reason)
+        return False
+    staging = install.staging_root(updater.root)
+    token = uuid.uuid4().hex[:12]
+    # "download-" names: a crash leaves files that the next run's reconcile removes.
+    copy = staging / f"download-{component.id}-{token}.zip"
+    signature_copy = staging / f"download-{component.id}-{token}.sig"
+    try:
+        # Verify and install the same bytes: a copy cannot change under us (removable media).
+        try:
+            shutil.copyfile(package, copy)
+        except OSError as error:
+            _fail(updater, report, component, wanted, f"cannot copy {package}: {error.strerror or error}")
+            return False
+        try:
+            unsigned = _verify(settings, component, package, copy, signature_copy)
+        except signature.SignatureError as error:
+            _fail(updater, report, component, wanted, error.reason)
+            return False
+        try:
+            state = updater.store(component).install(
+                copy, wanted.raw, max_unpacked_bytes=settings.max_download_bytes * UNPACKED_FACTOR
+            )
+        except install.InstallError as error:
+            _fail(updater, report, component, wanted, error.reason)
+            return False
+    finally:
+        copy.unlink(missing_ok=True)
+        signature_copy.unlink(missing_ok=True)
+    text = messages.downloaded(component, wanted.display)
+    updater.database.record_installed(
+        component.id,
+        state.current.version if state.current else None,
+        state.previous.version if state.previous else None,
+        success=True,
+        unsigned=unsigned,
+        restart_pending=True,
+        event=NewEvent(KIND, component.id, wanted.display, "success", text.en, text.ja,
+                       f"imported from {package}"),
+    )
+    report.outcomes.append(Outcome(component.id, wanted.display, True, text.en))
+    log.info("%s (imported from %s)", text.en, package)
+    return True
+
+
+def _refusal(
+    updater: Updater, settings: Settings, component: Component, wanted: Version, package: Path, force: bool
+) -> str | None:
+    """Return why the package must not be installed, or None."""
+    if not settings.license_active(component.license, updater.today()):
+        expiry = settings.licenses.get(component.license)
+        if expiry is None:
+            return f"{component.license} license is not activated"
+        return f"{component.license} license expired on {expiry.isoformat()}"
+    if not settings.feature_enabled(component.feature):
+        return f"disabled (Scan/{component.feature}=no)"
+    size = package.stat().st_size
+    if size > settings.max_download_bytes:
+        return (f"too large: {size} bytes exceeds the limit of "
+                f"{settings.max_download_bytes // (1024 * 1024)} MB (Update/MaxDownloadMB)")
+    current = updater.installed_versions([component]).get(component.id)
+    if current is not None and not wanted > current and not force:
+        relation = "the installed version" if wanted == current else f"older than the installed {current}"
+        return f"{wanted} is {relation}; use --force to install it anyway"
+    return None
+
+
+def _verify(
+    settings: Settings, component: Component, package: Path, copy: Path, signature_copy: Path
+) -> bool:
+    """Verify the copy against the ``.sig`` beside the package as VerifySignature asks;
+    return True if it is accepted unsigned. Raise SignatureError if it must be rejected."""
+    published = signature_beside(package)
+    if settings.verify_signature == "no":
+        return True
+    if not published.is_file():
+        if settings.verify_signature == "yes":
+            raise signature.SignatureError(
+                f"no signature beside the package ({published.name}) and Update/VerifySignature=yes"
+            )
+        log.warning("%s: no signature beside %s; accepted unsigned (VerifySignature=auto)",
+                    component.id, package)
+        return True
+    try:
+        shutil.copyfile(published, signature_copy)
+    except OSError as error:
+        raise signature.SignatureError(f"cannot read {published}: {error.strerror or error}") from error
+    trust = Path(settings.signature_ca_file) if settings.signature_ca_file else None
+    signature.verify_detached(copy, signature_copy, trust)
+    return False
+
+
+def signature_beside(package: Path) -> Path:
+    """Return the path of the package's detached signature: same base name, ``.sig``."""
+    name = package.name
+    base = name[: -len(".zip")] if name.lower().endswith(".zip") else name
+    return package.with_name(base + ".sig")
+
+
+def _fail(updater: Updater, report: RunReport, component: Component, version: Version, reason: str) -> None:
+    text = messages.update_failed(component, version.display, reason)
+    updater.database.add_event(NewEvent(KIND, component.id, version.display, "failure", text.en, text.ja,
+                                        reason))
+    report.outcomes.append(Outcome(component.id, version.display, False, text.en, reason))
+    log.error("%s", text.en)

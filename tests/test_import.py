@@ -1,0 +1,219 @@
+"""import: a package brought in by hand installs through the same crash-safe path."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from imss_updater import lock
+from imss_updater.catalog import DEFAULT_CATALOG
+from imss_updater.db import Database
+from imss_updater.importer import PackageError, identify, import_package, signature_beside
+from imss_updater.updater import RunError, RunReport
+from tests.support.autree import SigningPKI
+from tests.support.gateway import Gateway
+
+
+def make_package(directory: Path, name: str, files: dict[str, bytes], pki: SigningPKI | None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    package = directory / name
+    with zipfile.ZipFile(package, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+    if pki is not None:
+        pki.sign_file(package, signature_beside(package))
+    return package
+
+
+def run_import(gateway: Gateway, package: Path, **options: object) -> RunReport:
+    with Database(gateway.dsn) as database:
+        return import_package(
+            database, gateway.root, package,
+            component_id=options.pop("component_id", None),  # type: ignore[arg-type]
+            version=options.pop("version", None),  # type: ignore[arg-type]
+            **options,  # type: ignore[arg-type]
+        )
+
+
+def reasons(gateway: Gateway) -> list[str | None]:
+    with Database(gateway.dsn) as database:
+        return [event.reason for event in reversed(database.events(limit=100))]
+
+
+def current(gateway: Gateway, component_id: str) -> str | None:
+    with Database(gateway.dsn) as database:
+        state = database.component_states()[component_id]
+        return state.current_version
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    return tmp_path / "usb"
+
+
+def test_signed_package_installs_restarts_and_is_logged_as_manual(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    package = make_package(media, "virus_pattern-1569700.zip", {"vsapi.697": b"pattern 697\n"}, signing_pki)
+    report = run_import(gateway, package)
+    assert report.ok, report.as_json()
+    assert (gateway.live("lib/pattern/vsapi") / "vsapi.697").read_text() == "pattern 697\n"
+    assert gateway.restarts() == ["scan"]
+    assert gateway.events() == [("manual", "virus_pattern", "15.697.00", "success")]
+    assert reasons(gateway) == [f"imported from {package}"]
+    assert current(gateway, "virus_pattern") == "1569700"
+    assert not list((gateway.root / "lib" / ".staging").iterdir())
+    status = gateway.cli("status", "--json")
+    assert '"last_run"' in status.stdout and "virus_pattern-1569700.zip" in status.stdout
+
+
+def test_engine_package_named_with_underscore_restarts_both_services(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    package = make_package(media, "virus_engine_21.0.1008.zip", {"libvsapi.so": b"engine\n"}, signing_pki)
+    assert run_import(gateway, package).ok
+    assert gateway.restarts() == ["scan", "policy"]
+    assert gateway.events() == [("manual", "virus_engine", "21.0.1008", "success")]
+
+
+def test_tampered_package_is_rejected_with_the_reason_and_nothing_changes(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    good = make_package(media, "virus_pattern-1569700.zip", {"vsapi.697": b"pattern 697\n"}, signing_pki)
+    assert run_import(gateway, good).ok
+    restarts = gateway.restarts()
+    package = make_package(media, "virus_pattern-1569800.zip", {"vsapi.698": b"pattern 698\n" * 50},
+                           signing_pki)
+    data = bytearray(package.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    package.write_bytes(bytes(data))
+    report = run_import(gateway, package)
+    assert not report.ok
+    assert report.outcomes[0].reason == "signature invalid: content does not match the signature"
+    assert (gateway.live("lib/pattern/vsapi") / "vsapi.697").exists()
+    assert not (gateway.live("lib/pattern/vsapi") / "vsapi.698").exists()
+    assert current(gateway, "virus_pattern") == "1569700"
+    assert gateway.restarts() == restarts
+    assert gateway.events()[-1] == ("manual", "virus_pattern", "15.698.00", "failure")
+    assert not list((gateway.root / "lib" / ".staging").iterdir())
+
+
+def test_unsigned_package_is_refused_when_signatures_are_required_and_flagged_when_auto(
+    gateway: Gateway, media: Path
+) -> None:
+    package = make_package(media, "spyware_pattern-240100.zip", {"ssaptn.401": b"spy\n"}, None)
+    gateway.set("Update", "VerifySignature", "yes")
+    report = run_import(gateway, package)
+    assert not report.ok
+    assert report.outcomes[0].reason == (
+        "no signature beside the package (spyware_pattern-240100.sig) and Update/VerifySignature=yes"
+    )
+    assert current(gateway, "spyware_pattern") is None
+    gateway.set("Update", "VerifySignature", "auto")
+    assert run_import(gateway, package).ok
+    with Database(gateway.dsn) as database:
+        assert database.component_states()["spyware_pattern"].unsigned is True
+
+
+def test_package_signed_by_an_unknown_signer_is_rejected(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI, tmp_path: Path
+) -> None:
+    stranger = signing_pki.unknown(tmp_path / "stranger")
+    package = make_package(media, "virus_pattern-1569700.zip", {"vsapi.697": b"x\n"}, stranger)
+    report = run_import(gateway, package)
+    assert not report.ok
+    assert (report.outcomes[0].reason or "").startswith("unknown signer: missing root or intermediate")
+
+
+def test_options_identify_a_package_whose_name_says_nothing(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    package = make_package(media, "vsapi697.zip", {"vsapi.697": b"pattern\n"}, signing_pki)
+    with pytest.raises(PackageError, match="give --component"):
+        run_import(gateway, package)
+    with pytest.raises(PackageError, match="give --version"):
+        run_import(gateway, package, component_id="virus_pattern")
+    assert run_import(gateway, package, component_id="virus_pattern", version="15.697.00").ok
+    assert current(gateway, "virus_pattern") == "1569700"
+
+
+def test_file_names_are_identified_by_the_longest_catalog_id() -> None:
+    catalog = list(DEFAULT_CATALOG)
+    cases = {
+        "virus_pattern-1569700.zip": ("virus_pattern", "1569700"),
+        "virus_pattern_1569700.zip": ("virus_pattern", "1569700"),
+        "virus_pattern-15.697.80.zip": ("virus_pattern", "1569780"),
+        "intellitrap_exception_123400.zip": ("intellitrap_exception", "123400"),
+        "intellitrap_pattern-123400.zip": ("intellitrap_pattern", "123400"),
+        "spam_engine-9.2.1045.zip": ("spam_engine", "9.2.1045"),
+    }
+    for name, (component_id, raw) in cases.items():
+        component, version = identify(Path(name), catalog, None, None)
+        assert (component.id, version.raw) == (component_id, raw), name
+
+
+def test_unknown_component_and_bad_versions_are_refused_before_anything_is_recorded(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    package = make_package(media, "mystery_pattern-1.0.zip", {"a": b"a"}, signing_pki)
+    with pytest.raises(PackageError, match="cannot tell the component"):
+        run_import(gateway, package)
+    with pytest.raises(PackageError, match="unknown component 'mystery_pattern'"):
+        run_import(gateway, package, component_id="mystery_pattern")
+    bad = make_package(media, "virus_pattern-latest.zip", {"a": b"a"}, signing_pki)
+    with pytest.raises(PackageError, match="not a version"):
+        run_import(gateway, bad)
+    with pytest.raises(PackageError, match="no such file"):
+        run_import(gateway, media / "virus_pattern-1569700.zip")
+    assert gateway.events() == []
+
+
+def test_older_or_equal_version_is_refused_unless_forced(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    newer = make_package(media, "virus_pattern-1569800.zip", {"vsapi.698": b"698\n"}, signing_pki)
+    older = make_package(media, "virus_pattern-1569700.zip", {"vsapi.697": b"697\n"}, signing_pki)
+    assert run_import(gateway, newer).ok
+    for package, why in ((newer, "is the installed version"), (older, "older than the installed 15.698.00")):
+        report = run_import(gateway, package)
+        assert not report.ok
+        assert why in (report.outcomes[0].reason or "")
+        assert "--force" in (report.outcomes[0].reason or "")
+    assert current(gateway, "virus_pattern") == "1569800"
+    assert run_import(gateway, older, force=True).ok
+    assert current(gateway, "virus_pattern") == "1569700"
+    assert (gateway.live("lib/pattern/vsapi") / "vsapi.697").exists()
+
+
+def test_unlicensed_component_is_refused(gateway: Gateway, media: Path, signing_pki: SigningPKI) -> None:
+    gateway.set("License", "Antispam", "")
+    package = make_package(media, "antispam_pattern-1234500.zip", {"tmase": b"p\n"}, signing_pki)
+    report = run_import(gateway, package)
+    assert not report.ok
+    assert report.outcomes[0].reason == "Antispam license is not activated"
+    assert not gateway.live("lib/pattern/tmase").exists()
+    assert gateway.restarts() == []
+
+
+def test_failed_restart_rolls_the_import_back(gateway: Gateway, media: Path, signing_pki: SigningPKI) -> None:
+    first = make_package(media, "virus_pattern-1569700.zip", {"vsapi.697": b"697\n"}, signing_pki)
+    assert run_import(gateway, first).ok
+    gateway.fail_flag.touch()
+    second = make_package(media, "virus_pattern-1569800.zip", {"vsapi.698": b"698\n"}, signing_pki)
+    report = run_import(gateway, second)
+    assert not report.ok
+    assert "scan service restart failed" in (report.restart_error or "")
+    assert "rolled back to 15.697.00" in (report.outcomes[0].reason or "")
+    assert current(gateway, "virus_pattern") == "1569700"
+
+
+def test_import_while_another_process_downloads_fails_with_the_lock_message(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    package = make_package(media, "virus_pattern-1569700.zip", {"vsapi.697": b"697\n"}, signing_pki)
+    with lock.download_lock(gateway.root), pytest.raises(RunError, match=lock.LOCK_MESSAGE_EN):
+        # flock is per open file description: a second open in this process is refused too.
+        run_import(gateway, package)
+    assert current(gateway, "virus_pattern") is None
