@@ -7,4 +7,7 @@ pytest_plugins = [
     "tests.support.proxy",
     "tests.support.gateway",
     "tests.support.daemon",
+    "tests.support.browser",
+    "tests.support.smtp",
+    "tests.support.snmp",
 ]

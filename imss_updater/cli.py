@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import getpass
 import json
 import logging
 import os
@@ -17,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imss_updater import config, diagnose, importer, lock
+from imss_updater import config, diagnose, importer, lock, notify
 from imss_updater.db import Database, DatabaseError
 from imss_updater.embedded_db import EmbeddedDbError
+from imss_updater.notify import config as notify_config
 from imss_updater.planner import Mode
 from imss_updater.settings import SECRET_NAMES, SettingsError, validate_value
 from imss_updater.updater import ComponentReport, RunError, RunReport, Updater
@@ -67,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     set_.add_argument("name")
     set_.add_argument("value")
 
+    admin_parser = commands.add_parser("admin", help="status page administrator")
+    admin_commands = admin_parser.add_subparsers(dest="admin_command", required=True)
+    admin_commands.add_parser(
+        "set-password", parents=[common],
+        help="set the status page password (asked twice on a terminal, else read from stdin)",
+    )
+    notify_parser = commands.add_parser("notify", help="mail and SNMP trap notifications")
+    notify_commands = notify_parser.add_subparsers(dest="notify_command", required=True)
+    notify_test = notify_commands.add_parser("test", parents=[common],
+                                             help="send a test message on each configured channel")
+    notify_test.add_argument("--mail", action="store_true", help="only mail")
+    notify_test.add_argument("--trap", action="store_true", help="only SNMP traps")
+    notify_log = notify_commands.add_parser("log", parents=[common], help="delivery attempts, newest first")
+    notify_log.add_argument("--limit", type=int, default=50)
     commands.add_parser("check", parents=[common], help="ask the update sources now")
     update = commands.add_parser("update", parents=[common], help="manual update")
     update.add_argument("--all", action="store_true", help="every component with a newer version")
@@ -153,6 +169,10 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                   "schema up to date" if not applied else "applied: " + ", ".join(applied))
             return EXIT_OK
         config.require_schema(database)
+        if command == "admin":
+            return _set_password(arguments, database)
+        if command == "notify":
+            return _notify(arguments, database)
         if command == "config":
             return _config(arguments, database)
         updater = Updater(database, bootstrap.root)
@@ -205,6 +225,48 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
     raise CommandFailed(f"unknown command {command}", EXIT_USAGE)
 
 
+def _notify(arguments: argparse.Namespace, database: Database) -> int:
+    if arguments.notify_command == "log":
+        rows = notify.deliveries(database, limit=arguments.limit)
+        lines = [
+            f"{row.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {row.channel:<4}  "
+            f"{row.outcome:<6}  {row.recipient}  {row.event}" + (f"  ({row.error})" if row.error else "")
+            for row in rows
+        ]
+        _emit(arguments, {"deliveries": [row.as_json() for row in rows]},
+              "\n".join(lines) if lines else "no deliveries")
+        return EXIT_OK
+    both = not arguments.mail and not arguments.trap
+    results = notify.send_test(database, mail=arguments.mail or both, trap=arguments.trap or both)
+    lines = [f"{'OK  ' if result.outcome == 'sent' else 'FAIL'}  {result.channel}  {result.recipient}"
+             + (f"  {result.error}" if result.error else "") for result in results]
+    _emit(arguments, {"results": [result.as_json() for result in results]},
+          "\n".join(lines) if lines else "no channel is configured")
+    if not results:
+        raise CommandFailed("no notification channel is configured (Notification rows)")
+    failed = [result for result in results if result.outcome != "sent"]
+    if failed:
+        raise CommandFailed(f"{failed[0].channel} to {failed[0].recipient}: {failed[0].error}")
+    return EXIT_OK
+
+
+def _set_password(arguments: argparse.Namespace, database: Database) -> int:
+    from imss_updater.web import set_admin_password  # Flask is loaded only for this command
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("New status page password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CommandFailed("the passwords differ", EXIT_USAGE)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        set_admin_password(database, password)
+    except ValueError as error:
+        raise CommandFailed(str(error), EXIT_USAGE) from error
+    _emit(arguments, {"ok": True}, "status page password set")
+    return EXIT_OK
+
+
 def _diagnose(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
     known: dict[str, str] = {}
     for pair in arguments.address:
@@ -236,6 +298,7 @@ def _config(arguments: argparse.Namespace, database: Database) -> int:
     if (section, name) not in rows:
         raise CommandFailed(f"no setting {section}/{name} (run `imss-updater db init`?)", EXIT_USAGE)
     validate_value(section, name, arguments.value, rows, [c.id for c in database.catalog()])
+    notify_config.validate_value(section, name, arguments.value, rows)
     database.set_setting(section, name, arguments.value)
     shown = "***" if (section, name) in SECRET_NAMES else arguments.value
     _emit(arguments, {"section": section, "name": name, "value": shown}, f"{section}/{name} = {shown}")

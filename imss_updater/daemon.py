@@ -16,22 +16,24 @@ import json
 import logging
 import os
 import random
+import secrets
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from imss_updater import config, install, sdnotify
+from imss_updater import config, install, notify, sdnotify
 from imss_updater.db import Database, DatabaseError, NewEvent
 from imss_updater.embedded_db import EmbeddedDatabase, EmbeddedDbError
 from imss_updater.planner import Mode
 from imss_updater.schedule import CronSpec, cron_spec, missed_run, next_fire
 from imss_updater.settings import Settings, SettingsError, load
-from imss_updater.updater import RunCancelled, RunError, RunReport, Updater
+from imss_updater.updater import Progress, RunCancelled, RunError, RunReport, Updater
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ STOP_GRACE_SECONDS = 8.0
 MAX_BACKOFF_SECONDS = 60.0
 MISSED_RUN_DELAY_SECONDS = 30.0
 SETTINGS_CHANNEL = "imss_settings"
+DELIVERY_SECONDS = 60.0
 
 RunHook = Callable[[Database, RunReport], None]
 """Called after each scheduled run with its report (the notification issue queues mail/traps)."""
@@ -63,13 +66,14 @@ def scheduled_update(
     fallback_settings: Settings | None = None,
     unrecorded: list[NewEvent] | None = None,
     after_run: RunHook | None = None,
+    progress: Progress | None = None,
 ) -> RunReport | None:
     """Run exactly what the schedule runs: a scheduled update of the scheduled components.
 
     Return None when the scheduled update is turned off (Update/ScheduledUpdate=no).
     """
     with Database(dsn) as database:
-        updater = Updater(database, bootstrap.root, cancel=cancel,
+        updater = Updater(database, bootstrap.root, cancel=cancel, progress=progress,
                           fallback_settings=fallback_settings, unrecorded=unrecorded)
         _catalog, settings = updater.load()
         if not settings.scheduled_update:
@@ -83,6 +87,22 @@ def scheduled_update(
             except Exception:  # a hook (notifications) must never fail the update
                 log.exception("after-run hook failed")
         return report
+
+
+def session_key(state: Path) -> bytes:
+    """Return the status page's session-signing key, created once in the state directory
+    (0600), so that sessions survive a restart of the daemon."""
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / "web-session.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_bytes(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
 
 
 def main(bootstrap: config.Bootstrap, *, once: bool, as_json: bool) -> int:
@@ -112,8 +132,30 @@ def main(bootstrap: config.Bootstrap, *, once: bool, as_json: bool) -> int:
     return code
 
 
+def queue_notifications(database: Database, report: RunReport) -> None:
+    """The after-run hook: queue the mail and traps this scheduled run calls for."""
+    queued = notify.enqueue_run(database, database.catalog(), report)
+    if queued:
+        log.info("%d notification(s) queued", queued)
+
+
+def deliver_notifications(dsn: str) -> None:
+    """Send what is queued; a delivery problem is recorded, never raised."""
+    try:
+        with Database(dsn) as database:
+            result = notify.deliver_pending(database)
+    except DatabaseError as error:
+        log.debug("notifications not delivered now: %s", error)
+        return
+    if result.sent or result.failed or result.retried:
+        log.info("notifications: %d sent, %d to retry, %d failed", result.sent, result.retried,
+                 result.failed)
+
+
 def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
-    report = scheduled_update(bootstrap, dsn)
+    report = scheduled_update(bootstrap, dsn, after_run=queue_notifications)
+    # Sent after the run, outside its lock: a dead relay never holds up an update.
+    deliver_notifications(dsn)
     if report is None:
         print(json.dumps({"skipped": "scheduled update is off"}) if as_json else "scheduled update is off")
         return 0
@@ -177,10 +219,14 @@ class Daemon:
         self.next_run: datetime.datetime | None = None
         self.unrecorded: list[NewEvent] = []
         self.last_staleness = 0.0
-        self.after_run: RunHook | None = None
+        self.after_run: RunHook | None = self._after_run
+        self.progress: Progress | None = None
         self.background: list[Callable[[], None]] = []  # extra services' stop functions
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            # One worker for updates (never two at once), one for notifications, so a slow
+            # mail relay never delays an update.
+            executors={"default": ThreadPoolExecutor(max_workers=1),
+                       "notify": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=self.timezone,
         )
@@ -199,8 +245,11 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGUSR1, self._on_usr1)
         self.scheduler.start()
+        self.scheduler.add_job(self._deliver, "interval", seconds=DELIVERY_SECONDS, id="deliver",
+                               executor="notify")
         listener = threading.Thread(target=self._listen, name="settings-listener", daemon=True)
         listener.start()
+        self.start_web()
         log.info("imss-updater daemon started (pid %s, root %s)", os.getpid(), self.bootstrap.root)
         try:
             while not self.stopping.is_set():
@@ -368,7 +417,29 @@ class Daemon:
         if now.timestamp() - self.last_staleness < STALENESS_SECONDS:
             return
         self.last_staleness = now.timestamp()
-        Updater(database, self.bootstrap.root, fallback_settings=self.settings).refresh_staleness(now)
+        updater = Updater(database, self.bootstrap.root, fallback_settings=self.settings)
+        changes = updater.refresh_staleness(now)
+        for component, stale, last_success in changes:
+            try:
+                notify.enqueue_stale(database, component, last_success, stale)
+            except DatabaseError:
+                raise
+            except Exception:  # a notification problem never stops the daemon's upkeep
+                log.exception("could not queue the staleness notification")
+        if changes:
+            self.scheduler.add_job(self._deliver, id="deliver-now", replace_existing=True,
+                                   executor="notify")
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def _after_run(self, database: Database, report: RunReport) -> None:
+        queue_notifications(database, report)
+        self.scheduler.add_job(self._deliver, id="deliver-now", replace_existing=True,
+                               executor="notify")
+
+    def _deliver(self) -> None:
+        if self.database_health.ok:
+            deliver_notifications(self.dsn)
 
     # -- the job -----------------------------------------------------------------------------
 
@@ -380,7 +451,7 @@ class Daemon:
         try:
             report = scheduled_update(
                 self.bootstrap, self.dsn, cancel=self.cancel, fallback_settings=self.settings,
-                unrecorded=self.unrecorded, after_run=self.after_run,
+                unrecorded=self.unrecorded, after_run=self.after_run, progress=self.progress,
             )
             if report is not None:
                 log.info("scheduled update: %s", report.summary())
@@ -395,6 +466,35 @@ class Daemon:
         finally:
             self.job_running.clear()
             self.wake.set()  # plan the next one
+
+    # -- the status page ---------------------------------------------------------------------
+
+    def start_web(self) -> None:
+        """Serve the status page with waitress (threads, no fork) on IMSS_WEB. A port that is
+        taken is logged and the daemon goes on: updates matter more than the page."""
+        from waitress.server import create_server
+
+        from imss_updater.web import RunMetrics, WebConfig, create_app
+
+        metrics = RunMetrics()
+        self.progress = metrics.progress
+        app = create_app(WebConfig(
+            dsn=self.dsn,  # the embedded DSN names its password file; no connection yet
+            root=self.bootstrap.root,
+            secret_key=session_key(self.bootstrap.state),
+            scheduler_ok=lambda: self.scheduler.running and not self.stopping.is_set(),
+            metrics=metrics,
+        ))
+        try:
+            server = create_server(app, host=self.bootstrap.web_host, port=self.bootstrap.web_port,
+                                   threads=8, ident="imss-updater")
+        except OSError as error:
+            log.error("status page not started on %s:%s: %s", self.bootstrap.web_host,
+                      self.bootstrap.web_port, error)
+            return
+        threading.Thread(target=server.run, name="status-page", daemon=True).start()
+        self.background.append(server.close)
+        log.info("status page on http://%s:%s/", self.bootstrap.web_host, self.bootstrap.web_port)
 
     # -- settings listener -------------------------------------------------------------------
 

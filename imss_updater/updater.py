@@ -610,18 +610,19 @@ class Updater:
                 self._record_failure(report, kind, component, None, reason, replace=True)
                 continue
             back_to = _display(state.current.version if state.current else None)
+            attempted = next((o.version for o in report.outcomes if o.component == component.id), None)
             reason = f"{error}; rolled back to {back_to}"
-            text = messages.update_failed(component, None, reason)
+            text = messages.update_failed(component, attempted, reason)
             self.database.record_installed(
                 component.id,
                 state.current.version if state.current else None,
                 state.previous.version if state.previous else None,
                 success=False,
                 restart_pending=True,
-                event=NewEvent(kind, component.id, back_to, "failure", text.en, text.ja, reason),
+                event=NewEvent(kind, component.id, attempted, "failure", text.en, text.ja, reason),
             )
             report.outcomes = [o for o in report.outcomes if o.component != component.id]
-            report.outcomes.append(Outcome(component.id, back_to, False, text.en, reason))
+            report.outcomes.append(Outcome(component.id, attempted, False, text.en, reason))
             log.error("%s", text.en)
         if installed_now:
             second = self.restart(settings, restarts_for(changed), [c.id for c in changed])

@@ -48,3 +48,22 @@ def test_import_of_an_unidentifiable_file_is_a_usage_error(gateway: Gateway, tmp
     package.write_bytes(b"PK")
     result = gateway.cli("import", str(package))
     assert result.code == 2
+
+
+def test_admin_set_password_reads_stdin_and_refuses_a_short_one(gateway: Gateway) -> None:
+    import io
+    import sys
+
+    from imss_updater.db import Database
+
+    original = sys.stdin
+    try:
+        sys.stdin = io.StringIO("short\n")
+        assert gateway.cli("admin", "set-password").code == 2
+        sys.stdin = io.StringIO("correct horse battery\n")
+        assert gateway.cli("admin", "set-password").code == 0
+    finally:
+        sys.stdin = original
+    with Database(gateway.dsn) as database:
+        stored = database.get_setting("Admin", "PasswordHash") or ""
+    assert stored and "correct horse" not in stored

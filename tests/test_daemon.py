@@ -276,3 +276,42 @@ def test_status_shows_the_next_run_and_the_daemon(gateway: Gateway, start_daemon
     assert payload["daemon"]["pid"] == daemon.pid
     assert payload["daemon"]["next_run"] is not None
     assert daemon.stop()[0] == 0
+
+
+def test_a_failed_scheduled_run_in_the_daemon_mails_the_administrator(
+    gateway: Gateway, start_daemon: DaemonFactory, smtp_server  # type: ignore[no-untyped-def]
+) -> None:
+    relay = smtp_server("plain")
+    quick(gateway)
+    for name, value in {"SMTPServer": relay.host, "SMTPPort": str(relay.port),
+                        "MailFrom": "imss@gw1.example", "MailTo": "ops@example.com"}.items():
+        gateway.set("Notification", name, value)
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.tree.corrupt_payload("P.4")
+    gateway.publish()
+    daemon = start_daemon(gateway)  # never ran: runs at once
+    wait_until(lambda: relay.received, timeout=30, what="the failure mail")
+    assert relay.received[0].message["Subject"].endswith("Pattern file update FAILED")
+    assert daemon.stop()[0] == 0
+    result = json.loads(gateway.cli("notify", "log", "--json").stdout)
+    assert [(d["channel"], d["outcome"]) for d in result["deliveries"]] == [("mail", "sent")]
+
+
+def test_the_daemon_serves_its_status_page_on_loopback(gateway: Gateway, start_daemon: DaemonFactory) -> None:
+    import urllib.request
+
+    quick(gateway)
+    daemon = start_daemon(gateway)
+    wait_until(lambda: "status page on" in daemon.log(), what="the status page")
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{daemon.web}/healthz", timeout=5) as answer:
+                return json.loads(answer.read())["status"] == "ok"
+        except OSError:
+            return False
+
+    wait_until(healthy, what="/healthz")
+    with urllib.request.urlopen(f"http://{daemon.web}/", timeout=5) as answer:
+        assert "/login" in answer.url  # every page needs an administrator
+    assert daemon.stop()[0] == 0

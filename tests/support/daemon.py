@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gateway import REPO, Gateway
+from tests.support.pg import free_port
 
 
 class NotifySocket:
@@ -56,7 +57,9 @@ class NotifySocket:
 
 
 class RunningDaemon:
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, notify: NotifySocket) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, notify: NotifySocket,
+                 web: str) -> None:
+        self.web = web  # host:port of the status page
         self.process = process
         self.log_path = log_path
         self.notify = notify
@@ -105,11 +108,13 @@ def start_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
         if gateway is not None:
             command += gateway.common_args()
         environment = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": str(notify.path),
-                       "TZ": "Asia/Tokyo", **(env or {})}
+                       "TZ": "Asia/Tokyo", "IMSS_STATE": str(tmp_path / "state"),
+                       "IMSS_WEB": f"127.0.0.1:{free_port()}", **(env or {})}
+        web = environment["IMSS_WEB"]
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
                                        cwd=REPO, env=environment)
-        daemon = RunningDaemon(process, log_path, notify)
+        daemon = RunningDaemon(process, log_path, notify, web)
         started.append(daemon)
         return daemon
 

@@ -1,0 +1,116 @@
+"""The Flask application factory: the status page and its administration pages.
+
+Every route needs a logged-on administrator except ``/login``, ``/lang``, ``/healthz``,
+``/metrics`` and static files; every POST needs the session's CSRF token; GET never
+changes anything. Templates and static files live in the repository's top-level ``web/``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from pathlib import Path
+
+from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from imss_updater.db import DatabaseError
+from imss_updater.web import auth, logs, ops, settings_pages, status
+from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
+from imss_updater.web.jobs import JobRunner
+from imss_updater.web.pool import DatabasePool
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.switch_language", "ops.healthz", "ops.metrics", "static"})
+SESSION_HOURS = 8
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                               "form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def create_app(config: WebConfig) -> Flask:
+    """Given the daemon's WebConfig, return the console's Flask application."""
+    app = Flask(
+        __name__,
+        template_folder=str(WEB_DIR / "templates"),
+        static_folder=str(WEB_DIR / "static"),
+        static_url_path="/static",
+    )
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        SESSION_COOKIE_NAME="imss_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=datetime.timedelta(hours=SESSION_HOURS),
+        MAX_CONTENT_LENGTH=256 * 1024,
+        JSON_AS_ASCII=False,
+    )
+    app.extensions["imss_console"] = Console(
+        config=config,
+        pool=DatabasePool(config.dsn),
+        runner=JobRunner(config.dsn, config.root, config.metrics),
+    )
+    for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,
+                      ops.blueprint):
+        app.register_blueprint(blueprint)
+    app.before_request(_guard)
+    app.after_request(_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DatabaseError, _database_error)
+    app.jinja_env.globals.update(
+        _=t, csrf_token=auth.csrf_token, lang=language, when=when, flashed_text=flashed_text,
+    )
+    return app
+
+
+def _guard() -> ResponseReturnValue | None:
+    """Refuse a POST without the CSRF token, and any private route without a log-on."""
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not auth.csrf_valid():
+        log.warning("refused %s %s: bad or missing CSRF token", request.method, request.path)
+        return _error_page(400, t("error.csrf"))
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+        return None
+    with console().pool.connection() as database:
+        if auth.logged_in(database):
+            return None
+    if request.path.startswith("/jobs/"):
+        return jsonify({"error": "not logged on"}), 401
+    if request.method in ("GET", "HEAD"):
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    return _error_page(401, t("login.required"))
+
+
+def _headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if response.mimetype in ("text/html", "application/json"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error_page(code: int, text: str) -> tuple[str, int]:
+    return render_template("error.html", code=code, text=text), code
+
+
+def _http_error(error: HTTPException) -> ResponseReturnValue:
+    code = error.code or 500
+    if code == 404:
+        return _error_page(404, t("error.not_found"))
+    if code == 405:
+        return _error_page(405, t("error.method"))
+    if code == 400:
+        return _error_page(400, t("error.bad_request", reason=error.description or ""))
+    return _error_page(code, error.description or error.name)
+
+
+def _database_error(error: DatabaseError) -> ResponseReturnValue:
+    log.error("%s", error)
+    return _error_page(503, t("error.database", reason=str(error)))

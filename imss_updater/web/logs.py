@@ -1,0 +1,76 @@
+"""Logs: the update event log, filtered by kind, component, outcome and date range, paged."""
+
+from __future__ import annotations
+
+import datetime
+
+from flask import Blueprint, abort, render_template, request
+from flask.typing import ResponseReturnValue
+
+from imss_updater.web import queries
+from imss_updater.web.context import console, language
+
+PAGE_SIZE = 50
+KINDS = ("scheduled", "manual", "rollback")
+OUTCOMES = ("success", "failure")
+
+blueprint = Blueprint("logs", __name__)
+
+
+def _date(name: str) -> datetime.date | None:
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        abort(400, description=f"{name}: must be YYYY-MM-DD")
+
+
+def _choice(name: str, allowed: tuple[str, ...] | set[str]) -> str | None:
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    if value not in allowed:
+        abort(400, description=f"{name}: unknown value {value!r}")
+    return value
+
+
+def _local_midnight(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time()).astimezone()
+
+
+@blueprint.route("/logs")
+def page() -> ResponseReturnValue:
+    try:
+        page_number = int(request.args.get("page", "1"))
+    except ValueError:
+        abort(400, description="page: must be a number")
+    if page_number < 1:
+        abort(400, description="page: must be 1 or more")
+    with console().pool.connection() as database:
+        catalog = database.catalog()
+        names = {component.id: component.name_ja if language() == "ja" else component.name_en
+                 for component in catalog}
+        since, until = _date("from"), _date("to")
+        where = queries.EventFilter(
+            kind=_choice("kind", KINDS),
+            component=_choice("component", set(names)),
+            outcome=_choice("outcome", OUTCOMES),
+            since=_local_midnight(since) if since else None,
+            until=_local_midnight(until + datetime.timedelta(days=1)) if until else None,
+        )
+        found = queries.events_page(database, where, limit=PAGE_SIZE + 1,
+                                    offset=(page_number - 1) * PAGE_SIZE)
+    arguments = {key: value for key, value in request.args.items() if key != "page" and value}
+    return render_template(
+        "logs.html",
+        events=found[:PAGE_SIZE],
+        names=names,
+        catalog=catalog,
+        kinds=KINDS,
+        outcomes=OUTCOMES,
+        arguments=arguments,
+        page=page_number,
+        has_older=len(found) > PAGE_SIZE,
+    )

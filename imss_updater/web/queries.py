@@ -1,0 +1,84 @@
+"""The console's own reads and writes, through ``Database.transaction`` (no driver import).
+
+Each function is one statement, so a page's query count is the number of calls it makes.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from imss_updater.db import Database, Event
+
+LOGIN_WINDOW = datetime.timedelta(minutes=15)
+MAX_LOGIN_FAILURES = 5
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    kind: str | None = None
+    component: str | None = None
+    outcome: str | None = None
+    since: datetime.datetime | None = None
+    until: datetime.datetime | None = None  # exclusive
+
+
+def events_page(database: Database, where: EventFilter, *, limit: int, offset: int) -> list[Event]:
+    """Return up to ``limit`` events matching ``where``, newest first, after ``offset``."""
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    for column, value in (("kind", where.kind), ("component", where.component), ("outcome", where.outcome)):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            parameters.append(value)
+    if where.since is not None:
+        clauses.append("time >= %s")
+        parameters.append(where.since)
+    if where.until is not None:
+        clauses.append("time < %s")
+        parameters.append(where.until)
+    condition = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    with database.transaction() as cursor:
+        cursor.execute(
+            "SELECT id, time, kind, component, version, outcome, message, message_ja, reason"
+            f" FROM tb_update_event{condition} ORDER BY time DESC, id DESC LIMIT %s OFFSET %s",
+            (*parameters, limit, offset),
+        )
+        return [Event(*row) for row in cursor.fetchall()]
+
+
+def failure_counts(database: Database) -> dict[str, int]:
+    """Return the number of failure events per component (all kinds, all time)."""
+    with database.transaction() as cursor:
+        cursor.execute(
+            "SELECT component, count(*) FROM tb_update_event WHERE outcome = 'failure' GROUP BY component"
+        )
+        return {str(row[0]): int(row[1]) for row in cursor.fetchall()}
+
+
+def login_throttled(database: Database, address: str) -> bool:
+    """Return True when ``address`` failed MAX_LOGIN_FAILURES times within LOGIN_WINDOW
+    since its last successful log-on."""
+    with database.transaction() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM tb_web_login_attempt WHERE address = %s AND NOT ok"
+            " AND time > now() - %s AND time > coalesce((SELECT max(time) FROM tb_web_login_attempt"
+            "   WHERE address = %s AND ok), '-infinity')",
+            (address, LOGIN_WINDOW, address),
+        )
+        row = cursor.fetchone()
+        return bool(row and int(row[0]) >= MAX_LOGIN_FAILURES)
+
+
+def record_login(database: Database, address: str, ok: bool) -> None:
+    """Record one log-on attempt and forget attempts older than a day."""
+    with database.transaction() as cursor:
+        cursor.execute("INSERT INTO tb_web_login_attempt (address, ok) VALUES (%s, %s)", (address, ok))
+        cursor.execute("DELETE FROM tb_web_login_attempt WHERE time < now() - interval '1 day'")
+
+
+def ping(database: Database) -> None:
+    """Raise DatabaseError if the database does not answer."""
+    with database.transaction() as cursor:
+        cursor.execute("SELECT 1")

@@ -1,0 +1,261 @@
+"""Settings: update source, proxy, schedule, notifications (placeholder), licenses (view).
+
+Each page turns its form into ``tb_global_setting`` rows, checks every changed row with
+``settings.validate_value`` (in the context of the page's other changes) and the whole
+set with ``settings.load``, and writes nothing unless all pass. The updater reads the rows
+fresh for every run, so a change takes effect without a restart. Secrets are write-only:
+the form shows only whether one is set; an empty field keeps it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
+
+from imss_updater.catalog import Component
+from imss_updater.settings import (
+    FREQUENCIES,
+    SECRET_NAMES,
+    SIGNATURE_MODES,
+    WEEKDAYS,
+    Problem,
+    SettingsError,
+    load,
+    validate_value,
+)
+from imss_updater.web.context import console, notify
+
+log = logging.getLogger(__name__)
+
+AU_HOST_PATH = "imsva91-p.activeupdate.trendmicro.co.jp/activeupdate/japan"
+MINUTES = ("00", "15", "30", "45")
+PAGES = ("source", "proxy", "schedule", "notifications", "licenses")
+
+Rows = Mapping[tuple[str, str], str]
+Changes = dict[tuple[str, str], str]
+Form = MultiDict[str, str]
+
+blueprint = Blueprint("settings", __name__, url_prefix="/settings")
+
+
+# -- the form of each page <-> rows ------------------------------------------------------------
+
+def _source_values(rows: Rows) -> dict[str, object]:
+    server = rows.get(("Update", "UpdateServer"), "")
+    tmase = rows.get(("Update", "TMASEServerurl"), "")
+    parts = urlsplit(server)
+    is_au = f"{parts.netloc}{parts.path}".rstrip("/") == AU_HOST_PATH
+    return {
+        "source": "au" if is_au else "other",
+        "protocol": parts.scheme if is_au and parts.scheme in ("http", "https") else "http",
+        "other_url": "" if is_au else server,
+        "tmase": "same" if tmase == server else "own",
+        "tmase_url": "" if tmase == server else tmase,
+        "verify": rows.get(("Update", "VerifySignature"), "auto"),
+        "ca_file": rows.get(("Update", "CAFile"), ""),
+        "signature_ca_file": rows.get(("Update", "SignatureCAFile"), ""),
+        "max_mb": rows.get(("Update", "MaxDownloadMB"), ""),
+    }
+
+
+def _source_changes(form: Form, rows: Rows, catalog: list[Component]) -> tuple[Changes, list[str]]:
+    errors: list[str] = []
+    if form.get("source") == "au":
+        protocol = form.get("protocol", "http")
+        if protocol not in ("http", "https"):
+            errors.append("Protocol: must be http or https")
+        server = f"{protocol}://{AU_HOST_PATH}"
+    elif form.get("source") == "other":
+        server = form.get("other_url", "").strip()
+        if not server:
+            errors.append("Update/UpdateServer: enter the URL of the other update source")
+    else:
+        errors.append("Update source: choose ActiveUpdate or another source")
+        server = ""
+    tmase = server if form.get("tmase", "same") == "same" else form.get("tmase_url", "").strip()
+    changes = {
+        ("Update", "UpdateServer"): server.rstrip("/") if server else server,
+        ("Update", "TMASEServerurl"): tmase.rstrip("/") if tmase else tmase,
+        ("Update", "VerifySignature"): form.get("verify", ""),
+        ("Update", "CAFile"): form.get("ca_file", "").strip(),
+        ("Update", "SignatureCAFile"): form.get("signature_ca_file", "").strip(),
+        ("Update", "MaxDownloadMB"): form.get("max_mb", "").strip(),
+    }
+    return changes, errors
+
+
+def _proxy_values(rows: Rows) -> dict[str, object]:
+    return {
+        "use": rows.get(("Update", "UseProxySetting"), "no") == "yes",
+        "host": rows.get(("Proxy", "ProxyHost"), ""),
+        "port": rows.get(("Proxy", "ProxyPort"), ""),
+        "user": rows.get(("Proxy", "ProxyUser"), ""),
+        "password_set": bool(rows.get(("Proxy", "ProxyPassword"), "")),
+    }
+
+
+def _proxy_changes(form: Form, rows: Rows, catalog: list[Component]) -> tuple[Changes, list[str]]:
+    changes = {
+        ("Update", "UseProxySetting"): "yes" if form.get("use") else "no",
+        ("Proxy", "ProxyHost"): form.get("host", "").strip(),
+        ("Proxy", "ProxyPort"): form.get("port", "").strip(),
+        ("Proxy", "ProxyUser"): form.get("user", ""),
+    }
+    errors: list[str] = []
+    host = changes[("Proxy", "ProxyHost")]
+    if host and (any(character.isspace() for character in host) or "/" in host):
+        errors.append("Proxy/ProxyHost: a host name or address only, without scheme or path")
+    password = form.get("password", "")
+    if form.get("password_clear"):
+        changes[("Proxy", "ProxyPassword")] = ""
+    elif password:
+        changes[("Proxy", "ProxyPassword")] = password
+    return changes, errors
+
+
+def _schedule_values(rows: Rows) -> dict[str, object]:
+    scheduled = {part.strip() for part in rows.get(("Update", "ScheduledComponents"), "").split(",")}
+    return {
+        "enabled": rows.get(("Update", "ScheduledUpdate"), "yes") == "yes",
+        "frequency": rows.get(("Update", "ScheduleFrequency"), "15min"),
+        "minute": rows.get(("Update", "ScheduleMinute"), "00"),
+        "time": rows.get(("Update", "ScheduleTime"), "03:00"),
+        "weekday": rows.get(("Update", "ScheduleWeekday"), "sun"),
+        "components": scheduled,
+    }
+
+
+def _schedule_changes(form: Form, rows: Rows, catalog: list[Component]) -> tuple[Changes, list[str]]:
+    chosen = set(form.getlist("components"))
+    known = [component.id for component in catalog]
+    errors = [f"Update/ScheduledComponents: unknown component {value!r}" for value in chosen
+              if value not in known]
+    changes = {
+        ("Update", "ScheduledUpdate"): "yes" if form.get("enabled") else "no",
+        ("Update", "ScheduleFrequency"): form.get("frequency", ""),
+        ("Update", "ScheduleMinute"): form.get("minute", ""),
+        ("Update", "ScheduleTime"): form.get("time", "").strip(),
+        ("Update", "ScheduleWeekday"): form.get("weekday", ""),
+        ("Update", "ScheduledComponents"): ",".join(cid for cid in known if cid in chosen),
+    }
+    return changes, errors
+
+
+ValuesOf = Callable[[Rows], dict[str, object]]
+ChangesOf = Callable[[Form, Rows, list[Component]], tuple[Changes, list[str]]]
+EDITABLE: dict[str, tuple[ValuesOf, ChangesOf]] = {
+    "source": (_source_values, _source_changes),
+    "proxy": (_proxy_values, _proxy_changes),
+    "schedule": (_schedule_values, _schedule_changes),
+}
+
+
+def validate(changes: Changes, rows: Rows, known: list[str]) -> list[str]:
+    """Given a page's changes and the current rows, return every problem (empty: valid).
+
+    Each changed row is checked with ``validate_value`` against the rows as they would be
+    after the whole page is saved, then the full set with ``load`` for problems the page's
+    rows cause together (a proxy switched on without a host).
+    """
+    merged = {**rows, **changes}
+    problems: list[Problem] = []
+    for (section, name), value in changes.items():
+        try:
+            validate_value(section, name, value, merged, known)
+        except SettingsError as error:
+            problems.extend(error.problems)
+    try:
+        load(merged, known)
+    except SettingsError as error:
+        problems.extend(problem for problem in error.problems
+                        if (problem.section, problem.name) in changes and problem not in problems)
+    return [str(problem) for problem in problems]
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+@blueprint.route("/")
+def index() -> ResponseReturnValue:
+    return redirect(url_for("settings.page", name="source"))
+
+
+@blueprint.route("/<name>", methods=["GET"])
+def page(name: str) -> ResponseReturnValue:
+    if name not in PAGES:
+        abort(404)
+    with console().pool.connection() as database:
+        rows = database.settings_rows()
+        catalog = database.catalog()
+    return _render(name, rows, catalog, [], 200)
+
+
+@blueprint.route("/<name>", methods=["POST"])
+def save(name: str) -> ResponseReturnValue:
+    if name not in EDITABLE:
+        abort(404 if name not in PAGES else 405)
+    changes_of = EDITABLE[name][1]
+    with console().pool.connection() as database:
+        rows = database.settings_rows()
+        catalog = database.catalog()
+        changes, errors = changes_of(request.form, rows, catalog)
+        errors += validate(changes, rows, [component.id for component in catalog])
+        if errors:
+            return _render(name, rows, catalog, errors, 400, submitted=_submitted(name))
+        changed = {key: value for key, value in changes.items() if rows.get(key) != value}
+        for (section, name_), value in changed.items():
+            database.set_setting(section, name_, value)
+            shown = "***" if (section, name_) in SECRET_NAMES else repr(value)
+            log.info("setting %s/%s changed to %s from the console", section, name_, shown)
+    notify("settings.saved", "success")
+    return redirect(url_for("settings.page", name=name))
+
+
+def _submitted(name: str) -> dict[str, object]:
+    """The form as submitted, to show it again next to the errors (never a secret)."""
+    form = request.form
+    if name == "source":
+        return {key: form.get(key, "") for key in ("source", "protocol", "other_url", "tmase", "tmase_url",
+                                                    "verify", "ca_file", "signature_ca_file", "max_mb")}
+    if name == "proxy":
+        return {"use": bool(form.get("use")), "host": form.get("host", ""), "port": form.get("port", ""),
+                "user": form.get("user", "")}
+    return {"enabled": bool(form.get("enabled")), "frequency": form.get("frequency", ""),
+            "minute": form.get("minute", ""), "time": form.get("time", ""),
+            "weekday": form.get("weekday", ""), "components": set(form.getlist("components"))}
+
+
+def _render(
+    name: str, rows: Rows, catalog: list[Component], errors: list[str], code: int,
+    submitted: dict[str, object] | None = None,
+) -> ResponseReturnValue:
+    values: dict[str, object] = {}
+    if name in EDITABLE:
+        values = EDITABLE[name][0](rows)
+        if submitted:
+            values.update(submitted)
+    licenses = []
+    today = datetime.date.today()
+    for license_name in ("Antivirus", "Antispam"):
+        text = rows.get(("License", license_name), "").strip()
+        try:
+            expiry = datetime.date.fromisoformat(text) if text else None
+        except ValueError:
+            expiry = None
+        state = "not_activated" if expiry is None else ("active" if expiry >= today else "expired")
+        licenses.append({
+            "name": license_name, "expiry": text, "state": state,
+            "components": [component for component in catalog if component.license == license_name],
+        })
+    features = [(feature, rows.get(("Scan", feature), "no") == "yes")
+                for feature in ("ATSEEnabled", "SmartScanEnabled")]
+    return render_template(
+        f"settings_{name}.html", page=name, pages=PAGES, values=values, errors=errors, catalog=catalog,
+        frequencies=FREQUENCIES, weekdays=WEEKDAYS, minutes=MINUTES, signature_modes=SIGNATURE_MODES,
+        licenses=licenses, features=features,
+    ), code

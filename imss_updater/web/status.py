@@ -1,0 +1,226 @@
+"""System Status: components, versions, flags, Update / Rollback / Check Now, progress.
+
+One page view costs a constant number of SQL statements whatever the catalog's size
+(log-on check; catalog, settings and component states for the reports; settings, run
+status and catalog again for licenses, the settings check and a job's messages).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from imss_updater import lock, messages
+from imss_updater.catalog import Component
+from imss_updater.db import Database
+from imss_updater.settings import SettingsError, load
+from imss_updater.updater import ComponentReport, Outcome, Updater
+from imss_updater.web.context import console, language, notify, t, when
+from imss_updater.web.jobs import Job, JobBusy
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("status", __name__)
+
+
+@dataclass(frozen=True)
+class Row:
+    report: ComponentReport
+    name: str
+    selectable: bool
+    flags: list[tuple[str, str]]  # (css class, text)
+    unscheduled: bool
+
+
+def _rows(
+    reports: list[ComponentReport], rows: dict[tuple[str, str], str], catalog: list[Component]
+) -> list[Row]:
+    licenses = {component.id: component.license for component in catalog}
+    now = datetime.datetime.now(datetime.UTC)
+    shown: list[Row] = []
+    for report in reports:
+        flags: list[tuple[str, str]] = []
+        if not report.licensed:
+            expiry = rows.get(("License", licenses.get(report.id, "")), "").strip()
+            flags.append(("flag-license", t("flag.expired") if expiry else t("flag.unlicensed")))
+        if not report.enabled:
+            flags.append(("flag-disabled", t("flag.disabled")))
+        if report.unsigned:
+            flags.append(("flag-unsigned", t("flag.unsigned")))
+        if report.stale:  # the daemon flags it from the Staleness rows (seed 001)
+            days = (now - report.last_success_at).days if report.last_success_at else 0
+            flags.append(("flag-stale", t("flag.stale", days=days)))
+        if not report.scheduled:
+            flags.append(("flag-unscheduled", t("flag.unscheduled")))
+        shown.append(Row(
+            report=report,
+            name=report.name_ja if language() == "ja" else report.name,
+            selectable=report.licensed and report.enabled,
+            flags=flags,
+            unscheduled=not report.scheduled,
+        ))
+    return shown
+
+
+def _service_text(value: str | None) -> str:
+    if not value:
+        return t("status.service_unknown")
+    if value.startswith("restarted "):
+        moment = _parse_time(value.removeprefix("restarted "))
+        return t("status.service_restarted", time=when(moment) if moment else value)
+    if value.startswith("failed: "):
+        return t("status.service_failed", reason=value.removeprefix("failed: "))
+    return value
+
+
+def _parse_time(text: str) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def job_messages(job: Job, catalog: list[Component]) -> tuple[bool, str, list[str]]:
+    """Return (ok, headline, detail lines) for a finished job, in the request's language."""
+    if job.lock_busy:
+        return False, t("lock.busy"), []
+    if job.error is not None:
+        return False, t("job.error", reason=job.error), []
+    if job.kind == "check":
+        if job.check_ok:
+            return True, t("job.check_ok"), []
+        return False, t("job.check_failed", reason=job.check_text or ""), []
+    report = job.report
+    if report is None:
+        return False, t("job.error", reason="no result"), []
+    by_id = {component.id: component for component in catalog}
+    details = [_outcome_text(outcome, by_id.get(outcome.component), job.kind) for outcome in report.outcomes]
+    if report.restart_error:
+        details.append(t("job.restart_failed", reason=report.restart_error))
+    if job.kind == "update" and report.up_to_date and not report.outcomes:
+        return True, t("job.up_to_date"), details
+    if report.ok:
+        return True, t("job.update_ok" if job.kind == "update" else "job.rollback_ok"), details
+    return False, t("job.update_failed" if job.kind == "update" else "job.rollback_failed"), details
+
+
+def _outcome_text(outcome: Outcome, component: Component | None, kind: str) -> str:
+    if component is None or language() != "ja":
+        return outcome.message
+    if kind == "rollback":
+        if outcome.ok:
+            return messages.rolled_back(component, outcome.version or "").ja
+        return messages.rollback_failed(component, outcome.reason or "").ja
+    if outcome.ok:
+        return messages.downloaded(component, outcome.version or "").ja
+    return messages.update_failed(component, outcome.version, outcome.reason or "").ja
+
+
+def progress_json(job: Job) -> dict[str, object]:
+    components = {}
+    for component_id, entry in job.progress.items():
+        key = f"phase.{entry.phase}"
+        components[component_id] = {
+            "phase": entry.phase,
+            "percent": entry.percent,
+            "text": t(key, percent=entry.percent) if entry.phase == "downloading" else t(key),
+        }
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "running": job.running,
+        "text": t("job.running", kind=t(f"job.kind.{job.kind}")),
+        "components": components,
+    }
+
+
+@blueprint.route("/")
+def page() -> ResponseReturnValue:
+    context = console()
+    with context.pool.connection() as database:
+        reports = Updater(database, context.config.root).status()
+        rows = database.settings_rows()
+        run = database.run_status()
+        catalog = database.catalog()
+    job = context.runner.snapshot()
+    settings_error = None
+    try:
+        load(rows, [component.id for component in catalog])
+    except SettingsError as error:
+        settings_error = str(error)
+    holder = lock.lock_holder(context.config.root)
+    outcome = job_messages(job, catalog) if job is not None and not job.running else None
+    return render_template(
+        "status.html",
+        rows=_rows(reports, rows, catalog),
+        run=run,
+        scan_service=_service_text(run.scan_service),
+        policy_service=_service_text(run.policy_service),
+        lock_holder=holder,
+        job=job,
+        job_progress=progress_json(job) if job is not None else None,
+        outcome=outcome,
+        settings_error=settings_error,
+    )
+
+
+def _selection() -> list[str]:
+    return [value for value in request.form.getlist("component") if value]
+
+
+def _start(kind: str, components: list[str]) -> ResponseReturnValue:
+    context = console()
+    if kind != "check" and not components:
+        notify("job.nothing_selected", "error")
+        return redirect(url_for("status.page"))
+    if lock.lock_holder(context.config.root) is not None:
+        notify("lock.busy", "error")
+        return redirect(url_for("status.page"))
+    try:
+        context.runner.start(kind, components)
+    except JobBusy:
+        notify("lock.busy", "error")
+        return redirect(url_for("status.page"))
+    notify("job.started", "info", kind=f"job.kind.{kind}")  # translated when shown
+    return redirect(url_for("status.page"))
+
+
+@blueprint.route("/update", methods=["POST"])
+def update() -> ResponseReturnValue:
+    return _start("update", _validated_selection())
+
+
+@blueprint.route("/rollback", methods=["POST"])
+def rollback() -> ResponseReturnValue:
+    return _start("rollback", _validated_selection())
+
+
+@blueprint.route("/check", methods=["POST"])
+def check() -> ResponseReturnValue:
+    return _start("check", [])
+
+
+def _validated_selection() -> list[str]:
+    selection = _selection()
+    with console().pool.connection() as database:
+        known = _known(database)
+    unknown = [component_id for component_id in selection if component_id not in known]
+    if unknown:
+        abort(400, description="unknown component(s): " + ", ".join(unknown))
+    return selection
+
+
+def _known(database: Database) -> set[str]:
+    return {component.id for component in database.catalog()}
+
+
+@blueprint.route("/jobs/current")
+def current_job() -> ResponseReturnValue:
+    job = console().runner.snapshot()
+    if job is None:
+        return jsonify({"id": None, "running": False, "components": {}})
+    return jsonify(progress_json(job))
