@@ -210,6 +210,8 @@ class Daemon:
         self.run_now = threading.Event()
         self.cancel = threading.Event()
         self.job_running = threading.Event()
+        self.signal_queued = threading.Event()  # a SIGUSR1 run waits for the worker
+        self.signal_count = 0
         self.database_health = Health("database")
         self.schema_ready = False
         self.ready_sent = False
@@ -326,7 +328,12 @@ class Daemon:
             return self.database_health.backoff
         if self.run_now.is_set():
             self.run_now.clear()
-            self.scheduler.add_job(self.job, id="signal-trigger", replace_existing=True)
+            if not self.signal_queued.is_set():
+                # Its own id: APScheduler skips a job whose previous instance still runs, and a
+                # run asked for during another run must still happen after it.
+                self.signal_queued.set()
+                self.signal_count += 1
+                self.scheduler.add_job(self.job, id=f"signal-{self.signal_count}")
             log.info("scheduled update requested by SIGUSR1")
         if not self.ready_sent and self.scheduler.running:
             self.ready_sent = sdnotify.notify("READY=1", "STATUS=scheduler and database up") or True
@@ -445,6 +452,7 @@ class Daemon:
 
     def job(self) -> None:
         """One scheduled update, in the scheduler's worker thread."""
+        self.signal_queued.clear()  # whatever starts now also answers a pending SIGUSR1
         if self.stopping.is_set():
             return
         self.job_running.set()

@@ -225,7 +225,11 @@ def test_database_killed_and_restarted_under_a_running_daemon(
         gateway.tree.add_pattern("P.4", "1569700")
         gateway.publish()
         daemon.signal(signal.SIGUSR1)
-        wait_until(lambda: current(gateway, "virus_pattern") == "1569700", what="catching up")
+        try:
+            wait_until(lambda: current(gateway, "virus_pattern") == "1569700", timeout=60, what="catching up")
+        except AssertionError:
+            print(daemon.log())
+            raise
         assert daemon.stop()[0] == 0
     finally:
         cluster.stop()
