@@ -67,3 +67,62 @@ def test_admin_set_password_reads_stdin_and_refuses_a_short_one(gateway: Gateway
     with Database(gateway.dsn) as database:
         stored = database.get_setting("Admin", "PasswordHash") or ""
     assert stored and "correct horse" not in stored
+
+
+def test_notify_test_sends_on_the_configured_channel_and_logs_it(gateway: Gateway, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    relay = smtp_server("plain")
+    for name, value in {"SMTPServer": relay.host, "SMTPPort": str(relay.port),
+                        "MailFrom": "imss@gw1.example", "MailTo": "ops@example.com"}.items():
+        gateway.set("Notification", name, value)
+    result = gateway.cli("notify", "test", "--mail", "--json")
+    assert result.code == 0, result.stderr
+    assert [r["outcome"] for r in json.loads(result.stdout)["results"]] == ["sent"]
+    assert len(relay.received) == 1
+    log = json.loads(gateway.cli("notify", "log", "--json").stdout)["deliveries"]
+    assert [(d["channel"], d["recipient"], d["outcome"]) for d in log] == [
+        ("mail", "ops@example.com", "sent")
+    ]
+
+
+def test_notify_test_without_a_configured_channel_fails_with_the_reason(gateway: Gateway) -> None:
+    result = gateway.cli("notify", "test")
+    assert result.code == 1
+    assert "mail is not configured (Notification/SMTPServer is empty)" in result.stderr
+
+
+def test_stale_component_is_flagged_once_and_notified_once(gateway: Gateway, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    import datetime
+
+    import psycopg2
+
+    from imss_updater import notify
+    from imss_updater.updater import Updater
+
+    relay = smtp_server("plain")
+    for name, value in {"SMTPServer": relay.host, "SMTPPort": str(relay.port),
+                        "MailFrom": "imss@gw1.example", "MailTo": "ops@example.com"}.items():
+        gateway.set("Notification", name, value)
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    assert gateway.cli("update", "virus_pattern").code == 0
+    connection = psycopg2.connect(gateway.dsn)
+    with connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE tb_component_state SET last_success_at = now() - interval '4 days'"
+                       " WHERE id = 'virus_pattern'")
+    connection.close()
+    now = datetime.datetime.now(datetime.UTC)
+    with gateway.database() as database:
+        changes = Updater(database, gateway.root).refresh_staleness(now)
+        assert [(component.id, stale) for component, stale, _ in changes] == [("virus_pattern", True)]
+        for component, stale, last_success in changes:
+            notify.enqueue_stale(database, component, last_success, stale)
+        notify.deliver_pending(database)
+        assert Updater(database, gateway.root).refresh_staleness(now) == []  # once per change
+    components = {c["id"]: c for c in json.loads(gateway.cli("status", "--json").stdout)["components"]}
+    assert components["virus_pattern"]["stale"] is True
+    assert components["spyware_pattern"]["stale"] is False  # never updated: no reference time
+    assert len(relay.received) == 1
+    gateway.set("Staleness", "virus_pattern", "7")
+    with gateway.database() as database:
+        changes = Updater(database, gateway.root).refresh_staleness(now)
+    assert [(component.id, stale) for component, stale, _ in changes] == [("virus_pattern", False)]

@@ -319,3 +319,28 @@ def test_the_daemon_serves_its_status_page_on_loopback(gateway: Gateway, start_d
     with urllib.request.urlopen(f"http://{daemon.web}/", timeout=5) as answer:
         assert "/login" in answer.url  # every page needs an administrator
     assert daemon.stop()[0] == 0
+
+
+def test_a_database_down_at_start_is_waited_for(gateway: Gateway, start_daemon: DaemonFactory) -> None:
+    state = make_state_dir("imss-pg-late-")
+    cluster = start_cluster(state)
+    try:
+        connection = psycopg2.connect(cluster.dsn())
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE DATABASE late OWNER sa")
+        connection.close()
+        cluster.stop()
+        gateway.dsn = dsn_for(cluster, "late")
+        daemon = start_daemon(gateway)
+        wait_until(lambda: "database unavailable" in daemon.log(), what="the outage noticed")
+        assert "READY=1" not in daemon.notify.messages  # not ready without its database
+        cluster.start()
+        wait_until(lambda: "READY=1" in daemon.notify.messages, timeout=90, what="READY=1")
+        assert daemon.log().count("database unavailable") == 1
+        with Database(gateway.dsn) as database:
+            assert database.schema_version() >= 5  # the daemon initialised it when it came
+        assert daemon.stop()[0] == 0
+    finally:
+        cluster.stop()
+        shutil.rmtree(state, ignore_errors=True)
