@@ -26,8 +26,9 @@ from pathlib import Path
 from imss_updater import install, lock, messages, signature
 from imss_updater.catalog import Component
 from imss_updater.db import Database, NewEvent
+from imss_updater.planner import unusable
 from imss_updater.settings import Settings
-from imss_updater.updater import UNPACKED_FACTOR, Outcome, RunError, RunReport, Updater
+from imss_updater.updater import ComponentFailure, Outcome, RunError, RunReport, Updater
 from imss_updater.versions import Version, VersionError
 
 log = logging.getLogger(__name__)
@@ -173,28 +174,16 @@ def _import_locked(
             _fail(updater, report, component, wanted, error.reason)
             return False
         try:
-            state = updater.store(component).install(
-                copy, wanted.raw, max_unpacked_bytes=settings.max_download_bytes * UNPACKED_FACTOR
-            )
-        except install.InstallError as error:
-            _fail(updater, report, component, wanted, error.reason)
+            updater.install_archive(component, settings, copy, wanted, unsigned=unsigned, kind=KIND,
+                                    note=f"imported from {package}")
+        except ComponentFailure as failure:
+            _fail(updater, report, component, wanted, failure.reason)
             return False
     finally:
         copy.unlink(missing_ok=True)
         signature_copy.unlink(missing_ok=True)
-    text = messages.downloaded(component, wanted.display)
-    updater.database.record_installed(
-        component.id,
-        state.current.version if state.current else None,
-        state.previous.version if state.previous else None,
-        success=True,
-        unsigned=unsigned,
-        restart_pending=True,
-        event=NewEvent(KIND, component.id, wanted.display, "success", text.en, text.ja,
-                       f"imported from {package}"),
-    )
-    report.outcomes.append(Outcome(component.id, wanted.display, True, text.en))
-    log.info("%s (imported from %s)", text.en, package)
+    report.outcomes.append(Outcome(component.id, wanted.display, True,
+                                   messages.downloaded(component, wanted.display).en))
     return True
 
 
@@ -202,13 +191,9 @@ def _refusal(
     updater: Updater, settings: Settings, component: Component, wanted: Version, package: Path, force: bool
 ) -> str | None:
     """Return why the package must not be installed, or None."""
-    if not settings.license_active(component.license, updater.today()):
-        expiry = settings.licenses.get(component.license)
-        if expiry is None:
-            return f"{component.license} license is not activated"
-        return f"{component.license} license expired on {expiry.isoformat()}"
-    if not settings.feature_enabled(component.feature):
-        return f"disabled (Scan/{component.feature}=no)"
+    why_not = unusable(component, settings, updater.today())
+    if why_not is not None:
+        return why_not
     size = package.stat().st_size
     if size > settings.max_download_bytes:
         return (f"too large: {size} bytes exceeds the limit of "

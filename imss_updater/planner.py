@@ -67,6 +67,19 @@ def is_update_available(current: Version | None, offer: Offer) -> bool:
     return current is None or version > current
 
 
+def unusable(component: Component, settings: Settings, today: datetime.date) -> str | None:
+    """Return why ``component`` cannot be updated at all (licence not activated or expired,
+    feature switched off), or None when it can."""
+    if not settings.license_active(component.license, today):
+        expiry = settings.licenses.get(component.license)
+        if expiry is None:
+            return f"{component.license} license is not activated"
+        return f"{component.license} license expired on {expiry.isoformat()}"
+    if not settings.feature_enabled(component.feature):
+        return f"disabled (Scan/{component.feature}=no)"
+    return None
+
+
 def decide(
     components: Sequence[Component],
     settings: Settings,
@@ -92,18 +105,9 @@ def decide(
         if mode is Mode.SCHEDULED and component.id not in settings.scheduled_components:
             continue
         explicit = wanted is not None
-        if not settings.license_active(component.license, today):
-            expiry = settings.licenses.get(component.license)
-            why = (
-                f"{component.license} license is not activated"
-                if expiry is None
-                else f"{component.license} license expired on {expiry.isoformat()}"
-            )
-            decisions.append(Decision(component, False, why, refused=explicit))
-            continue
-        if not settings.feature_enabled(component.feature):
-            why = f"disabled (Scan/{component.feature}=no)"
-            decisions.append(Decision(component, False, why, refused=explicit))
+        why_not = unusable(component, settings, today)
+        if why_not is not None:
+            decisions.append(Decision(component, False, why_not, refused=explicit))
             continue
         offer = offers.get(component.id, Offer(Availability.UNKNOWN, reason="not checked"))
         installed = current.get(component.id)

@@ -528,17 +528,33 @@ class Updater:
             self.progress(component.id, "verifying", 0, 0)
             unsigned = self._verify(component, settings, client, archive, signature_file, signature_url)
             self.progress(component.id, "installing", 0, 0)
-            try:
-                state = self.store(component).install(
-                    archive, entry.version.raw,
-                    max_unpacked_bytes=settings.max_download_bytes * UNPACKED_FACTOR,
-                )
-            except install.InstallError as error:
-                raise ComponentFailure(error.reason) from error
+            self.install_archive(component, settings, archive, entry.version, unsigned=unsigned,
+                                 kind=kind)
         finally:
             archive.unlink(missing_ok=True)
             signature_file.unlink(missing_ok=True)
-        text = messages.downloaded(component, entry.version.display)
+
+    def install_archive(
+        self,
+        component: Component,
+        settings: Settings,
+        archive: Path,
+        version: Version,
+        *,
+        unsigned: bool,
+        kind: str,
+        note: str | None = None,
+    ) -> None:
+        """Install a verified archive as the component's new generation and record it (state
+        and success event in one transaction, restart still owed). Must run under the lock.
+        Raise ComponentFailure with the reason if the install is refused or fails."""
+        try:
+            state = self.store(component).install(
+                archive, version.raw, max_unpacked_bytes=settings.max_download_bytes * UNPACKED_FACTOR
+            )
+        except install.InstallError as error:
+            raise ComponentFailure(error.reason) from error
+        text = messages.downloaded(component, version.display)
         self.database.record_installed(
             component.id,
             state.current.version if state.current else None,
@@ -546,9 +562,9 @@ class Updater:
             success=True,
             unsigned=unsigned,
             restart_pending=True,
-            event=NewEvent(kind, component.id, entry.version.display, "success", text.en, text.ja),
+            event=NewEvent(kind, component.id, version.display, "success", text.en, text.ja, note),
         )
-        log.info("%s", text.en)
+        log.info("%s%s", text.en, f" ({note})" if note else "")
 
     def _verify(
         self,
