@@ -67,6 +67,14 @@ class InstalledState:
     current: Generation | None
     previous: Generation | None
 
+    @property
+    def current_version(self) -> str | None:
+        return self.current.version if self.current else None
+
+    @property
+    def previous_version(self) -> str | None:
+        return self.previous.version if self.previous else None
+
 
 def staging_root(root: Path) -> Path:
     """Given the install root, return ``R/lib/.staging``, creating it if missing."""

@@ -445,8 +445,8 @@ class Updater:
             if state is None or state.restart_pending:
                 return True
             on_disk = self.store(component).state()
-            current = on_disk.current.version if on_disk.current else None
-            previous = on_disk.previous.version if on_disk.previous else None
+            current = on_disk.current_version
+            previous = on_disk.previous_version
             if (current, previous) != (state.current_version, state.previous_version):
                 return True
         return any(install.staging_root(self.root).glob("*"))
@@ -557,8 +557,8 @@ class Updater:
         text = messages.downloaded(component, version.display)
         self.database.record_installed(
             component.id,
-            state.current.version if state.current else None,
-            state.previous.version if state.previous else None,
+            state.current_version,
+            state.previous_version,
             success=True,
             unsigned=unsigned,
             restart_pending=True,
@@ -625,14 +625,14 @@ class Updater:
                 reason = f"{error}; automatic rollback failed: {rollback_error.reason}"
                 self._record_failure(report, kind, component, None, reason, replace=True)
                 continue
-            back_to = _display(state.current.version if state.current else None)
+            back_to = _display(state.current_version)
             attempted = next((o.version for o in report.outcomes if o.component == component.id), None)
             reason = f"{error}; rolled back to {back_to}"
             text = messages.update_failed(component, attempted, reason)
             self.database.record_installed(
                 component.id,
-                state.current.version if state.current else None,
-                state.previous.version if state.previous else None,
+                state.current_version,
+                state.previous_version,
                 success=False,
                 restart_pending=True,
                 event=NewEvent(kind, component.id, attempted, "failure", text.en, text.ja, reason),
@@ -716,8 +716,8 @@ class Updater:
             for fix in store.repair():
                 log.warning("%s", fix)  # each line already names the component
             on_disk = store.state()
-            current = on_disk.current.version if on_disk.current else None
-            previous = on_disk.previous.version if on_disk.previous else None
+            current = on_disk.current_version
+            previous = on_disk.previous_version
             state = states.get(component.id)
             recorded = state.current_version if state else None
             if state is None or current != recorded or previous != state.previous_version:
@@ -776,12 +776,12 @@ class Updater:
             report.outcomes.append(Outcome(component.id, None, False, text.en, error.reason))
             log.error("%s", text.en)
             return False
-        version = _display(state.current.version if state.current else None)
+        version = _display(state.current_version)
         text = messages.rolled_back(component, version)
         self.database.record_installed(
             component.id,
-            state.current.version if state.current else None,
-            state.previous.version if state.previous else None,
+            state.current_version,
+            state.previous_version,
             success=False,
             restart_pending=True,
             event=NewEvent("rollback", component.id, version, "success", text.en, text.ja),
