@@ -15,11 +15,12 @@ from imss_updater.web.auth import set_admin_password
 from imss_updater.web.queries import MAX_LOGIN_FAILURES
 from tests.support.browser import ADMIN_PASSWORD, csrf_of, log_on, wait_for_job
 from tests.support.gateway import Gateway
+from tests.support.smtp import ServerFactory
 
 PRIVATE_GETS = ["/", "/logs", "/settings/", "/settings/source", "/settings/proxy", "/settings/schedule",
                 "/settings/notifications", "/settings/licenses"]
 PRIVATE_POSTS = ["/update", "/rollback", "/check", "/logout", "/settings/source", "/settings/proxy",
-                 "/settings/schedule"]
+                 "/settings/schedule", "/settings/notifications", "/settings/notifications/test"]
 
 
 def token(client: FlaskClient, path: str = "/") -> str:
@@ -381,14 +382,178 @@ def test_schedule_page_re_enables_a_rolled_back_component(logged_in: FlaskClient
     assert gateway.get("Update", "ScheduleTime") == "04:30"
 
 
-def test_licenses_page_shows_state_and_notifications_page_has_its_placeholder(
-    logged_in: FlaskClient, gateway: Gateway
-) -> None:
+def test_licenses_page_shows_state_and_cannot_be_posted(logged_in: FlaskClient, gateway: Gateway) -> None:
     gateway.set("License", "Antispam", "2001-01-01")
     page = text(logged_in.get("/settings/licenses"))
     assert "Expired" in page and "Activated" in page and "URL Filtering Engine" in page
     assert logged_in.post("/settings/licenses", data={"csrf_token": csrf_of(page)}).status_code == 405
-    assert 'id="notifications-placeholder"' in text(logged_in.get("/settings/notifications"))
+
+
+# -- settings: notifications -------------------------------------------------------------------------
+
+def test_notifications_page_shows_channels_events_templates_and_send_test(logged_in: FlaskClient) -> None:
+    page = text(logged_in.get("/settings/notifications"))
+    for field in ("SMTPServer", "SMTPPort", "SMTPSecurity", "SMTPUser", "SMTPPassword", "MailFrom", "MailTo",
+                  "SNMPServer", "SNMPVersion", "SNMPCommunity", "SNMPv3User", "SNMPv3AuthPassword",
+                  "SNMPv3PrivPassword", "SNMPNotifyType"):
+        assert f'name="{field}"' in page, field
+    for group in ("Pattern", "Engine", "Spam"):
+        for outcome in ("Success", "Failure"):
+            prefix = f"{group}Update{outcome}"
+            for suffix in ("Mail", "Trap", "Subject", "Message"):
+                assert f'id="{prefix}{suffix}"' in page, prefix + suffix
+    # the SPEC defaults: failure only
+    assert 'id="PatternUpdateFailureMail" checked' in page
+    assert 'id="PatternUpdateSuccessMail" checked' not in page
+    assert "[%HOST%] Scan engine update FAILED" in page
+    assert 'id="send-test"' in page and 'action="/settings/notifications/test"' in page
+    japanese = text(logged_in.get("/settings/notifications", headers={"Accept-Language": "ja"}))
+    assert "テストメッセージを送信" in japanese and "件名" in japanese and "パターンファイル" in japanese
+
+
+def test_notifications_page_saves_channels_switches_and_templates(
+    logged_in: FlaskClient, gateway: Gateway
+) -> None:
+    data = notification_form(logged_in, gateway)
+    data.update({
+        "SMTPServer": "relay.example.com", "SMTPPort": "587", "SMTPSecurity": "starttls",
+        "MailFrom": "imss@example.com", "MailTo": "a@example.com, b@example.com",
+        "SNMPServer": "nms.example.com, 192.0.2.10:10162", "SNMPVersion": "3", "SNMPv3User": "imss",
+        "SNMPv3AuthPassword": "auth-pass-1", "SNMPv3PrivPassword": "priv-pass-1",
+        "PatternUpdateSuccessMail": "yes", "SpamUpdateFailureSubject": "  spam failed on %HOST%  ",
+        "SpamUpdateFailureMessage": "Failed:\r\n%COMPONENT% %VERSION%\r\nReason: %REASON%\r\n",
+    })
+    del data["EngineUpdateFailureTrap"]
+    response = logged_in.post("/settings/notifications", data=data, follow_redirects=True)
+    assert response.status_code == 200
+    assert "Settings saved." in text(response)
+    stored = notification_rows(gateway)
+    assert stored["SMTPServer"] == "relay.example.com" and stored["SMTPSecurity"] == "starttls"
+    assert stored["MailTo"] == "a@example.com, b@example.com"
+    assert stored["SNMPVersion"] == "3" and stored["SNMPv3PrivPassword"] == "priv-pass-1"
+    assert stored["PatternUpdateSuccessMail"] == "yes"
+    assert stored["EngineUpdateFailureTrap"] == "no"
+    assert stored["SpamUpdateFailureSubject"] == "spam failed on %HOST%"
+    assert stored["SpamUpdateFailureMessage"] == "Failed:\n%COMPONENT% %VERSION%\nReason: %REASON%"
+    page = text(logged_in.get("/settings/notifications"))
+    assert 'id="PatternUpdateSuccessMail" checked' in page
+    assert 'value="relay.example.com"' in page
+
+
+@pytest.mark.parametrize(("field", "bad", "extra"), [
+    ("SMTPPort", "99999", {}),
+    ("SMTPSecurity", "tls", {}),
+    ("SMTPCAFile", "relative.pem", {}),
+    ("MailFrom", "nobody", {"SMTPServer": "relay.example.com", "MailTo": "a@example.com"}),
+    ("MailTo", "", {"SMTPServer": "relay.example.com", "MailFrom": "imss@example.com"}),
+    ("SNMPServer", "nms.example.com:http", {}),
+    ("SNMPVersion", "1", {}),
+    ("SNMPv3AuthPassword", "short", {"SNMPServer": "nms.example.com", "SNMPVersion": "3",
+                                     "SNMPv3User": "imss", "SNMPv3PrivPassword": "long-enough"}),
+    ("SNMPv3PrivPassword", "", {"SNMPServer": "nms.example.com", "SNMPVersion": "3",
+                                "SNMPv3User": "imss", "SNMPv3AuthPassword": "long-enough"}),
+    ("SNMPCommunity", "", {"SNMPServer": "nms.example.com"}),
+    ("Language", "fr", {}),
+])
+def test_notifications_page_refuses_a_bad_value_writes_nothing_and_marks_the_field(
+    logged_in: FlaskClient, gateway: Gateway, field: str, bad: str, extra: dict[str, str]
+) -> None:
+    before = notification_rows(gateway)
+    data = {**notification_form(logged_in, gateway), **extra, field: bad,
+            "PatternUpdateSuccessMail": "yes", "HostName": "gw.example.com"}  # good changes too
+    response = logged_in.post("/settings/notifications", data=data)
+    assert response.status_code == 400
+    page = text(response)
+    assert "The settings were not saved" in page
+    assert f'id="error-{field}"' in page
+    assert notification_rows(gateway) == before
+    assert 'value="gw.example.com"' in page  # the submitted form is shown again
+
+
+def test_notification_secrets_are_write_only(logged_in: FlaskClient, gateway: Gateway) -> None:
+    secrets = {"SMTPPassword": "smtp-Secret-1", "SNMPv3AuthPassword": "auth-Secret-2",
+               "SNMPv3PrivPassword": "priv-Secret-3"}
+    data = {**notification_form(logged_in, gateway), "SNMPServer": "nms.example.com", "SNMPVersion": "3",
+            "SNMPv3User": "imss", "SMTPUser": "imss", **secrets}
+    assert logged_in.post("/settings/notifications", data=data).status_code == 302
+    page = text(logged_in.get("/settings/notifications"))
+    for name, secret in secrets.items():
+        assert gateway.get("Notification", name) == secret
+        assert secret not in page
+    assert page.count("(set — leave empty to keep)") == 3
+    kept = {**data, **dict.fromkeys(secrets, "")}
+    assert logged_in.post("/settings/notifications", data=kept).status_code == 302
+    assert all(gateway.get("Notification", name) == secret for name, secret in secrets.items())
+    refused = logged_in.post("/settings/notifications", data={**data, "SMTPPort": "x"})
+    assert refused.status_code == 400
+    assert not any(secret in text(refused) for secret in secrets.values())
+    cleared = {**kept, "SMTPPassword_clear": "yes"}
+    assert logged_in.post("/settings/notifications", data=cleared).status_code == 302
+    assert gateway.get("Notification", "SMTPPassword") == ""
+    assert gateway.get("Notification", "SNMPv3AuthPassword") == "auth-Secret-2"
+
+
+def test_notification_form_and_send_test_are_refused_with_a_forged_csrf_token(
+    logged_in: FlaskClient, gateway: Gateway
+) -> None:
+    before = notification_rows(gateway)
+    data = {**notification_form(logged_in, gateway), "SMTPServer": "relay.example.com",
+            "csrf_token": "forged"}
+    assert logged_in.post("/settings/notifications", data=data).status_code == 400
+    assert logged_in.post("/settings/notifications/test", data={"csrf_token": "forged"}).status_code == 400
+    assert logged_in.get("/settings/notifications/test").status_code == 405
+    assert notification_rows(gateway) == before
+    assert _attempts(gateway) == 0
+
+
+def test_send_test_mails_through_a_real_relay_and_the_delivery_log_lists_it(
+    logged_in: FlaskClient, gateway: Gateway, smtp_server: ServerFactory
+) -> None:
+    relay = smtp_server("plain")
+    data = {**notification_form(logged_in, gateway), "SMTPServer": relay.host, "SMTPPort": str(relay.port),
+            "MailFrom": "imss@example.com", "MailTo": "admin@example.com"}
+    assert logged_in.post("/settings/notifications", data=data).status_code == 302
+    response = logged_in.post("/settings/notifications/test", data={"csrf_token": token(logged_in)},
+                              follow_redirects=True)
+    page = text(response)
+    assert "Test Mail to admin@example.com: sent." in page
+    assert len(relay.received) == 1 and relay.received[0].recipients == ["admin@example.com"]
+    logs = text(logged_in.get("/logs"))
+    deliveries = re.search(r'<table class="grid" id="deliveries">.*?</table>', logs, re.DOTALL)
+    assert deliveries, logs
+    assert "Test message" in deliveries.group(0) and "admin@example.com" in deliveries.group(0)
+    assert "Sent" in deliveries.group(0)
+    japanese = text(logged_in.get("/logs", headers={"Accept-Language": "ja"}))
+    assert "テストメッセージ" in japanese and "送信済み" in japanese
+
+
+def test_send_test_shows_a_dead_relay_as_failed_and_metrics_count_it(
+    logged_in: FlaskClient, client: FlaskClient, gateway: Gateway, smtp_server: ServerFactory
+) -> None:
+    relay = smtp_server("plain")
+    relay.stop()  # nothing listens on the port any more
+    for name, value in (("SMTPServer", relay.host), ("SMTPPort", str(relay.port)), ("SMTPTimeout", "5"),
+                        ("MailFrom", "imss@example.com"), ("MailTo", "admin@example.com")):
+        gateway.set("Notification", name, value)
+    body = text(client.get("/metrics"))
+    assert 'imss_notification_failures_total{channel="mail",outcome="failed"} 0' in body
+    response = logged_in.post("/settings/notifications/test", data={"csrf_token": token(logged_in)},
+                              follow_redirects=True)
+    assert "Test Mail to admin@example.com failed:" in text(response)
+    assert 'class="delivery-failed"' in text(logged_in.get("/logs"))
+    body = text(client.get("/metrics"))
+    assert 'imss_notification_failures_total{channel="mail",outcome="failed"} 1' in body
+    assert 'imss_notification_failures_total{channel="trap",outcome="retry"} 0' in body
+
+
+def test_send_test_without_any_channel_says_so_and_sends_nothing(
+    logged_in: FlaskClient, gateway: Gateway
+) -> None:
+    response = logged_in.post("/settings/notifications/test", data={"csrf_token": token(logged_in)},
+                              follow_redirects=True)
+    assert "No channel is configured" in text(response)
+    assert _attempts(gateway) == 0
+    assert "No notification has been sent yet." in text(logged_in.get("/logs"))
 
 
 # -- languages -------------------------------------------------------------------------------------
@@ -479,6 +644,32 @@ def test_metrics_are_prometheus_text_with_versions_failures_and_bytes(
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+def notification_rows(gateway: Gateway) -> dict[str, str]:
+    with gateway.database() as database:
+        rows = database.settings_rows()
+    return {name: value for (section, name), value in rows.items() if section == "Notification"}
+
+
+def notification_form(client: FlaskClient, gateway: Gateway) -> dict[str, Any]:
+    """The notifications form as the page would submit it unchanged (secrets left empty)."""
+    from imss_updater.web.settings_pages import NOTIFY_TEXT_FIELDS, notification_rule_names
+
+    rows = notification_rows(gateway)
+    data: dict[str, Any] = {"csrf_token": token(client, "/settings/notifications")}
+    data.update({name: rows.get(name, "") for name in NOTIFY_TEXT_FIELDS})
+    for _group, _outcome, prefix in notification_rule_names():
+        data.update({prefix + suffix: rows[prefix + suffix] for suffix in ("Subject", "Message")})
+        data.update({prefix + suffix: "yes" for suffix in ("Mail", "Trap") if rows[prefix + suffix] == "yes"})
+    return data
+
+
+def _attempts(gateway: Gateway) -> int:
+    with gateway.database() as database, database.transaction() as cursor:
+        cursor.execute("SELECT count(*) FROM tb_notification_attempt")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
 
 def _row(page: str, component_id: str) -> str:
     found = re.search(rf'<tr id="row-{component_id}".*?</tr>', page, re.DOTALL)

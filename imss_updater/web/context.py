@@ -69,13 +69,17 @@ def notify(key: str, category: str = "info", **values: object) -> None:
     flash(json.dumps({"key": key, "values": values}), category)
 
 
+# Flashed values that are text keys themselves (translated when shown, like the message).
+TRANSLATED_VALUES = ("job.kind.", "channel.")
+
+
 def flashed_text(message: str) -> str:
     try:
         data = json.loads(message)
     except ValueError:
         return message
     values = {
-        name: t(value) if isinstance(value, str) and value.startswith("job.kind.") else value
+        name: t(value) if isinstance(value, str) and value.startswith(TRANSLATED_VALUES) else value
         for name, value in data.get("values", {}).items()
     }
     return t(str(data["key"]), **values)

@@ -1,4 +1,5 @@
-"""Logs: the update event log, filtered by kind, component, outcome and date range, paged."""
+"""Logs: the update event log, filtered by kind, component, outcome and date range, paged;
+and below it the latest notification delivery attempts (``notify.deliveries``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import datetime
 from flask import Blueprint, abort, render_template, request
 from flask.typing import ResponseReturnValue
 
+from imss_updater import notify
+from imss_updater.notify.outbox import Delivery
 from imss_updater.web import queries
-from imss_updater.web.context import console, language
+from imss_updater.web.context import console, language, t
 
 PAGE_SIZE = 50
+DELIVERY_LIMIT = 50
 KINDS = ("scheduled", "manual", "rollback")
 OUTCOMES = ("success", "failure")
 
@@ -34,6 +38,25 @@ def _choice(name: str, allowed: tuple[str, ...] | set[str]) -> str | None:
     if value not in allowed:
         abort(400, description=f"{name}: unknown value {value!r}")
     return value
+
+
+def delivery_event_text(label: str) -> str:
+    """Given an attempt-log event label ("update pattern failure", "stale spam fresh",
+    "test"), return it in the request's language; an unknown label is shown as it is."""
+    if label == "test":
+        return t("delivery.event.test")
+    parts = label.split()
+    if len(parts) == 3:
+        kind, group, outcome = parts
+        key = f"delivery.event.{kind}.{outcome}"
+        text = t(key, group=t(f"notify.group.{group}"))
+        if text != key:
+            return text
+    return label
+
+
+def _deliveries(rows: list[Delivery]) -> list[dict[str, object]]:
+    return [{"delivery": row, "event": delivery_event_text(row.event)} for row in rows]
 
 
 def _local_midnight(day: datetime.date) -> datetime.datetime:
@@ -62,6 +85,7 @@ def page() -> ResponseReturnValue:
         )
         found = queries.events_page(database, where, limit=PAGE_SIZE + 1,
                                     offset=(page_number - 1) * PAGE_SIZE)
+        deliveries = notify.deliveries(database, limit=DELIVERY_LIMIT)
     arguments = {key: value for key, value in request.args.items() if key != "page" and value}
     return render_template(
         "logs.html",
@@ -73,4 +97,6 @@ def page() -> ResponseReturnValue:
         arguments=arguments,
         page=page_number,
         has_older=len(found) > PAGE_SIZE,
+        deliveries=_deliveries(deliveries),
+        delivery_limit=DELIVERY_LIMIT,
     )

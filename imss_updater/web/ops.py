@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 blueprint = Blueprint("ops", __name__)
 
+NOTIFICATION_CHANNELS = ("mail", "trap")
+
 
 def _iso(moment: datetime.datetime | None) -> str | None:
     return moment.isoformat() if moment else None
@@ -93,6 +95,7 @@ def metrics() -> ResponseReturnValue:
         states = database.component_states()
         run = database.run_status()
         failures = queries.failure_counts(database)
+        notification_failures = queries.notification_failure_counts(database)
     out = _Exposition()
     out.family("imss_component_info", "gauge",
                "Installed and available version per component (available: Unknown or 0.0 too).")
@@ -115,8 +118,13 @@ def metrics() -> ResponseReturnValue:
     out.family("imss_update_failures_total", "counter", "Failed update or rollback events per component.")
     for component in catalog:
         out.sample("imss_update_failures_total", failures.get(component.id, 0), component=component.id)
-    # NOTIFICATIONS (issue 4): imss_notification_failures_total goes here once
-    # imss_updater.notify records its deliveries; this module must not import it before.
+    out.family("imss_notification_failures_total", "counter",
+               "Failed notification delivery attempts per channel; outcome retry: tried again later,"
+               " failed: given up.")
+    for channel in NOTIFICATION_CHANNELS:
+        for outcome in ("retry", "failed"):
+            out.sample("imss_notification_failures_total", notification_failures.get((channel, outcome), 0),
+                       channel=channel, outcome=outcome)
     out.family("imss_last_check_timestamp_seconds", "gauge", "Time of the last check of the sources.")
     out.sample("imss_last_check_timestamp_seconds", _seconds(run.last_check_at))
     out.family("imss_last_check_success", "gauge", "1 if the last check reached every source.")

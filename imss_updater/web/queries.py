@@ -57,6 +57,17 @@ def failure_counts(database: Database) -> dict[str, int]:
         return {str(row[0]): int(row[1]) for row in cursor.fetchall()}
 
 
+def notification_failure_counts(database: Database) -> dict[tuple[str, str], int]:
+    """Return the number of failed notification delivery attempts per (channel, outcome):
+    ``retry`` (failed, tried again later) and ``failed`` (given up), all time."""
+    with database.transaction() as cursor:
+        cursor.execute(
+            "SELECT channel, outcome, count(*) FROM tb_notification_attempt WHERE outcome <> 'sent'"
+            " GROUP BY channel, outcome"
+        )
+        return {(str(row[0]), str(row[1])): int(row[2]) for row in cursor.fetchall()}
+
+
 def login_throttled(database: Database, address: str) -> bool:
     """Return True when ``address`` failed MAX_LOGIN_FAILURES times within LOGIN_WINDOW
     since its last successful log-on."""

@@ -1,10 +1,12 @@
-"""Settings: update source, proxy, schedule, notifications (placeholder), licenses (view).
+"""Settings: update source, proxy, schedule, notifications, licenses (view).
 
 Each page turns its form into ``tb_global_setting`` rows, checks every changed row with
-``settings.validate_value`` (in the context of the page's other changes) and the whole
-set with ``settings.load``, and writes nothing unless all pass. The updater reads the rows
-fresh for every run, so a change takes effect without a restart. Secrets are write-only:
-the form shows only whether one is set; an empty field keeps it.
+``settings.validate_value`` and ``notify.config.validate_value`` (in the context of the
+page's other changes) and the whole set with both loaders, and writes nothing unless all
+pass. The updater and the notifier read the rows fresh for every run, so a change takes
+effect without a restart. Secrets are write-only: the form shows only whether one is set;
+an empty field keeps it. The notifications page also sends a test message ("send test")
+on each configured channel, with the saved settings, and shows each outcome.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
+from imss_updater import notify as notifications
 from imss_updater.catalog import Component
+from imss_updater.notify import config as notify_config
 from imss_updater.settings import (
     FREQUENCIES,
     SECRET_NAMES,
@@ -40,6 +44,18 @@ PAGES = ("source", "proxy", "schedule", "notifications", "licenses")
 Rows = Mapping[tuple[str, str], str]
 Changes = dict[tuple[str, str], str]
 Form = MultiDict[str, str]
+
+# The notifications page: its form fields are named after the rows they set.
+NOTIFY = notify_config.SECTION
+NOTIFY_TEXT_FIELDS = (
+    "SMTPServer", "SMTPPort", "SMTPSecurity", "SMTPUser", "MailFrom", "MailTo", "SMTPCAFile",
+    "SNMPServer", "SNMPVersion", "SNMPCommunity", "SNMPv3User", "SNMPNotifyType",
+    "Language", "HostName",
+)
+NOTIFY_SECRETS = ("SMTPPassword", "SNMPv3AuthPassword", "SNMPv3PrivPassword")
+NOTIFY_SWITCHES = ("Mail", "Trap")
+NOTIFY_TEMPLATES = ("Subject", "Message")
+NOTIFY_DEFAULTS = {"Language": "en", "HostName": "", "SMTPCAFile": "", "SNMPNotifyType": "trap"}
 
 blueprint = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -147,21 +163,61 @@ def _schedule_changes(form: Form, rows: Rows, catalog: list[Component]) -> tuple
     return changes, errors
 
 
+def notification_rule_names() -> list[tuple[str, str, str]]:
+    """Return (group, outcome, row name prefix) for every event rule, in page order."""
+    return [(group, outcome, notify_config.row_prefix(group, outcome))
+            for group in notify_config.GROUPS for outcome in notify_config.OUTCOMES]
+
+
+def _notifications_values(rows: Rows) -> dict[str, object]:
+    values: dict[str, object] = {
+        name: rows.get((NOTIFY, name), NOTIFY_DEFAULTS.get(name, "")) for name in NOTIFY_TEXT_FIELDS
+    }
+    for _group, _outcome, prefix in notification_rule_names():
+        for suffix in (*NOTIFY_SWITCHES, *NOTIFY_TEMPLATES):
+            values[prefix + suffix] = rows.get((NOTIFY, prefix + suffix), "")
+    for name in NOTIFY_SECRETS:
+        values[name + "_set"] = bool(rows.get((NOTIFY, name), ""))
+    return values
+
+
+def _notifications_changes(form: Form, rows: Rows, catalog: list[Component]) -> tuple[Changes, list[str]]:
+    changes: Changes = {}
+    for name in NOTIFY_TEXT_FIELDS:
+        changes[(NOTIFY, name)] = form.get(name, "").strip()
+    for _group, _outcome, prefix in notification_rule_names():
+        for suffix in NOTIFY_SWITCHES:
+            changes[(NOTIFY, prefix + suffix)] = "yes" if form.get(prefix + suffix) else "no"
+        changes[(NOTIFY, prefix + "Subject")] = form.get(prefix + "Subject", "").strip()
+        # Browsers send a textarea with CRLF line ends; the templates are stored with LF.
+        message = form.get(prefix + "Message", "").replace("\r\n", "\n").replace("\r", "\n")
+        changes[(NOTIFY, prefix + "Message")] = message.rstrip()
+    for name in NOTIFY_SECRETS:
+        # A kept secret is part of the page too, so that e.g. SNMPv3 without passwords is refused.
+        if form.get(name + "_clear"):
+            changes[(NOTIFY, name)] = ""
+        else:
+            changes[(NOTIFY, name)] = form.get(name, "") or rows.get((NOTIFY, name), "")
+    return changes, []
+
+
 ValuesOf = Callable[[Rows], dict[str, object]]
 ChangesOf = Callable[[Form, Rows, list[Component]], tuple[Changes, list[str]]]
 EDITABLE: dict[str, tuple[ValuesOf, ChangesOf]] = {
     "source": (_source_values, _source_changes),
     "proxy": (_proxy_values, _proxy_changes),
     "schedule": (_schedule_values, _schedule_changes),
+    "notifications": (_notifications_values, _notifications_changes),
 }
 
 
-def validate(changes: Changes, rows: Rows, known: list[str]) -> list[str]:
+def problems_of(changes: Changes, rows: Rows, known: list[str]) -> list[Problem]:
     """Given a page's changes and the current rows, return every problem (empty: valid).
 
-    Each changed row is checked with ``validate_value`` against the rows as they would be
-    after the whole page is saved, then the full set with ``load`` for problems the page's
-    rows cause together (a proxy switched on without a host).
+    Each changed row is checked with ``settings.validate_value`` and
+    ``notify.config.validate_value`` against the rows as they would be after the whole page
+    is saved, then the full set with both loaders for problems the page's rows cause
+    together (a proxy switched on without a host, a relay without recipients).
     """
     merged = {**rows, **changes}
     problems: list[Problem] = []
@@ -170,12 +226,26 @@ def validate(changes: Changes, rows: Rows, known: list[str]) -> list[str]:
             validate_value(section, name, value, merged, known)
         except SettingsError as error:
             problems.extend(error.problems)
+        try:
+            notify_config.validate_value(section, name, value, merged)
+        except SettingsError as error:
+            problems.extend(problem for problem in error.problems if problem not in problems)
+    together: list[Problem] = []
     try:
         load(merged, known)
     except SettingsError as error:
-        problems.extend(problem for problem in error.problems
-                        if (problem.section, problem.name) in changes and problem not in problems)
-    return [str(problem) for problem in problems]
+        together.extend(error.problems)
+    if any(section == NOTIFY for section, _name in changes):
+        together.extend(notify_config.load(merged, host="localhost")[1])
+    problems.extend(problem for problem in together
+                    if (problem.section, problem.name) in changes and problem not in problems)
+    return problems
+
+
+def validate(changes: Changes, rows: Rows, known: list[str]) -> list[str]:
+    """Given a page's changes and the current rows, return every problem as text (empty:
+    valid); see ``problems_of``."""
+    return [str(problem) for problem in problems_of(changes, rows, known)]
 
 
 # -- views ---------------------------------------------------------------------------------------
@@ -204,9 +274,14 @@ def save(name: str) -> ResponseReturnValue:
         rows = database.settings_rows()
         catalog = database.catalog()
         changes, errors = changes_of(request.form, rows, catalog)
-        errors += validate(changes, rows, [component.id for component in catalog])
+        problems = problems_of(changes, rows, [component.id for component in catalog])
+        errors += [str(problem) for problem in problems]
         if errors:
-            return _render(name, rows, catalog, errors, 400, submitted=_submitted(name))
+            by_field: dict[str, list[str]] = {}
+            for problem in problems:
+                by_field.setdefault(problem.name, []).append(problem.why)
+            return _render(name, rows, catalog, errors, 400, submitted=_submitted(name, changes),
+                           field_errors=by_field)
         changed = {key: value for key, value in changes.items() if rows.get(key) != value}
         for (section, name_), value in changed.items():
             database.set_setting(section, name_, value)
@@ -216,9 +291,34 @@ def save(name: str) -> ResponseReturnValue:
     return redirect(url_for("settings.page", name=name))
 
 
-def _submitted(name: str) -> dict[str, object]:
+@blueprint.route("/notifications/test", methods=["POST"])
+def send_test() -> ResponseReturnValue:
+    """Send a test message now on each configured channel (saved settings) and flash the
+    outcome of each; a channel whose server row is empty is left out."""
+    with console().pool.connection() as database:
+        rows = database.settings_rows()
+        mail = bool(rows.get((NOTIFY, "SMTPServer"), "").strip())
+        trap = bool(rows.get((NOTIFY, "SNMPServer"), "").strip())
+        if not mail and not trap:
+            notify("notifications.test_none", "error")
+            return redirect(url_for("settings.page", name="notifications"))
+        results = notifications.send_test(database, mail=mail, trap=trap)
+    for result in results:
+        channel = "channel." + result.channel
+        if result.outcome == "sent":
+            notify("notifications.test_sent", "success", channel=channel, recipient=result.recipient)
+        else:
+            notify("notifications.test_failed", "error", channel=channel, recipient=result.recipient,
+                   error=result.error or "")
+    return redirect(url_for("settings.page", name="notifications"))
+
+
+def _submitted(name: str, changes: Changes) -> dict[str, object]:
     """The form as submitted, to show it again next to the errors (never a secret)."""
     form = request.form
+    if name == "notifications":
+        return {row: value for (section, row), value in changes.items()
+                if (section, row) not in SECRET_NAMES}
     if name == "source":
         return {key: form.get(key, "") for key in ("source", "protocol", "other_url", "tmase", "tmase_url",
                                                     "verify", "ca_file", "signature_ca_file", "max_mb")}
@@ -232,7 +332,7 @@ def _submitted(name: str) -> dict[str, object]:
 
 def _render(
     name: str, rows: Rows, catalog: list[Component], errors: list[str], code: int,
-    submitted: dict[str, object] | None = None,
+    submitted: dict[str, object] | None = None, field_errors: Mapping[str, list[str]] | None = None,
 ) -> ResponseReturnValue:
     values: dict[str, object] = {}
     if name in EDITABLE:
@@ -257,5 +357,7 @@ def _render(
     return render_template(
         f"settings_{name}.html", page=name, pages=PAGES, values=values, errors=errors, catalog=catalog,
         frequencies=FREQUENCIES, weekdays=WEEKDAYS, minutes=MINUTES, signature_modes=SIGNATURE_MODES,
-        licenses=licenses, features=features,
+        licenses=licenses, features=features, field_errors=field_errors or {},
+        rules=notification_rule_names(), smtp_security=notify_config.SECURITY,
+        notify_languages=notify_config.LANGUAGES,
     ), code
