@@ -28,7 +28,7 @@ import psycopg2  # noqa: E402
 
 from imss_updater.db import Database  # noqa: E402
 from tests.support.autree import AUTree, SigningPKI  # noqa: E402
-from tests.support.pg import dsn_for, make_state_dir, start_cluster  # noqa: E402
+from tests.support.pg import dsn_for, free_port, make_state_dir, start_cluster  # noqa: E402
 from tests.support.servers import StaticServer  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -89,7 +89,8 @@ def main() -> int:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "imss_updater.cli", "run", "--dsn", dsn, "--root", str(root)],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": str(REPO), "IMSS_STATE": str(work / "state"),
+                 "IMSS_WEB": f"127.0.0.1:{free_port()}"},
         )
         time.sleep(5)  # start-up done
         pid = daemon.pid
