@@ -1,0 +1,46 @@
+"""One module per external effect (STYLE principle 2): only the named modules import these."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "imss_updater"
+
+ALLOWED = {
+    "subprocess": {"process"},
+    "requests": {"http"},
+    "urllib3": {"http"},
+    "psycopg2": {"db", "embedded_db"},
+    "yagmail": {"notify.mail"},
+    "smtplib": {"notify.mail"},
+    "pysnmp": {"notify.snmp"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_each_external_effect_is_imported_by_its_own_module_only() -> None:
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        for root in imported_roots(path) & set(ALLOWED):
+            if module not in ALLOWED[root]:
+                offenders.append(f"{module} imports {root}")
+    assert offenders == []
+
+
+def test_no_shell_and_no_unverified_tls_anywhere() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "shell=True" not in text, path
+        assert "verify=False" not in text, path
+        assert "CERT_NONE" not in text or path.name == "probe.py", path
