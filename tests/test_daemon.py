@@ -21,9 +21,13 @@ from tests.support.pg import dsn_for, make_state_dir, start_cluster
 from tests.support.servers import ServerFactory
 
 
-def quick(gateway: Gateway) -> None:
-    """No random delay, so tests see runs at once."""
+def quick(gateway: Gateway, *, just_ran: bool = False) -> None:
+    """No random delay, so tests see runs at once; ``just_ran``: the schedule ran a moment
+    ago, so the daemon does not start with a missed run."""
     gateway.set("Update", "RandomDelaySeconds", "0")
+    if just_ran:
+        with gateway.database() as database:
+            database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
 
 
 def current(gateway: Gateway, component: str) -> str | None:
@@ -60,9 +64,7 @@ def test_a_never_run_schedule_runs_once_soon_after_start(
 def test_a_schedule_that_just_ran_is_not_run_again_at_start(
     gateway: Gateway, start_daemon: DaemonFactory
 ) -> None:
-    quick(gateway)
-    with gateway.database() as database:
-        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
+    quick(gateway, just_ran=True)
     gateway.tree.add_pattern("P.4", "1569700")
     gateway.publish()
     daemon = start_daemon(gateway)
@@ -76,9 +78,7 @@ def test_a_schedule_that_just_ran_is_not_run_again_at_start(
 
 
 def test_sigusr1_starts_a_scheduled_update_now(gateway: Gateway, start_daemon: DaemonFactory) -> None:
-    quick(gateway)
-    with gateway.database() as database:
-        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
+    quick(gateway, just_ran=True)
     daemon = start_daemon(gateway)
     wait_until(lambda: "READY=1" in daemon.notify.messages, what="READY=1")
     gateway.tree.add_pattern("P.4", "1569700")
@@ -93,9 +93,7 @@ def test_verbatim_psql_switch_to_https_is_used_by_the_running_daemon(
     gateway: Gateway, start_daemon: DaemonFactory, https_server: ServerFactory, test_ca_file: Path,
     pg_cluster,  # type: ignore[no-untyped-def]
 ) -> None:
-    quick(gateway)
-    with gateway.database() as database:
-        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
+    quick(gateway, just_ran=True)
     gateway.set("Update", "CAFile", str(test_ca_file))
     gateway.tree.add_pattern("P.4", "1569700")
     gateway.publish()
@@ -123,9 +121,7 @@ def test_verbatim_psql_switch_to_https_is_used_by_the_running_daemon(
 def test_schedule_change_in_the_database_replans_within_seconds(
     gateway: Gateway, start_daemon: DaemonFactory
 ) -> None:
-    quick(gateway)
-    with gateway.database() as database:
-        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
+    quick(gateway, just_ran=True)
     daemon = start_daemon(gateway)
     wait_until(lambda: "next run at" in daemon.log(), what="the first plan")
     connection = psycopg2.connect(gateway.dsn)
@@ -149,9 +145,7 @@ def test_schedule_change_in_the_database_replans_within_seconds(
 def test_invalid_setting_keeps_the_last_good_settings_and_reports_the_row(
     gateway: Gateway, start_daemon: DaemonFactory
 ) -> None:
-    quick(gateway)
-    with gateway.database() as database:
-        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
+    quick(gateway, just_ran=True)
     daemon = start_daemon(gateway)
     wait_until(lambda: "READY=1" in daemon.notify.messages, what="READY=1")
     gateway.set("Update", "ScheduleFrequency", "monthly")  # as psql would: no validation
@@ -271,9 +265,7 @@ def test_run_without_a_dsn_brings_up_and_stops_its_embedded_database(
 
 
 def test_status_shows_the_next_run_and_the_daemon(gateway: Gateway, start_daemon: DaemonFactory) -> None:
-    quick(gateway)
-    with gateway.database() as database:
-        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
+    quick(gateway, just_ran=True)
     daemon = start_daemon(gateway)
     wait_until(lambda: "next run at" in daemon.log(), what="the plan")
     payload = json.loads(gateway.cli("status", "--json").stdout)
