@@ -24,11 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import psycopg2  # noqa: E402
 
 from imss_updater.db import Database  # noqa: E402
 from tests.support.autree import AUTree, SigningPKI  # noqa: E402
-from tests.support.pg import dsn_for, free_port, make_state_dir, start_cluster  # noqa: E402
+from tests.support.pg import create_database, free_port, make_state_dir, start_cluster  # noqa: E402
 from tests.support.servers import StaticServer  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -63,12 +62,7 @@ def main() -> int:
     cluster = start_cluster(state)
     daemon = None
     try:
-        admin = psycopg2.connect(cluster.dsn())
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute("CREATE DATABASE bench OWNER sa")
-        admin.close()
-        dsn = dsn_for(cluster, "bench")
+        dsn = create_database(cluster, "bench")
         pki = SigningPKI(work / "pki")
         tree = AUTree(work / "au", pki)
         tree.add_pattern("P.4", "1569700")

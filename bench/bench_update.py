@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from imss_updater.db import Database  # noqa: E402
 from tests.support.autree import AUTree, SigningPKI  # noqa: E402
-from tests.support.pg import dsn_for, make_state_dir, start_cluster  # noqa: E402
+from tests.support.pg import create_database, make_state_dir, start_cluster  # noqa: E402
 from tests.support.servers import StaticServer  # noqa: E402
 
 CHILD = r"""
@@ -126,14 +126,7 @@ def main() -> int:
 
 
 def run(work: Path, cluster, size_mb: int) -> int:  # type: ignore[no-untyped-def]
-    import psycopg2
-
-    admin = psycopg2.connect(cluster.dsn())
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("CREATE DATABASE bench OWNER sa")
-    admin.close()
-    dsn = dsn_for(cluster, "bench")
+    dsn = create_database(cluster, "bench")
     pki = SigningPKI(work / "pki")
     tree = AUTree(work / "au", pki)
     tree.add_pattern("P.4", "1569700")

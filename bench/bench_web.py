@@ -32,7 +32,7 @@ import psycopg2.extensions  # noqa: E402
 
 from imss_updater.db import Database  # noqa: E402
 from imss_updater.web import WebConfig, create_app, set_admin_password  # noqa: E402
-from tests.support.pg import admin_connection, dsn_for, free_port, make_state_dir, start_cluster  # noqa: E402
+from tests.support.pg import create_database, free_port, make_state_dir, start_cluster  # noqa: E402
 
 PASSWORD = "benchmark password"
 SERVER = r"""
@@ -152,9 +152,7 @@ def main() -> None:
     cluster = start_cluster(state)
     server: subprocess.Popen[bytes] | None = None
     try:
-        with admin_connection(cluster) as connection, connection.cursor() as cursor:
-            cursor.execute("CREATE DATABASE bench OWNER sa")
-        dsn = dsn_for(cluster, "bench")
+        dsn = create_database(cluster, "bench")
         with Database(dsn) as database:
             database.init()
             set_admin_password(database, PASSWORD)

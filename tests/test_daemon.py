@@ -17,7 +17,7 @@ from imss_updater.db import Database
 from imss_updater.embedded_db import find_server_bin
 from tests.support.daemon import DaemonFactory, wait_until
 from tests.support.gateway import Gateway
-from tests.support.pg import dsn_for, make_state_dir, start_cluster
+from tests.support.pg import create_database, make_state_dir, start_cluster
 from tests.support.servers import ServerFactory
 
 
@@ -191,12 +191,7 @@ def test_database_killed_and_restarted_under_a_running_daemon(
     state = make_state_dir("imss-pg-fault-")
     cluster = start_cluster(state)
     try:
-        connection = psycopg2.connect(cluster.dsn())
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE DATABASE faulty OWNER sa")
-        connection.close()
-        dsn = dsn_for(cluster, "faulty")
+        dsn = create_database(cluster, "faulty")
         with Database(dsn) as database:
             database.init()
             with gateway.database() as original:
@@ -317,13 +312,8 @@ def test_a_database_down_at_start_is_waited_for(gateway: Gateway, start_daemon: 
     state = make_state_dir("imss-pg-late-")
     cluster = start_cluster(state)
     try:
-        connection = psycopg2.connect(cluster.dsn())
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE DATABASE late OWNER sa")
-        connection.close()
+        gateway.dsn = create_database(cluster, "late")
         cluster.stop()
-        gateway.dsn = dsn_for(cluster, "late")
         daemon = start_daemon(gateway)
         wait_until(lambda: "database unavailable" in daemon.log(), what="the outage noticed")
         assert "READY=1" not in daemon.notify.messages  # not ready without its database

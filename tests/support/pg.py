@@ -72,6 +72,13 @@ def admin_connection(cluster: EmbeddedDatabase) -> Iterator[psycopg2.extensions.
         connection.close()
 
 
+def create_database(cluster: EmbeddedDatabase, dbname: str) -> str:
+    """Create an empty database ``dbname`` owned by ``sa`` in ``cluster``; return its DSN."""
+    with admin_connection(cluster) as connection, connection.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE DATABASE {} OWNER sa").format(sql.Identifier(dbname)))
+    return dsn_for(cluster, dbname)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[EmbeddedDatabase]:
     """A running embedded cluster for this worker, stopped and removed at session end."""
@@ -92,10 +99,9 @@ def pg_cluster() -> Iterator[EmbeddedDatabase]:
 def db_dsn(pg_cluster: EmbeddedDatabase) -> Iterator[str]:
     """A DSN for a brand-new empty database owned by ``sa``, dropped after the test."""
     name = f"test_{uuid.uuid4().hex[:16]}"
-    with admin_connection(pg_cluster) as connection, connection.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {} OWNER sa").format(sql.Identifier(name)))
+    dsn = create_database(pg_cluster, name)
     try:
-        yield dsn_for(pg_cluster, name)
+        yield dsn
     finally:
         with admin_connection(pg_cluster) as connection, connection.cursor() as cursor:
             cursor.execute(
