@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-from imss_updater.db import Database  # noqa: E402
+from imss_updater.database.db import Database  # noqa: E402
 from tests.support.autree import AUTree, SigningPKI  # noqa: E402
 from tests.support.pg import create_database, free_port, make_state_dir, start_cluster  # noqa: E402
 from tests.support.servers import StaticServer  # noqa: E402

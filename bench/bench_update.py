@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from imss_updater.db import Database  # noqa: E402
+from imss_updater.database.db import Database  # noqa: E402
 from tests.support.autree import AUTree, SigningPKI  # noqa: E402
 from tests.support.pg import create_database, make_state_dir, start_cluster  # noqa: E402
 from tests.support.servers import StaticServer  # noqa: E402
@@ -36,9 +36,9 @@ from tests.support.servers import StaticServer  # noqa: E402
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
-from imss_updater.db import Database
-from imss_updater.planner import Mode
-from imss_updater.updater import Updater
+from imss_updater.database.db import Database
+from imss_updater.run.planner import Mode
+from imss_updater.run.updater import Updater
 
 def status_kb(field):
     # VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the parent's peak.

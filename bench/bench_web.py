@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 import psycopg2  # noqa: E402
 import psycopg2.extensions  # noqa: E402
 
-from imss_updater.db import Database  # noqa: E402
+from imss_updater.database.db import Database  # noqa: E402
 from imss_updater.web import WebConfig, create_app, set_admin_password  # noqa: E402
 from tests.support.pg import create_database, free_port, make_state_dir, start_cluster  # noqa: E402
 

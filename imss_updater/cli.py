@@ -18,13 +18,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imss_updater import config, diagnose, importer, lock, notify
-from imss_updater.db import Database, DatabaseError
-from imss_updater.embedded_db import EmbeddedDbError
+from imss_updater import config, diagnose, notify
+from imss_updater.database.db import Database, DatabaseError
+from imss_updater.database.embedded_db import EmbeddedDbError
 from imss_updater.notify import config as notify_config
-from imss_updater.planner import Mode
+from imss_updater.run import importer
+from imss_updater.run.planner import Mode
+from imss_updater.run.updater import ComponentReport, RunError, RunReport, Updater
 from imss_updater.settings import SECRET_NAMES, SettingsError, validate_value
-from imss_updater.updater import ComponentReport, RunError, RunReport, Updater
+from imss_updater.store import lock
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +159,7 @@ def _configure_logging(verbosity: int, *, daemon: bool) -> None:
 def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
     command = arguments.command
     if command == "run":
-        from imss_updater import daemon  # the scheduler is loaded only for the daemon
+        from imss_updater.daemon import loop as daemon  # the scheduler is loaded only for the daemon
 
         return daemon.main(bootstrap, once=arguments.once, as_json=arguments.json)
     if command == "diagnose":

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from imss_updater.db import Database, DatabaseError
-from imss_updater.embedded_db import EmbeddedDatabase
+from imss_updater.database.db import Database, DatabaseError
+from imss_updater.database.embedded_db import EmbeddedDatabase
 
 DEFAULT_ROOT = "/opt/trend/imss"
 DEFAULT_STATE = "/var/lib/imss-updater"

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from imss_updater import lock, probe, serverini
 from imss_updater.catalog import Component, SourceRole
-from imss_updater.db import Database, DatabaseError
-from imss_updater.http import FetchError, HttpClient, make_ssl_context
+from imss_updater.database.db import Database, DatabaseError
+from imss_updater.run.updater import INDEX_NAME, MAX_INDEX_BYTES, http_options, is_control_manager
 from imss_updater.settings import Settings, SettingsError, load
-from imss_updater.updater import INDEX_NAME, MAX_INDEX_BYTES, http_options, is_control_manager
+from imss_updater.source import probe, serverini
+from imss_updater.source.http import FetchError, HttpClient, make_ssl_context
+from imss_updater.store import lock
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "imss_updater"
 
 ALLOWED = {
     "subprocess": {"process"},
-    "requests": {"http"},
-    "urllib3": {"http"},
-    "psycopg2": {"db", "embedded_db"},
+    "requests": {"source.http"},
+    "urllib3": {"source.http"},
+    "psycopg2": {"database.db", "database.embedded_db"},
     "yagmail": {"notify.mail"},
     "smtplib": {"notify.mail"},
     "pysnmp": {"notify.snmp"},

@@ -54,7 +54,7 @@ def test_admin_set_password_reads_stdin_and_refuses_a_short_one(gateway: Gateway
     import io
     import sys
 
-    from imss_updater.db import Database
+    from imss_updater.database.db import Database
 
     original = sys.stdin
     try:
@@ -96,7 +96,7 @@ def test_stale_component_is_flagged_once_and_notified_once(gateway: Gateway, smt
     import psycopg2
 
     from imss_updater import notify
-    from imss_updater.updater import Updater
+    from imss_updater.run.updater import Updater
 
     relay = smtp_server("plain")
     for name, value in {"SMTPServer": relay.host, "SMTPPort": str(relay.port),

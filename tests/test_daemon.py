@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psycopg2
 
-from imss_updater import lock
-from imss_updater.db import Database
-from imss_updater.embedded_db import find_server_bin
+from imss_updater.database.db import Database
+from imss_updater.database.embedded_db import find_server_bin
+from imss_updater.store import lock
 from tests.support.daemon import DaemonFactory, wait_until
 from tests.support.gateway import Gateway
 from tests.support.pg import create_database, make_state_dir, start_cluster

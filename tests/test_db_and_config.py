@@ -12,7 +12,7 @@ import psycopg2
 
 from imss_updater import cli
 from imss_updater.catalog import DEFAULT_IDS
-from imss_updater.db import Database, mask_dsn
+from imss_updater.database.db import Database, mask_dsn
 from tests.data import default_rows
 
 SPEC_ROWS = {

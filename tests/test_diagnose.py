@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from imss_updater import lock
-from imss_updater.db import Database
+from imss_updater.database.db import Database
 from imss_updater.diagnose import Step, run_diagnosis, to_json, to_text
+from imss_updater.store import lock
 from tests.support.gateway import REPO, Gateway
 from tests.support.proxy import ProxyFactory
 from tests.support.servers import ServerFactory
@@ -210,7 +210,7 @@ def test_lock_held_by_another_process_is_reported_with_its_pid(gateway: Gateway)
     publish(gateway)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys; from pathlib import Path; from imss_updater import lock\n"
+         "import sys; from pathlib import Path; from imss_updater.store import lock\n"
          "with lock.download_lock(Path(sys.argv[1])):\n"
          "    print('held', flush=True); sys.stdin.read()\n",
          str(gateway.root)],

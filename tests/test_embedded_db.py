@@ -18,8 +18,8 @@ import pytest
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
-from imss_updater import embedded_db
-from imss_updater.embedded_db import EmbeddedDatabase, EmbeddedDbError
+from imss_updater.database import embedded_db
+from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
 from tests.support.pg import admin_connection, free_port, make_state_dir
 
 SPECIAL_PASSWORD = "p@ss:w/rd%20;'x y"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from imss_updater.http import FetchError, HttpClient, HttpOptions, ProxySettings
+from imss_updater.source.http import FetchError, HttpClient, HttpOptions, ProxySettings
 from tests.support.proxy import ProxyFactory, RunningProxy
 from tests.support.servers import ServerFactory, StaticServer, write_file
 

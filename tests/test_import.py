@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from imss_updater import lock
 from imss_updater.catalog import DEFAULT_CATALOG
-from imss_updater.db import Database
-from imss_updater.importer import PackageError, identify, import_package, signature_beside
-from imss_updater.updater import RunError, RunReport
+from imss_updater.database.db import Database
+from imss_updater.run.importer import PackageError, identify, import_package, signature_beside
+from imss_updater.run.updater import RunError, RunReport
+from imss_updater.store import lock
 from tests.support.autree import SigningPKI
 from tests.support.gateway import Gateway
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from imss_updater.install import ComponentStore, InstallError, repair_all, staging_root
+from imss_updater.store.install import ComponentStore, InstallError, repair_all, staging_root
 from tests.support.crashing import read_tree, write_zip
 
 COMPONENT = "virus_pattern"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from imss_updater.install import ComponentStore, staging_root
+from imss_updater.store.install import ComponentStore, staging_root
 from tests.support.crashing import read_tree, run_child, write_zip
 
 COMPONENT = "virus_pattern"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from imss_updater import lock as lock_module
-from imss_updater.lock import (
+from imss_updater.store import lock as lock_module
+from imss_updater.store.lock import (
     LOCK_MESSAGE_EN,
     LOCK_MESSAGE_JA,
     LockBusy,
@@ -30,7 +30,7 @@ CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from imss_updater.lock import LockBusy, download_lock
+from imss_updater.store.lock import LockBusy, download_lock
 root, mode = Path(sys.argv[2]), sys.argv[3]
 if mode == "hold":
     with download_lock(root):
@@ -149,10 +149,11 @@ def nobody_sandbox() -> Iterator[tuple[Path, Path, str]]:
     try:
         base.chmod(0o755)
         package = base / "pkg" / "imss_updater"
-        package.mkdir(parents=True)
+        (package / "store").mkdir(parents=True)
         (package / "__init__.py").write_text("")
-        shutil.copy(lock_module.__file__, package / "lock.py")
-        for path in (base / "pkg", package, *package.iterdir()):
+        (package / "store" / "__init__.py").write_text("")
+        shutil.copy(lock_module.__file__, package / "store" / "lock.py")
+        for path in (base / "pkg", package, *package.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         root = base / "imss"
         (root / "lib").mkdir(parents=True)

@@ -11,8 +11,8 @@ import trustme
 
 from imss_updater import notify
 from imss_updater.catalog import DEFAULT_CATALOG
-from imss_updater.db import Database
-from imss_updater.updater import Outcome, RunReport
+from imss_updater.database.db import Database
+from imss_updater.run.updater import Outcome, RunReport
 from tests.support.smtp import ServerFactory, SmtpServer
 
 # Until the root conftest registers them (tests.support.smtp / tests.support.snmp):

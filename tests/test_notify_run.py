@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from imss_updater import notify
-from imss_updater.planner import Mode
-from imss_updater.updater import Updater
+from imss_updater.run.planner import Mode
+from imss_updater.run.updater import Updater
 from tests.support.gateway import Gateway
 from tests.support.smtp import ServerFactory
 from tests.support.snmp import ReceiverFactory

@@ -12,9 +12,9 @@ import pytest
 
 from imss_updater import notify
 from imss_updater.catalog import DEFAULT_CATALOG
-from imss_updater.db import Database
+from imss_updater.database.db import Database
 from imss_updater.notify import snmp
-from imss_updater.updater import Outcome, RunReport
+from imss_updater.run.updater import Outcome, RunReport
 from tests.support.snmp import (
     MIB_DIR,
     SENDER_ENGINE_ID,

@@ -9,8 +9,8 @@ import pytest
 
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.notify import config, events, templates
+from imss_updater.run.updater import Outcome, RunReport
 from imss_updater.settings import SettingsError
-from imss_updater.updater import Outcome, RunReport
 
 MOMENT = datetime.datetime(2026, 11, 22, 3, 0, 12, tzinfo=datetime.UTC)
 

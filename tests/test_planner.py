@@ -1,9 +1,9 @@
 import datetime
 
 from imss_updater.catalog import DEFAULT_CATALOG
-from imss_updater.planner import Availability, Mode, Offer, decide, offers_from_indexes, restarts_for
-from imss_updater.serverini import Entry, parse
+from imss_updater.run.planner import Availability, Mode, Offer, decide, offers_from_indexes, restarts_for
 from imss_updater.settings import load
+from imss_updater.source.serverini import Entry, parse
 from imss_updater.versions import Version
 from tests.data import KNOWN, default_rows
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from imss_updater.schedule import CronSpec, cron_spec, missed_run, next_fire
+from imss_updater.daemon.schedule import CronSpec, cron_spec, missed_run, next_fire
 from imss_updater.settings import load
 from tests.data import KNOWN, default_rows
 

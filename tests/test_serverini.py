@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imss_updater import serverini
-from imss_updater.serverini import PathEscapeError, ServerIniError, parse, payload_url, signature_path
+from imss_updater.source import serverini
+from imss_updater.source.serverini import PathEscapeError, ServerIniError, parse, payload_url, signature_path
 
 SAMPLE = """[Server]
 Server.1=http://au.example/activeupdate

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imss_updater import serverini, signature
-from imss_updater.signature import SignatureError, verify_detached
+from imss_updater.source import serverini, signature
+from imss_updater.source.signature import SignatureError, verify_detached
 from tests.support.autree import AUTree, SigningPKI
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from imss_updater.install import ComponentStore
+from imss_updater.store.install import ComponentStore
 from tests.support.gateway import Gateway
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg2
 
-from imss_updater import lock
+from imss_updater.store import lock
 from tests.support.gateway import Gateway
 from tests.support.servers import ServerFactory
 

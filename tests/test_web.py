@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from imss_updater.db import Database
+from imss_updater.database.db import Database
 from imss_updater.web import i18n
 from imss_updater.web.auth import set_admin_password
 from imss_updater.web.queries import MAX_LOGIN_FAILURES
@@ -235,7 +235,7 @@ def test_update_without_selection_or_with_unknown_component_is_refused(logged_in
 def test_update_while_another_process_holds_the_lock_shows_the_lock_message(
     logged_in: FlaskClient, gateway: Gateway
 ) -> None:
-    from imss_updater import lock
+    from imss_updater.store import lock
 
     with lock.download_lock(gateway.root):
         page = text(logged_in.get("/"))
@@ -289,7 +289,7 @@ def test_logs_filter_by_kind_component_outcome_and_date(logged_in: FlaskClient, 
 
 
 def test_logs_page_through_events(logged_in: FlaskClient, gateway: Gateway) -> None:
-    from imss_updater.db import NewEvent
+    from imss_updater.database.db import NewEvent
 
     with gateway.database() as database:
         for number in range(120):
@@ -578,7 +578,7 @@ def test_language_switch_overrides_the_browser(logged_in: FlaskClient) -> None:
 
 
 def test_japanese_log_lines_and_lock_message(logged_in: FlaskClient, gateway: Gateway) -> None:
-    from imss_updater import lock
+    from imss_updater.store import lock
 
     publish(gateway)
     assert gateway.cli("update", "virus_pattern").code == 0

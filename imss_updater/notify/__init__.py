@@ -17,13 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from imss_updater.catalog import Component, SourceRole
-from imss_updater.db import Database
+from imss_updater.database.db import Database
 from imss_updater.notify import config, events, mail, snmp, templates
 from imss_updater.notify.config import NotifySettings, Receiver
 from imss_updater.notify.events import DeliveryError, Event
 from imss_updater.notify.outbox import Delivery, NewNotification, Outbox, Pending, Verdict
+from imss_updater.run.updater import RunReport
 from imss_updater.settings import Problem
-from imss_updater.updater import RunReport
 from imss_updater.versions import Version, VersionError
 
 __all__ = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from imss_updater.catalog import Component
 from imss_updater.notify import templates
-from imss_updater.updater import RunReport
+from imss_updater.run.updater import RunReport
 
 GROUP_ORDER = ("pattern", "engine", "spam")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imss_updater.db import Database
+from imss_updater.database.db import Database
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from imss_updater.db import DatabaseError
+from imss_updater.database.db import DatabaseError
 from imss_updater.web import auth, logs, ops, settings_pages, status
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
 from imss_updater.web.jobs import JobRunner

@@ -18,7 +18,7 @@ from flask import Blueprint, abort, redirect, render_template, request, session,
 from flask.typing import ResponseReturnValue
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from imss_updater.db import Database
+from imss_updater.database.db import Database
 from imss_updater.web import queries
 from imss_updater.web.context import console, notify
 from imss_updater.web.i18n import LANGUAGES

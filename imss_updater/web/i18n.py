@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from imss_updater.lock import LOCK_MESSAGE_EN, LOCK_MESSAGE_JA
+from imss_updater.store.lock import LOCK_MESSAGE_EN, LOCK_MESSAGE_JA
 
 LANGUAGES = ("en", "ja")
 DEFAULT_LANGUAGE = "en"

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imss_updater.db import Database, DatabaseError
-from imss_updater.planner import Mode
+from imss_updater.database.db import Database, DatabaseError
+from imss_updater.run.planner import Mode
+from imss_updater.run.updater import RunError, RunReport, Updater
 from imss_updater.settings import SettingsError
-from imss_updater.updater import RunError, RunReport, Updater
 from imss_updater.web.metrics import RunMetrics
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import logging
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
-from imss_updater import lock
-from imss_updater.db import DatabaseError
+from imss_updater.database.db import DatabaseError
+from imss_updater.store import lock
 from imss_updater.web import queries
 from imss_updater.web.context import console
 

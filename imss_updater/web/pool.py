@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from imss_updater.db import Database, DatabaseError
+from imss_updater.database.db import Database, DatabaseError
 
 log = logging.getLogger(__name__)
 

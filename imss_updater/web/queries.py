@@ -9,7 +9,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from imss_updater.db import Database, Event
+from imss_updater.database.db import Database, Event
 
 LOGIN_WINDOW = datetime.timedelta(minutes=15)
 MAX_LOGIN_FAILURES = 5

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from imss_updater import lock, messages
+from imss_updater import messages
 from imss_updater.catalog import Component
-from imss_updater.db import Database
+from imss_updater.database.db import Database
+from imss_updater.run.updater import ComponentReport, Outcome, Updater
 from imss_updater.settings import SettingsError, load
-from imss_updater.updater import ComponentReport, Outcome, Updater
+from imss_updater.store import lock
 from imss_updater.web.context import console, language, notify, t, when
 from imss_updater.web.jobs import Job, JobBusy
 

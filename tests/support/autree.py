@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from imss_updater.serverini import signature_path
+from imss_updater.source.serverini import signature_path
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 

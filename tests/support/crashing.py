@@ -1,7 +1,7 @@
 """Crash harness for the install store, plus small zip/tree helpers the install tests share.
 
 ``python -m tests.support.crashing '<json request>'`` runs one ``install`` or ``rollback``
-of ``imss_updater.install.ComponentStore`` in this process after wrapping the filesystem
+of ``imss_updater.store.install.ComponentStore`` in this process after wrapping the filesystem
 calls of ``os`` and ``shutil`` so that call number ``kill_at`` SIGKILLs the process before
 it happens. Nothing in the production code knows about this: the wrapping replaces module
 attributes, which every call site looks up at call time.
@@ -90,7 +90,7 @@ def _arm(kill_at: int) -> Callable[[], int]:
 
 def main(argv: list[str]) -> int:
     request = json.loads(argv[1])
-    from imss_updater.install import ComponentStore, InstallError
+    from imss_updater.store.install import ComponentStore, InstallError
 
     store = ComponentStore(Path(request["root"]), request["component"], request["live_path"])
     calls = _arm(int(request["kill_at"]))

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from imss_updater import cli
-from imss_updater.db import Database
+from imss_updater.database.db import Database
 from tests.support.autree import AUTree, SigningPKI
 from tests.support.servers import ServerFactory, StaticServer
 

@@ -21,7 +21,7 @@ import pytest
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn
 
-from imss_updater.embedded_db import EmbeddedDatabase, EmbeddedDbError
+from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
 
 
 def free_port() -> int:

@@ -23,12 +23,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from imss_updater import install, lock, messages, signature
+from imss_updater import messages
 from imss_updater.catalog import Component
-from imss_updater.db import Database, NewEvent
-from imss_updater.planner import unusable
+from imss_updater.database.db import Database, NewEvent
+from imss_updater.run.planner import unusable
+from imss_updater.run.updater import ComponentFailure, Outcome, RunError, RunReport, Updater
 from imss_updater.settings import Settings
-from imss_updater.updater import ComponentFailure, Outcome, RunError, RunReport, Updater
+from imss_updater.source import signature
+from imss_updater.store import install, lock
 from imss_updater.versions import Version, VersionError
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from imss_updater.catalog import Component
-from imss_updater.serverini import Entry
 from imss_updater.settings import Settings
+from imss_updater.source.serverini import Entry
 from imss_updater.versions import ABSENT_DISPLAY, Version
 
 
@@ -145,7 +145,7 @@ def offers_from_indexes(
 ) -> dict[str, Offer]:
     """Given each component's base URL and, per base URL, either a parsed SourceIndex or the
     reason it could not be had (a str), return each component's Offer."""
-    from imss_updater.serverini import SourceIndex  # local: keeps the module's imports light
+    from imss_updater.source.serverini import SourceIndex  # local: keeps the module's imports light
 
     offers: dict[str, Offer] = {}
     for component in components:

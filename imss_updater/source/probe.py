@@ -6,7 +6,7 @@ it returns what it learned or raises ProbeError whose ``reason`` is one line and
 ``kind`` classifies the failure. Probes never send the proxy password anywhere but to
 the proxy, and never put it in a reason.
 
-The fetches the updater really makes go through ``imss_updater.http``; these probes exist
+The fetches the updater really makes go through ``imss_updater.source.http``; these probes exist
 to say *which* layer fails (name, port, proxy, TLS) when such a fetch does.
 """
 

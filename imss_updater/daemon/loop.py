@@ -27,13 +27,15 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from imss_updater import config, install, notify, sdnotify
-from imss_updater.db import Database, DatabaseError, NewEvent
-from imss_updater.embedded_db import EmbeddedDatabase, EmbeddedDbError
-from imss_updater.planner import Mode
-from imss_updater.schedule import CronSpec, cron_spec, missed_run, next_fire
+from imss_updater import config, notify
+from imss_updater.daemon import sdnotify
+from imss_updater.daemon.schedule import CronSpec, cron_spec, missed_run, next_fire
+from imss_updater.database.db import Database, DatabaseError, NewEvent
+from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
+from imss_updater.run.planner import Mode
+from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport, Updater
 from imss_updater.settings import Settings, SettingsError, load
-from imss_updater.updater import Progress, RunCancelled, RunError, RunReport, Updater
+from imss_updater.store import install
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ The rules that make any crash recoverable: *current* is the live link's target;
 previous) and every staging entry is garbage that ``repair()`` removes. Seq 0 is reserved
 for a pre-existing real directory adopted on the first install.
 
-Callers hold the download lock (``imss_updater.lock``) around every mutating call; the
+Callers hold the download lock (``imss_updater.store.lock``) around every mutating call; the
 store itself does no locking.
 """
 

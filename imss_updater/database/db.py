@@ -26,7 +26,7 @@ from imss_updater.catalog import DEFAULT_CATALOG, Component, EventGroup, Kind, S
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 _MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 

@@ -15,11 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imss_updater import install, lock, messages, process, serverini, signature
+from imss_updater import messages, process
 from imss_updater.catalog import Component, SourceRole
-from imss_updater.db import ComponentState, Database, DatabaseError, NewEvent
-from imss_updater.http import FetchError, HttpClient, HttpOptions, ProxySettings
-from imss_updater.planner import (
+from imss_updater.database.db import ComponentState, Database, DatabaseError, NewEvent
+from imss_updater.run.planner import (
     Availability,
     Decision,
     Mode,
@@ -32,6 +31,9 @@ from imss_updater.planner import (
     restarts_for,
 )
 from imss_updater.settings import Settings, SettingsError, load
+from imss_updater.source import serverini, signature
+from imss_updater.source.http import FetchError, HttpClient, HttpOptions, ProxySettings
+from imss_updater.store import install, lock
 from imss_updater.versions import Version, VersionError
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""``imss-updater run``: the loop, its schedule and systemd notifications."""

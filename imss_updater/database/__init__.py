@@ -1,0 +1,1 @@
+"""PostgreSQL: the schema and queries (``db``) and the embedded private cluster."""

@@ -1,0 +1,2 @@
+"""One update run as steps: check -> plan -> fetch -> verify -> install -> restart ->
+record."""

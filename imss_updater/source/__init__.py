@@ -1,0 +1,2 @@
+"""Where components come from and how we know they are genuine: HTTP, server.ini,
+signatures, connection probes."""

@@ -1,0 +1,1 @@
+"""What is on disk: the installed generations and the download lock."""
