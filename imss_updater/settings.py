@@ -27,6 +27,7 @@ SECRET_NAMES = frozenset(
         ("Notification", "SMTPPassword"),
         ("Notification", "SNMPv3AuthPassword"),
         ("Notification", "SNMPv3PrivPassword"),
+        ("Notification", "SNMPCommunity"),
         ("Admin", "PasswordHash"),
     }
 )
@@ -87,6 +88,21 @@ class Settings:
     policy_restart: tuple[str, ...]
     restart_timeout: float
     stale_after_days: Mapping[str, int | None]  # component id -> days (None: never stale)
+    # Rows added after the first release (a database not yet upgraded by `db init` gets
+    # these defaults instead of failing validation):
+    verify_index_signature: str = "auto"  # SPEC 3.1: yes / auto / no
+    low_speed_bytes: int = 1024  # fail a transfer when fewer bytes than this arrive ...
+    low_speed_seconds: float = 60.0  # ... in this many seconds (curl --speed-limit/--speed-time)
+    index_deadline: float = 120.0  # total time allowed for one server.ini fetch
+    download_deadline: float = 3600.0  # total time allowed for one package download
+    scan_status: tuple[str, ...] = ()  # exit 0 = the scan service is running
+    policy_status: tuple[str, ...] = ()
+    retention_days: int = 180  # events, notifications and attempts older than this are deleted
+    allowed_hosts: tuple[str, ...] = ()  # extra host names the status page answers to
+    fleet_enabled: bool = False
+    fleet_stagger_seconds: int = 900
+    fleet_failover_seconds: int = 60
+    fleet_fallback_minutes: int = 60
 
     def license_active(self, license_name: str, today: datetime.date) -> bool:
         """Return True when ``license_name`` is activated and not expired on ``today``."""
@@ -114,7 +130,19 @@ class _Reader:
             self.problems.append(Problem(section, name, "missing row (run `imss-updater db init`)"))
         return value
 
-    def typed(self, section: str, name: str, convert: Callable[[str], T], fallback: T) -> T:
+    def typed(
+        self,
+        section: str,
+        name: str,
+        convert: Callable[[str], T],
+        fallback: T,
+        *,
+        default_when_missing: bool = False,
+    ) -> T:
+        """Return the converted value of a row; record a problem and return ``fallback`` when
+        it is invalid or missing (a missing row is no problem with ``default_when_missing``)."""
+        if default_when_missing and (section, name) not in self.rows:
+            return fallback
         value = self.raw(section, name)
         if value is None:
             return fallback
@@ -309,10 +337,49 @@ def load(rows: Rows, known_components: Iterable[str]) -> Settings:
             else None
             for component_id in known_components
         },
+        # Rows added after the first release: their defaults when a database lacks them.
+        verify_index_signature=read.typed("Update", "VerifyIndexSignature", parse_choice(SIGNATURE_MODES),
+                                          "auto", default_when_missing=True),
+        low_speed_bytes=read.typed("Update", "LowSpeedBytes", parse_int(0, 1 << 30), 1024,
+                                   default_when_missing=True),
+        low_speed_seconds=read.typed("Update", "LowSpeedSeconds", parse_seconds, 60.0,
+                                     default_when_missing=True),
+        index_deadline=read.typed("Update", "IndexDeadlineSeconds", parse_seconds, 120.0,
+                                  default_when_missing=True),
+        download_deadline=read.typed("Update", "DownloadDeadlineSeconds", parse_seconds, 3600.0,
+                                     default_when_missing=True),
+        scan_status=read.typed("Service", "ScanServiceStatus", parse_optional_command, (),
+                               default_when_missing=True),
+        policy_status=read.typed("Service", "PolicyServiceStatus", parse_optional_command, (),
+                                 default_when_missing=True),
+        retention_days=read.typed("Log", "RetentionDays", parse_int(1, 36500), 180,
+                                  default_when_missing=True),
+        allowed_hosts=read.typed("Web", "AllowedHosts", parse_host_list, (), default_when_missing=True),
+        fleet_enabled=read.typed("Fleet", "Enabled", parse_bool, False, default_when_missing=True),
+        fleet_stagger_seconds=read.typed("Fleet", "StaggerSeconds", parse_int(0, 86400), 900,
+                                         default_when_missing=True),
+        fleet_failover_seconds=read.typed("Fleet", "FailoverSeconds", parse_int(5, 3600), 60,
+                                          default_when_missing=True),
+        fleet_fallback_minutes=read.typed("Fleet", "FallbackMinutes", parse_int(1, 10080), 60,
+                                          default_when_missing=True),
     )
     if read.problems:
         raise SettingsError(read.problems)
     return settings
+
+
+def parse_optional_command(text: str) -> tuple[str, ...]:
+    """An empty value means "no such command"; otherwise as parse_command."""
+    return parse_command(text) if text.strip() else ()
+
+
+def parse_host_list(text: str) -> tuple[str, ...]:
+    """Comma-separated host names (no scheme, port or path), lower-cased."""
+    hosts = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    for host in hosts:
+        if any(character in host for character in "/:@ "):
+            raise ValueError(f"{host!r} is not a host name (give names only, no scheme or port)")
+    return hosts
 
 
 def validate_value(section: str, name: str, value: str, rows: Rows, known_components: Iterable[str]) -> None:
