@@ -239,6 +239,26 @@ def test_rollback_restores_previous_generation_and_leaves_the_schedule(gateway: 
     assert status(gateway)["virus_pattern"]["current"] == "15.697.00"
 
 
+def test_rollback_of_a_component_whose_licence_expired_is_refused_with_the_reason(
+    gateway: Gateway,
+) -> None:
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    assert gateway.cli("update", "virus_pattern").code == 0
+    gateway.tree.add_pattern("P.4", "1569800")
+    gateway.publish()
+    assert gateway.cli("update", "virus_pattern").code == 0
+    gateway.set("License", "Antivirus", "2020-01-01")
+    restarts_before = len(gateway.restarts())
+
+    result = gateway.cli("rollback", "virus_pattern")
+
+    assert result.code == 1
+    assert "Antivirus license expired on 2020-01-01" in result.stderr
+    assert status(gateway)["virus_pattern"]["current"] == "15.698.00"
+    assert gateway.restarts()[restarts_before:] == []
+
+
 def test_engine_rollback_restarts_policy_service_too(gateway: Gateway) -> None:
     gateway.tree.add_engine("VSAPI_LINUX_X86_64", "21.0.1008")
     gateway.publish()

@@ -26,7 +26,9 @@ from pathlib import Path
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database, NewEvent
+from imss_updater.run.installation import install_archive
 from imss_updater.run.planner import unusable
+from imss_updater.run.restart import restart_and_settle
 from imss_updater.run.updater import ComponentFailure, Outcome, RunError, RunReport, Updater
 from imss_updater.settings import Settings
 from imss_updater.source import signature
@@ -134,8 +136,8 @@ def import_package(
             pending = updater.reconcile(catalog, KIND)
             installed = _import_locked(updater, report, settings, component, wanted, package, force)
             # Same restart (and rollback if it fails) as a download run.
-            updater.restart_and_settle(
-                report, settings, catalog, [component] if installed else [], pending, KIND
+            restart_and_settle(
+                updater, report, settings, catalog, [component] if installed else [], pending, KIND
             )
     except lock.LockBusy as error:
         log.warning("%s", error)
@@ -176,7 +178,7 @@ def _import_locked(
             _fail(updater, report, component, wanted, error.reason)
             return False
         try:
-            updater.install_archive(component, settings, copy, wanted, unsigned=unsigned, kind=KIND,
+            install_archive(updater, component, settings, copy, wanted, unsigned=unsigned, kind=KIND,
                                     note=f"imported from {package}")
         except ComponentFailure as failure:
             _fail(updater, report, component, wanted, failure.reason)

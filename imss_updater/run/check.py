@@ -1,0 +1,107 @@
+"""Check: read each source's server.ini (conditionally, once per source per run) and
+record what it offers for every component."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from imss_updater.catalog import Component, SourceRole
+from imss_updater.run.context import RunContext
+from imss_updater.run.planner import Availability, Offer, offers_from_indexes
+from imss_updater.settings import Settings
+from imss_updater.source import serverini
+from imss_updater.source.http import FetchError, HttpClient, HttpOptions, ProxySettings
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "server.ini"
+MAX_INDEX_BYTES = 4 << 20
+
+
+def is_control_manager(base_url: str) -> bool:
+    """Return True for a Control Manager source (``.../TvcsDownload/ActiveUpdate``)."""
+    return "/tvcsdownload/" in base_url.lower() + "/"
+
+
+def http_options(settings: Settings) -> HttpOptions:
+    proxy = None
+    if settings.proxy is not None:
+        proxy = ProxySettings(
+            settings.proxy.host, settings.proxy.port, settings.proxy.user, settings.proxy.password
+        )
+    return HttpOptions(
+        ca_file=settings.ca_file,
+        proxy=proxy,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries=settings.retry_count,
+        backoff=settings.retry_backoff,
+    )
+
+
+def base_url(component: Component, settings: Settings) -> str:
+    if component.source is SourceRole.TMASE:
+        return settings.tmase_server
+    return settings.update_server
+
+
+def fetch_offers(
+    context: RunContext, catalog: Sequence[Component], settings: Settings, client: HttpClient
+) -> dict[str, Offer]:
+    """Fetch each distinct source's server.ini once (conditionally), record and return
+    each component's Offer. An unreachable source makes its components Unknown."""
+    base_urls = {component.id: base_url(component, settings) for component in catalog}
+    indexes: dict[str, object] = {}
+    for base in dict.fromkeys(base_urls.values()):
+        indexes[base] = fetch_index(context, base, client)
+    offers = offers_from_indexes(catalog, base_urls, indexes)
+    for component in catalog:
+        offer = offers[component.id]
+        if offer.base_url and is_control_manager(offer.base_url) and not component.on_control_manager:
+            # Control Manager never offers this component, whatever its server.ini says.
+            offers[component.id] = Offer(Availability.ABSENT, base_url=offer.base_url)
+    failures = sorted({str(index) for index in indexes.values() if isinstance(index, str)})
+    context.database.record_availability(
+        [
+            (
+                component.id,
+                offers[component.id].entry.version.raw if offers[component.id].entry else None,  # type: ignore[union-attr]
+                offers[component.id].availability.value,
+                offers[component.id].reason,
+            )
+            for component in catalog
+        ],
+        ok=not failures,
+        text="; ".join(failures) if failures else "update source reachable",
+    )
+    return offers
+
+
+def fetch_index(context: RunContext, base: str, client: HttpClient) -> serverini.SourceIndex | str:
+    url = f"{base}/{INDEX_NAME}"
+    cached = context.database.cached_index(url)
+    try:
+        result = client.fetch_index(
+            url,
+            etag=cached.etag if cached else None,
+            last_modified=cached.last_modified if cached else None,
+            max_bytes=MAX_INDEX_BYTES,
+        )
+    except FetchError as error:
+        log.error("cannot read %s: %s", url, error.reason)
+        return error.reason
+    if result.not_modified and cached is not None:
+        body = cached.body
+    elif result.body is not None:
+        body = result.body
+    else:
+        return f"{url}: empty answer"
+    try:
+        index = serverini.parse(body.decode("utf-8", errors="replace"))
+    except serverini.ServerIniError as error:
+        log.error("%s: %s", url, error)
+        return f"{url}: {error}"
+    if not result.not_modified:
+        context.database.store_index(url, result.etag, result.last_modified, body)
+    return index

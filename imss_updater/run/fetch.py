@@ -1,0 +1,61 @@
+"""Fetch: download one component's package into staging, then verify and install it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from imss_updater.catalog import Component
+from imss_updater.run.context import RunContext
+from imss_updater.run.installation import install_archive
+from imss_updater.run.planner import Offer
+from imss_updater.run.report import ComponentFailure
+from imss_updater.run.verify import verify_package
+from imss_updater.settings import Settings
+from imss_updater.source import serverini
+from imss_updater.source.http import FetchError, HttpClient
+from imss_updater.store import install
+
+log = logging.getLogger(__name__)
+
+
+def fetch_verify_install(
+    context: RunContext, component: Component, offer: Offer, settings: Settings, client: HttpClient, kind: str
+) -> None:
+    entry = offer.entry
+    if entry is None or offer.base_url is None:
+        raise ComponentFailure("nothing offered")
+    if entry.size > settings.max_download_bytes:
+        raise ComponentFailure(
+            f"too large: {entry.size} bytes exceeds the limit of "
+            f"{settings.max_download_bytes // (1024 * 1024)} MB (Update/MaxDownloadMB)"
+        )
+    try:
+        url = serverini.payload_url(offer.base_url, entry.path)
+        signature_url = serverini.payload_url(offer.base_url, serverini.signature_path(entry.path))
+    except serverini.PathEscapeError as error:
+        raise ComponentFailure(str(error)) from error
+    staging = install.staging_root(context.root)
+    token = uuid.uuid4().hex[:12]
+    archive = staging / f"download-{component.id}-{token}.zip"
+    signature_file = staging / f"download-{component.id}-{token}.sig"
+    try:
+        log.info("downloading %s %s from %s", component.id, entry.version.display, url)
+        context.progress(component.id, "downloading", 0, entry.size)
+        try:
+            client.download(
+                url, archive, expected_size=entry.size, max_bytes=settings.max_download_bytes,
+                progress=lambda done, total: context.progress(component.id, "downloading", done, total),
+            )
+        except FetchError as error:
+            raise ComponentFailure(error.reason) from error
+        context.progress(component.id, "verifying", 0, 0)
+        unsigned = verify_package(
+            context, component, settings, client, archive, signature_file, signature_url
+        )
+        context.progress(component.id, "installing", 0, 0)
+        install_archive(context, component, settings, archive, entry.version, unsigned=unsigned,
+                             kind=kind)
+    finally:
+        archive.unlink(missing_ok=True)
+        signature_file.unlink(missing_ok=True)

@@ -1,0 +1,53 @@
+"""Install: put a verified archive in place as the component's new generation and record
+it (state and success event in one transaction, restart still owed)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from imss_updater import messages
+from imss_updater.catalog import Component
+from imss_updater.database.db import NewEvent
+from imss_updater.run.context import RunContext
+from imss_updater.run.report import ComponentFailure
+from imss_updater.settings import Settings
+from imss_updater.store import install
+from imss_updater.versions import Version
+
+log = logging.getLogger(__name__)
+
+UNPACKED_FACTOR = 4  # an archive may unpack to at most this many times MaxDownloadMB
+
+
+def install_archive(
+    context: RunContext,
+    component: Component,
+    settings: Settings,
+    archive: Path,
+    version: Version,
+    *,
+    unsigned: bool,
+    kind: str,
+    note: str | None = None,
+) -> None:
+    """Install a verified archive as the component's new generation and record it (state
+    and success event in one transaction, restart still owed). Must run under the lock.
+    Raise ComponentFailure with the reason if the install is refused or fails."""
+    try:
+        state = context.store(component).install(
+            archive, version.raw, max_unpacked_bytes=settings.max_download_bytes * UNPACKED_FACTOR
+        )
+    except install.InstallError as error:
+        raise ComponentFailure(error.reason) from error
+    text = messages.downloaded(component, version.display)
+    context.database.record_installed(
+        component.id,
+        state.current_version,
+        state.previous_version,
+        success=True,
+        unsigned=unsigned,
+        restart_pending=True,
+        event=NewEvent(kind, component.id, version.display, "success", text.en, text.ja, note),
+    )
+    log.info("%s%s", text.en, f" ({note})" if note else "")

@@ -1,0 +1,146 @@
+"""What a run tells its caller: each component's report, each outcome, the run's summary,
+and the exceptions that end a run or a component."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from imss_updater.run.planner import Restarts
+from imss_updater.versions import Version, VersionError
+
+Progress = Callable[[str, str, int, int], None]
+"""progress(component_id, phase, done, total): phases downloading, verifying, installing,
+restarting, done, failed."""
+
+
+class RunError(Exception):
+    """A run could not start at all (settings invalid, lock busy); the message says why."""
+
+
+class RunCancelled(RunError):
+    """The daemon is stopping: the run stopped at a safe point and cleaned up after itself."""
+
+    def __init__(self) -> None:
+        super().__init__("the update was interrupted because the updater is stopping")
+
+
+@dataclass(frozen=True)
+class ComponentReport:
+    """One component as ``check`` and ``status`` show it."""
+
+    id: str
+    name: str
+    name_ja: str
+    kind: str
+    current: str | None
+    previous: str | None
+    available: str | None  # display text, "0.0" when not offered, None when Unknown
+    update_available: bool
+    licensed: bool
+    enabled: bool
+    scheduled: bool
+    unsigned: bool
+    available_reason: str | None
+    checked_at: datetime.datetime | None
+    last_success_at: datetime.datetime | None
+    stale: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "name_ja": self.name_ja,
+            "kind": self.kind,
+            "current": self.current,
+            "previous": self.previous,
+            "available": self.available,
+            "update_available": self.update_available,
+            "licensed": self.licensed,
+            "enabled": self.enabled,
+            "scheduled": self.scheduled,
+            "unsigned": self.unsigned,
+            "available_reason": self.available_reason,
+            "checked_at": iso(self.checked_at),
+            "last_success_at": iso(self.last_success_at),
+            "stale": self.stale,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    component: str
+    version: str | None
+    ok: bool
+    message: str
+    reason: str | None = None
+
+
+@dataclass
+class RunReport:
+    kind: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    restarts: Restarts = field(default_factory=lambda: Restarts(False, False))
+    restart_error: str | None = None
+    up_to_date: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.restart_error is None and all(outcome.ok for outcome in self.outcomes)
+
+    def summary(self) -> str:
+        if self.up_to_date and not self.outcomes:
+            return "All components are up to date."
+        done = sum(1 for outcome in self.outcomes if outcome.ok)
+        failed = len(self.outcomes) - done
+        text = f"{done} succeeded, {failed} failed"
+        if self.restart_error:
+            text += f"; restart failed: {self.restart_error}"
+        return text
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "ok": self.ok,
+            "summary": self.summary(),
+            "restarted": {"scan": self.restarts.scan, "policy": self.restarts.policy},
+            "restart_error": self.restart_error,
+            "results": [
+                {
+                    "component": outcome.component,
+                    "version": outcome.version,
+                    "outcome": "success" if outcome.ok else "failure",
+                    "message": outcome.message,
+                    "reason": outcome.reason,
+                }
+                for outcome in self.outcomes
+            ],
+        }
+
+
+class ComponentFailure(Exception):
+    """One component could not be updated; ``reason`` is the one-line cause."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def iso(moment: datetime.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+
+def parse_or_none(text: str | None) -> Version | None:
+    if not text:
+        return None
+    try:
+        return Version.parse(text)
+    except VersionError:
+        return None
+
+
+def display(raw: str | None) -> str:
+    version = parse_or_none(raw)
+    return version.display if version else (raw or "none")

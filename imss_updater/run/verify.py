@@ -1,0 +1,50 @@
+"""Verify: check a downloaded package's detached signature as Update/VerifySignature asks."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from imss_updater.catalog import Component
+from imss_updater.run.context import RunContext
+from imss_updater.run.report import ComponentFailure
+from imss_updater.settings import Settings
+from imss_updater.source import signature
+from imss_updater.source.http import FetchError, HttpClient
+
+log = logging.getLogger(__name__)
+
+MAX_SIGNATURE_BYTES = 1 << 20
+
+
+def verify_package(
+    context: RunContext,
+    component: Component,
+    settings: Settings,
+    client: HttpClient,
+    archive: Path,
+    signature_file: Path,
+    signature_url: str,
+) -> bool:
+    """Verify the archive's signature as VerifySignature asks; return True if unsigned."""
+    if settings.verify_signature == "no":
+        return True
+    try:
+        published = client.fetch_optional(signature_url, max_bytes=MAX_SIGNATURE_BYTES)
+    except FetchError as error:
+        raise ComponentFailure(f"cannot fetch the signature: {error.reason}") from error
+    if published is None:
+        if settings.verify_signature == "yes":
+            raise ComponentFailure(
+                f"no signature published ({signature_url}) and Update/VerifySignature=yes"
+            )
+        log.warning("%s: no signature published; accepted unsigned (VerifySignature=auto)",
+                    component.id)
+        return True
+    signature_file.write_bytes(published)
+    trust = Path(settings.signature_ca_file) if settings.signature_ca_file else None
+    try:
+        signature.verify_detached(archive, signature_file, trust)
+    except signature.SignatureError as error:
+        raise ComponentFailure(error.reason) from error
+    return False
