@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import getpass
+import importlib.metadata
 import json
 import logging
 import os
@@ -42,6 +43,14 @@ class CommandFailed(Exception):
         self.code = code
 
 
+def package_version() -> str:
+    """The installed distribution's version (the checkout's when run from source)."""
+    try:
+        return importlib.metadata.version("imss-updater")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
@@ -55,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imss-updater", description="Keeps the gateway's scan engines and pattern files up to date."
     )
+    parser.add_argument("--version", action="version", version=f"imss-updater {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     db_parser = commands.add_parser("db", help="database schema")

@@ -34,7 +34,7 @@ GROUPS = ("pattern", "engine", "spam")
 OUTCOMES = ("success", "failure")
 LANGUAGES = ("en", "ja")
 SECURITY = ("none", "starttls", "ssl")
-# IANA enterprise number reserved for documentation (RFC 5612); see mibs/IMSS-UPDATER-MIB.txt.
+# IANA enterprise number reserved for documentation (RFC 5612); see imss_updater/data/IMSS-UPDATER-MIB.txt.
 ENTERPRISE_NUMBER = 32473
 DEFAULT_SNMP_PORT = 162
 

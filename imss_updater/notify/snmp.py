@@ -1,6 +1,6 @@
 """SNMP notifications with pysnmp 7: the ONLY module importing pysnmp.
 
-The variables are those of ``mibs/IMSS-UPDATER-MIB.txt`` (numeric OIDs below; a test
+The variables are those of ``imss_updater/data/IMSS-UPDATER-MIB.txt`` (numeric OIDs below; a test
 checks them against the MIB with net-snmp's snmptranslate). pysnmp's API is asyncio: each
 send runs in a private event loop created and closed here, so the scheduler's worker
 threads (or any thread, even one already running a loop) can call ``send``.

@@ -8,6 +8,7 @@ changes anything. Templates and static files live in the repository's top-level 
 from __future__ import annotations
 
 import datetime
+import importlib.resources
 import logging
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from imss_updater.web.pool import DatabasePool
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+# Templates and static files are package data (found the same way in a wheel and a checkout).
+WEB_DIR = Path(str(importlib.resources.files("imss_updater.web")))
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.switch_language", "ops.healthz", "ops.metrics", "static"})
 SESSION_HOURS = 8
 SECURITY_HEADERS = {

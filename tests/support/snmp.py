@@ -1,7 +1,7 @@
 """Test support: Debian's snmptrapd as a real SNMP notification receiver on 127.0.0.1.
 
 ``trap_receiver(port=None, ...)`` starts snmptrapd on a free UDP port with the shipped MIB
-(``mibs/IMSS-UPDATER-MIB.txt``) loaded, accepting v2c community ``public`` and the v3
+(``imss_updater/data/IMSS-UPDATER-MIB.txt``) loaded, accepting v2c community ``public`` and the v3
 authPriv (SHA/AES-128) user ``V3_USER`` for traps from ``SENDER_ENGINE_ID`` and for
 informs. Decoded notifications go to a log file; ``wait_for(text)`` waits until it appears.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-MIB_DIR = REPO / "mibs"
+MIB_DIR = REPO / "imss_updater" / "data"
 COMMUNITY = "public"
 V3_USER = "imssops"
 V3_AUTH = "auth-pass-123"
