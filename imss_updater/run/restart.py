@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from collections.abc import Sequence
 
 from imss_updater import messages, process
@@ -17,6 +18,46 @@ from imss_updater.settings import Settings
 from imss_updater.store import install
 
 log = logging.getLogger(__name__)
+
+SYSTEMD_RUN = "systemd-run"
+
+
+def systemd_booted() -> bool:
+    """Return True when systemd is PID 1 (``sd_booted()``: /run/systemd/system exists)."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def outside_this_unit(
+    argv: Sequence[str], service: str, timeout: float, under_systemd: bool
+) -> list[str]:
+    """Given a restart command, return the argument list that runs it outside the updater's
+    own unit when systemd is PID 1, so that the scan and policy daemons it starts never live
+    in imss-updater.service's cgroup or sandbox (stopping or restarting the updater must not
+    kill the mail scanner, and the scanner must not inherit read-only /usr and /etc, a
+    private /tmp or reduced capabilities).
+
+    The command becomes the start command of a transient ``Type=forking`` service that PID 1
+    starts with its own clean environment: ``systemd-run`` returns once the script has
+    exited, with an error if it failed or exceeded ``timeout`` (systemd kills it then), and
+    the daemons the script started stay in that transient unit. A command that is already
+    ``systemctl ...`` asks PID 1 itself and runs unchanged; so does everything without systemd.
+    """
+    command = list(argv)
+    if not under_systemd or not command or os.path.basename(command[0]) == "systemctl":
+        return command
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%f")
+    return [
+        SYSTEMD_RUN,
+        f"--unit=imss-updater-restart-{service}-{stamp}",
+        f"--description=imss-updater: {service} service restart",
+        "--service-type=forking",
+        "--collect",
+        "--quiet",
+        f"--property=TimeoutStartSec={max(1, int(timeout))}",
+        "--property=GuessMainPID=yes",
+        "--",
+        *command,
+    ]
 
 
 def restart_and_settle(
@@ -84,7 +125,10 @@ def restart(
         for component_id in component_ids:
             context.progress(component_id, "restarting", 0, 0)
         try:
-            process.run(list(argv), timeout=settings.restart_timeout)
+            process.run(
+                outside_this_unit(argv, service, settings.restart_timeout, systemd_booted()),
+                timeout=settings.restart_timeout + 10,  # systemd's own start timeout fires first
+            )
         except process.CommandError as error:
             reason = f"{service} service restart failed: {error.reason}"
             log.error("%s", reason)
