@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imss_updater import config, diagnose, notify
+from imss_updater import config, diagnose, logsetup, notify
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.database.embedded_db import EmbeddedDbError
 from imss_updater.notify import config as notify_config
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--db-port", help="embedded database port (default: $IMSS_DB_PORT or 5432)")
     common.add_argument("--web", help="status page host:port (default: $IMSS_WEB or 127.0.0.1:8445)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
+    common.add_argument("--log-level", choices=sorted(logsetup.LEVELS), type=str.lower,
+                        help="log level (default: $IMSS_LOG_LEVEL, else info for run, quiet otherwise)")
 
     parser = argparse.ArgumentParser(
         prog="imss-updater", description="Keeps the gateway's scan engines and pattern files up to date."
@@ -128,7 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    _configure_logging(arguments.verbose, daemon=arguments.command == "run")
+    try:
+        logsetup.configure(arguments.verbose, daemon=arguments.command == "run",
+                           level_name=arguments.log_level)
+    except ValueError as error:  # IMSS_LOG_LEVEL names no level
+        return _fail(str(error), EXIT_USAGE)
     try:
         bootstrap = config.from_environment(
             os.environ,
@@ -155,15 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(reason: str, code: int) -> int:
     print(f"imss-updater: {reason.splitlines()[0] if reason else 'failed'}", file=sys.stderr)
     return code
-
-
-def _configure_logging(verbosity: int, *, daemon: bool) -> None:
-    # The CLI keeps stderr to one line on failure; -v shows the log. The daemon always logs.
-    if verbosity == 0 and not daemon:
-        logging.basicConfig(level=logging.CRITICAL + 1)
-        return
-    level = logging.DEBUG if verbosity >= 2 else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
