@@ -19,14 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imss_updater import config, diagnose, logsetup, notify
+from imss_updater import config, config_commands, diagnose, logsetup, notify, process
+from imss_updater.catalog import DEFAULT_IDS
+from imss_updater.database import psql
 from imss_updater.database.db import Database, DatabaseError
-from imss_updater.database.embedded_db import EmbeddedDbError
+from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
 from imss_updater.notify import config as notify_config
 from imss_updater.run import importer
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import ComponentReport, RunError, RunReport, Updater
-from imss_updater.settings import SECRET_NAMES, SettingsError, validate_value
+from imss_updater.settings import SettingsError, validate_value
 from imss_updater.store import lock
 
 log = logging.getLogger(__name__)
@@ -52,29 +54,26 @@ def package_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The common options work before or after the subcommand: the subcommands' copies
+    # default to "not given" so that they never overwrite a value given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    common.add_argument("--dsn", help="PostgreSQL DSN (default: $IMSS_DSN, else the embedded database)")
-    common.add_argument("--root", help="install root (default: $IMSS_ROOT or /opt/trend/imss)")
-    common.add_argument("--state", help="state directory (default: $IMSS_STATE or /var/lib/imss-updater)")
-    common.add_argument("--db-port", help="embedded database port (default: $IMSS_DB_PORT or 5432)")
-    common.add_argument("--web", help="status page host:port (default: $IMSS_WEB or 127.0.0.1:8445)")
-    common.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
-    common.add_argument("--log-level", choices=sorted(logsetup.LEVELS), type=str.lower,
-                        help="log level (default: $IMSS_LOG_LEVEL, else info for run, quiet otherwise)")
-
+    _add_common_options(common, given_before=None)
     parser = argparse.ArgumentParser(
         prog="imss-updater", description="Keeps the gateway's scan engines and pattern files up to date."
     )
     parser.add_argument("--version", action="version", version=f"imss-updater {package_version()}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    _add_common_options(parser, given_before=parser)
+    commands = _Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
 
     db_parser = commands.add_parser("db", help="database schema")
-    db_commands = db_parser.add_subparsers(dest="db_command", required=True)
+    db_commands = _Commands(db_parser.add_subparsers(dest="db_command", required=True))
     db_commands.add_parser("init", parents=[common], help="create or upgrade the schema and default rows")
 
     config_parser = commands.add_parser("config", help="read or change a setting")
-    config_commands = config_parser.add_subparsers(dest="config_command", required=True)
+    config_commands = _Commands(config_parser.add_subparsers(dest="config_command", required=True))
+    listed = config_commands.add_parser("list", parents=[common],
+                                        help="print every setting (secrets as ***)")
+    listed.add_argument("section", nargs="?", help="only this section")
     get = config_commands.add_parser("get", parents=[common], help="print a setting")
     get.add_argument("section")
     get.add_argument("name")
@@ -84,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     set_.add_argument("value")
 
     admin_parser = commands.add_parser("admin", help="status page administrator")
-    admin_commands = admin_parser.add_subparsers(dest="admin_command", required=True)
+    admin_commands = _Commands(admin_parser.add_subparsers(dest="admin_command", required=True))
     admin_commands.add_parser(
         "set-password", parents=[common],
         help="set the status page password (asked twice on a terminal, else read from stdin)",
     )
     notify_parser = commands.add_parser("notify", help="mail and SNMP trap notifications")
-    notify_commands = notify_parser.add_subparsers(dest="notify_command", required=True)
+    notify_commands = _Commands(notify_parser.add_subparsers(dest="notify_command", required=True))
     notify_test = notify_commands.add_parser("test", parents=[common],
                                              help="send a test message on each configured channel")
     notify_test.add_argument("--mail", action="store_true", help="only mail")
@@ -100,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", parents=[common], help="ask the update sources now")
     update = commands.add_parser("update", parents=[common], help="manual update")
     update.add_argument("--all", action="store_true", help="every component with a newer version")
-    update.add_argument("ids", nargs="*", metavar="ID")
+    update.add_argument("ids", nargs="*", metavar="ID", help=COMPONENT_IDS_HELP)
     rollback = commands.add_parser("rollback", parents=[common], help="roll back one generation")
-    rollback.add_argument("ids", nargs="+", metavar="ID")
+    rollback.add_argument("ids", nargs="+", metavar="ID", help=COMPONENT_IDS_HELP)
     commands.add_parser("status", parents=[common], help="current state, without contacting sources")
     logs = commands.add_parser("logs", parents=[common], help="the update event log, newest first")
     logs.add_argument("--kind", choices=("scheduled", "manual", "rollback"))
@@ -118,13 +117,53 @@ def build_parser() -> argparse.ArgumentParser:
     package = commands.add_parser("import", parents=[common],
                                   help="install a component package obtained separately")
     package.add_argument("file", type=Path)
-    package.add_argument("--component", metavar="ID")
+    package.add_argument("--component", metavar="ID", help=COMPONENT_IDS_HELP)
     package.add_argument("--version", metavar="V")
     package.add_argument("--force", action="store_true",
                          help="install even if not newer than the installed version")
     run = commands.add_parser("run", parents=[common], help="the daemon (scheduler and status page)")
     run.add_argument("--once", action="store_true", help="one scheduled update, then exit")
+    commands.add_parser("psql", parents=[common],
+                        help="open psql on the configured database as sa (no password to type)")
     return parser
+
+
+COMPONENT_IDS_HELP = "component id: " + ", ".join(DEFAULT_IDS)
+
+
+class _Commands:
+    """Subcommands whose ``help`` line is also their description in ``COMMAND --help``."""
+
+    def __init__(self, actions: Any) -> None:
+        self.actions = actions
+
+    def add_parser(self, name: str, **options: Any) -> argparse.ArgumentParser:
+        options.setdefault("description", options.get("help"))
+        parser: argparse.ArgumentParser = self.actions.add_parser(name, **options)
+        return parser
+
+
+def _add_common_options(parser: argparse.ArgumentParser,
+                        given_before: argparse.ArgumentParser | None) -> None:
+    """The options every command takes. On the main parser (``given_before``) they have
+    their defaults; on the subcommands' copies they default to "not given"."""
+    keep: dict[str, Any] = {} if given_before is not None else {"default": argparse.SUPPRESS}
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout",
+                        **keep)
+    parser.add_argument("--dsn", help="PostgreSQL DSN (default: $IMSS_DSN, else the embedded database)",
+                        **keep)
+    parser.add_argument("--root", help="install root (default: $IMSS_ROOT or /opt/trend/imss)", **keep)
+    parser.add_argument("--state", help="state directory (default: $IMSS_STATE or /var/lib/imss-updater)",
+                        **keep)
+    parser.add_argument("--db-port", help="embedded database port (default: $IMSS_DB_PORT or 5432)",
+                        **keep)
+    parser.add_argument("--web", help="status page host:port (default: $IMSS_WEB or 127.0.0.1:8445)",
+                        **keep)
+    parser.add_argument("-v", "--verbose", action="count", help="log to stderr (-vv: debug)",
+                        **({"default": 0} if given_before is not None else keep))
+    parser.add_argument("--log-level", choices=sorted(logsetup.LEVELS), type=str.lower,
+                        help="log level (default: $IMSS_LOG_LEVEL, else info for run, quiet otherwise)",
+                        **keep)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,6 +210,8 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
         return daemon.main(bootstrap, once=arguments.once, as_json=arguments.json)
     if command == "diagnose":
         return _diagnose(arguments, bootstrap)
+    if command == "psql":
+        return _psql(bootstrap)
     with config.open_database(bootstrap) as database:
         if command == "db":
             applied = database.init()
@@ -296,22 +337,54 @@ def _diagnose(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int
 
 
 def _config(arguments: argparse.Namespace, database: Database) -> int:
+    rows = database.settings_rows()
+    if arguments.config_command == "list":
+        section = arguments.section
+        if section and not any(row_section.lower() == section.lower() for row_section, _n in rows):
+            raise CommandFailed(config_commands.unknown_section(section, rows), EXIT_USAGE)
+        items = config_commands.listing(rows, section)
+        _emit(arguments, {"settings": items},
+              "\n".join(f"{item['section']}/{item['name']} = {item['value']}" for item in items))
+        return EXIT_OK
     section, name = arguments.section, arguments.name
+    if (section, name) not in rows:  # exit 1 for get (nothing to print), 2 for set (as before)
+        code = EXIT_FAILED if arguments.config_command == "get" else EXIT_USAGE
+        raise CommandFailed(config_commands.unknown_row(section, name, rows), code)
     if arguments.config_command == "get":
-        value = database.get_setting(section, name)
-        if value is None:
-            raise CommandFailed(f"no setting {section}/{name}")
+        value = rows[(section, name)]
         _emit(arguments, {"section": section, "name": name, "value": value}, value)
         return EXIT_OK
-    rows = database.settings_rows()
-    if (section, name) not in rows:
-        raise CommandFailed(f"no setting {section}/{name} (run `imss-updater db init`?)", EXIT_USAGE)
     validate_value(section, name, arguments.value, rows, [c.id for c in database.catalog()])
     notify_config.validate_value(section, name, arguments.value, rows)
     database.set_setting(section, name, arguments.value)
-    shown = "***" if (section, name) in SECRET_NAMES else arguments.value
+    shown = config_commands.shown(section, name, arguments.value)
     _emit(arguments, {"section": section, "name": name, "value": shown}, f"{section}/{name} = {shown}")
     return EXIT_OK
+
+
+def _psql(bootstrap: config.Bootstrap) -> int:
+    """psql on the configured database; the embedded cluster is started for it if needed
+    (and stopped again afterwards)."""
+    try:
+        client = psql.find_psql()
+    except psql.PsqlNotFound as error:
+        raise CommandFailed(str(error)) from error
+    embedded = None if bootstrap.dsn else EmbeddedDatabase(bootstrap.state, port=bootstrap.db_port)
+    started = False
+    if embedded is not None:
+        embedded.ensure_initialized()
+        if not embedded.is_running():
+            embedded.start()
+            started = True
+    try:
+        argv, environment = psql.invocation(bootstrap.dsn or embedded.dsn(), client)  # type: ignore[union-attr]
+        try:
+            return process.interactive(argv, env=environment)
+        except process.CommandError as error:
+            raise CommandFailed(error.reason) from error
+    finally:
+        if started and embedded is not None:
+            embedded.stop()
 
 
 def _logs(arguments: argparse.Namespace, database: Database) -> int:

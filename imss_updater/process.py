@@ -111,3 +111,13 @@ def _mask(text: str, secrets: Sequence[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def interactive(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
+    """Run ``argv`` on this terminal (stdin, stdout and stderr inherited, no timeout: a
+    person is using it) and return its exit status. Raise CommandError if it cannot start."""
+    log.debug("running %s interactively", describe(argv))
+    try:
+        return subprocess.call(list(argv), env=None if env is None else {**os.environ, **env})
+    except OSError as error:
+        raise CommandError(f"cannot run {argv[0]}: {error.strerror or error}") from error

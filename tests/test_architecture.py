@@ -11,7 +11,7 @@ ALLOWED = {
     "subprocess": {"process"},
     "requests": {"source.http"},
     "urllib3": {"source.http"},
-    "psycopg2": {"database.db", "database.embedded_db"},
+    "psycopg2": {"database.db", "database.embedded_db", "database.psql"},
     "yagmail": {"notify.mail"},
     "smtplib": {"notify.mail"},
     "pysnmp": {"notify.snmp"},
