@@ -8,7 +8,7 @@ from pathlib import Path
 
 from imss_updater.catalog import DEFAULT_IDS
 
-DEFAULTS_SQL = Path(__file__).resolve().parent.parent / "sql" / "defaults.sql"
+DEFAULTS_SQL = Path(__file__).resolve().parent.parent / "imss_updater" / "sql" / "defaults.sql"
 
 
 def default_rows(today: datetime.date | None = None) -> dict[tuple[str, str], str]:

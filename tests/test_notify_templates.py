@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 
 import pytest
 
@@ -11,6 +10,7 @@ from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.notify import config, events, templates
 from imss_updater.run.updater import Outcome, RunReport
 from imss_updater.settings import SettingsError
+from tests.data import DEFAULTS_SQL
 
 MOMENT = datetime.datetime(2026, 11, 22, 3, 0, 12, tzinfo=datetime.UTC)
 
@@ -62,7 +62,7 @@ def test_japanese_defaults_use_japanese_names_and_words() -> None:
 
 
 def test_english_defaults_match_the_rows_of_defaults_sql() -> None:
-    text = (Path(__file__).resolve().parents[1] / "sql" / "defaults.sql").read_text(encoding="utf-8")
+    text = DEFAULTS_SQL.read_text(encoding="utf-8")
     for name, value in templates.default_rows("en").items():
         escaped = value.replace("\n", "\\n")
         assert f"'{name}', E'{escaped}'" in text or f"'{name}', '{escaped}'" in text, name

@@ -8,6 +8,7 @@ so ``db init`` is idempotent and never overwrites what an administrator changed.
 from __future__ import annotations
 
 import datetime
+import importlib.resources
 import logging
 import re
 import select
@@ -26,7 +27,7 @@ from imss_updater.catalog import DEFAULT_CATALOG, Component, EventGroup, Kind, S
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = Path(str(importlib.resources.files("imss_updater") / "sql"))  # package data
 _MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
