@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 
 from imss_updater.database.db import Database
 from imss_updater.web import i18n
+from imss_updater.web.accounts import FREE_FAILURES
 from imss_updater.web.auth import set_admin_password
-from imss_updater.web.queries import MAX_LOGIN_FAILURES
 from tests.support.browser import ADMIN_PASSWORD, csrf_of, log_on, wait_for_job
 from tests.support.gateway import Gateway
 from tests.support.smtp import ServerFactory
@@ -101,12 +101,13 @@ def test_session_cookie_is_httponly_and_samesite(client: FlaskClient) -> None:
     assert "SameSite=Strict" in cookie
 
 
-def test_log_on_is_rate_limited_per_address(client: FlaskClient) -> None:
-    for _ in range(MAX_LOGIN_FAILURES):
+def test_log_on_is_slowed_down_after_repeated_failures(client: FlaskClient) -> None:
+    for _ in range(FREE_FAILURES):
         assert log_on(client, "wrong password").status_code == 401
-    response = log_on(client)  # even the right password waits for the window to pass
+    response = log_on(client)  # even the right password waits for the delay to pass
     assert response.status_code == 429
     assert "Too many failed log-on attempts" in text(response)
+    assert int(response.headers["Retry-After"]) > 0
 
 
 def test_new_password_ends_existing_sessions(logged_in: FlaskClient, gateway: Gateway) -> None:
@@ -452,7 +453,7 @@ def test_notifications_page_saves_channels_switches_and_templates(
                                      "SNMPv3User": "imss", "SNMPv3PrivPassword": "long-enough"}),
     ("SNMPv3PrivPassword", "", {"SNMPServer": "nms.example.com", "SNMPVersion": "3",
                                 "SNMPv3User": "imss", "SNMPv3AuthPassword": "long-enough"}),
-    ("SNMPCommunity", "", {"SNMPServer": "nms.example.com"}),
+    ("SNMPCommunity", "", {"SNMPServer": "nms.example.com", "SNMPCommunity_clear": "yes"}),
     ("Language", "fr", {}),
 ])
 def test_notifications_page_refuses_a_bad_value_writes_nothing_and_marks_the_field(
@@ -472,7 +473,7 @@ def test_notifications_page_refuses_a_bad_value_writes_nothing_and_marks_the_fie
 
 def test_notification_secrets_are_write_only(logged_in: FlaskClient, gateway: Gateway) -> None:
     secrets = {"SMTPPassword": "smtp-Secret-1", "SNMPv3AuthPassword": "auth-Secret-2",
-               "SNMPv3PrivPassword": "priv-Secret-3"}
+               "SNMPv3PrivPassword": "priv-Secret-3", "SNMPCommunity": "community-Secret-4"}
     data = {**notification_form(logged_in, gateway), "SNMPServer": "nms.example.com", "SNMPVersion": "3",
             "SNMPv3User": "imss", "SMTPUser": "imss", **secrets}
     assert logged_in.post("/settings/notifications", data=data).status_code == 302
@@ -480,7 +481,7 @@ def test_notification_secrets_are_write_only(logged_in: FlaskClient, gateway: Ga
     for name, secret in secrets.items():
         assert gateway.get("Notification", name) == secret
         assert secret not in page
-    assert page.count("(set — leave empty to keep)") == 3
+    assert page.count("(set — leave empty to keep)") == 4
     kept = {**data, **dict.fromkeys(secrets, "")}
     assert logged_in.post("/settings/notifications", data=kept).status_code == 302
     assert all(gateway.get("Notification", name) == secret for name, secret in secrets.items())
@@ -598,7 +599,8 @@ def test_healthz_reports_database_scheduler_last_run_and_lock(client: FlaskClien
     assert body["status"] == "ok"
     assert body["database"]["ok"] is True and body["scheduler"]["ok"] is True
     assert body["last_run"]["kind"] == "manual" and body["last_run"]["ok"] is True
-    assert body["lock"] == {"held": False, "pid": None}
+    assert body["lock"] == {"held": False}
+    assert body["settings"] == {"valid": True}
 
 
 def test_healthz_fails_when_the_scheduler_is_down(gateway: Gateway) -> None:

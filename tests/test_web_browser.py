@@ -137,3 +137,26 @@ def test_administrator_updates_rolls_back_re_enables_and_switches_to_japanese(
     browser.save_screenshot(str(shots / "status-ja.png"))
     browser.find_element(By.LINK_TEXT, "ログ").click()
     shows("#events", "ウイルスパターンファイルを正常にバージョン15.697.00にロールバックしました。")
+
+
+def test_a_browser_reaching_the_console_under_a_rebound_name_gets_400(live_console: LiveConsole) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.support.browser import chromium
+
+    port = live_console.url.rsplit(":", 1)[1]
+    # DNS rebinding as the browser sees it: evil.test resolves to 127.0.0.1.
+    with chromium("--host-resolver-rules=MAP evil.test 127.0.0.1", "--no-proxy-server") as browser:
+        browser.get(f"http://evil.test:{port}/login")
+        assert "does not answer to the name evil.test" in browser.find_element(By.TAG_NAME, "body").text
+        assert not browser.find_elements(By.ID, "password")
+        # The attacker's script, running in the evil.test origin, reads only 400s.
+        statuses = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "Promise.all(['/healthz', '/metrics', '/login', '/'].map("
+            "  path => fetch(path, {redirect: 'manual'}).then(answer => answer.status)))"
+            ".then(done, error => done(String(error)));"
+        )
+        assert statuses == [400, 400, 400, 400]
+        browser.get(f"{live_console.url}/login")  # the real name still works in the same browser
+        assert browser.find_elements(By.ID, "password")

@@ -480,11 +480,11 @@ class Daemon:
     # -- the status page ---------------------------------------------------------------------
 
     def start_web(self) -> None:
-        """Serve the status page with waitress (threads, no fork) on IMSS_WEB. A port that is
-        taken is logged and the daemon goes on: updates matter more than the page."""
-        from waitress.server import create_server
-
+        """Serve the status page with waitress (threads, no fork, the limits of
+        ``web.server``) on IMSS_WEB. A port that is taken is logged and the daemon goes on:
+        updates matter more than the page."""
         from imss_updater.web import RunMetrics, WebConfig, create_app
+        from imss_updater.web.server import serve
 
         metrics = RunMetrics()
         self.progress = metrics.progress
@@ -494,10 +494,10 @@ class Daemon:
             secret_key=session_key(self.bootstrap.state),
             scheduler_ok=lambda: self.scheduler.running and not self.stopping.is_set(),
             metrics=metrics,
+            host=self.bootstrap.web_host,
         ))
         try:
-            server = create_server(app, host=self.bootstrap.web_host, port=self.bootstrap.web_port,
-                                   threads=8, ident="imss-updater")
+            server = serve(app, self.bootstrap.web_host, self.bootstrap.web_port)
         except OSError as error:
             log.error("status page not started on %s:%s: %s", self.bootstrap.web_host,
                       self.bootstrap.web_port, error)

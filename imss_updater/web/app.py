@@ -1,5 +1,6 @@
 """The Flask application factory: the status page and its administration pages.
 
+A request for a host name the console does not answer to is refused first (``hosts``).
 Every route needs a logged-on administrator except ``/login``, ``/lang``, ``/healthz``,
 ``/metrics`` and static files; every POST needs the session's CSRF token; GET never
 changes anything. Templates and static files live in the repository's top-level ``web/``.
@@ -18,8 +19,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from imss_updater.database.db import DatabaseError
-from imss_updater.web import auth, logs, ops, settings_pages, status
+from imss_updater.web import accounts, auth, logs, ops, settings_pages, status
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
+from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
 from imss_updater.web.pool import DatabasePool
 
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 # Templates and static files are package data (found the same way in a wheel and a checkout).
 WEB_DIR = Path(str(importlib.resources.files("imss_updater.web")))
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.switch_language", "ops.healthz", "ops.metrics", "static"})
-SESSION_HOURS = 8
+MAX_BODY_BYTES = 256 * 1024  # the largest form (notifications, all templates) is ~20 KB
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
                                "form-action 'self'; base-uri 'none'",
@@ -51,18 +53,23 @@ def create_app(config: WebConfig) -> Flask:
         SESSION_COOKIE_NAME="imss_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        PERMANENT_SESSION_LIFETIME=datetime.timedelta(hours=SESSION_HOURS),
-        MAX_CONTENT_LENGTH=256 * 1024,
+        # The cookie's own expiry; the session ends server-side at accounts.SESSION_LIFETIME.
+        PERMANENT_SESSION_LIFETIME=accounts.SESSION_LIFETIME,
+        SESSION_REFRESH_EACH_REQUEST=False,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         JSON_AS_ASCII=False,
     )
+    pool = DatabasePool(config.dsn)
     app.extensions["imss_console"] = Console(
         config=config,
-        pool=DatabasePool(config.dsn),
+        pool=pool,
         runner=JobRunner(config.dsn, config.root, config.metrics),
+        hosts=HostPolicy(config.host, pool),
     )
     for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,
                       ops.blueprint):
         app.register_blueprint(blueprint)
+    app.before_request(_check_host)  # first: nothing else runs for a foreign host name
     app.before_request(_guard)
     app.after_request(_headers)
     app.register_error_handler(HTTPException, _http_error)
@@ -71,6 +78,17 @@ def create_app(config: WebConfig) -> Flask:
         _=t, csrf_token=auth.csrf_token, lang=language, when=when, flashed_text=flashed_text,
     )
     return app
+
+
+def _check_host() -> ResponseReturnValue | None:
+    """Refuse a request whose Host header is not a name the console answers to."""
+    header = request.headers.get("Host", "")
+    name = host_name(header)
+    if name is not None and console().hosts.allows(name):
+        return None
+    log.warning("refused %s %s: host name %r is not allowed (Web/AllowedHosts)",
+                request.method, request.path, header[:100])
+    return _error_page(400, t("error.host", host=header[:100] or "(none)"))
 
 
 def _guard() -> ResponseReturnValue | None:

@@ -11,6 +11,7 @@ from typing import cast
 
 from flask import current_app, flash, g, request, session
 
+from imss_updater.web.hosts import HostPolicy
 from imss_updater.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from imss_updater.web.jobs import JobRunner
 from imss_updater.web.metrics import RunMetrics
@@ -27,7 +28,8 @@ class WebConfig:
 
     ``dsn``: PostgreSQL DSN; ``root``: install root; ``secret_key``: session signing key
     (persisted by the daemon); ``scheduler_ok``: whether the scheduler runs (``/healthz``);
-    ``metrics``: counters the daemon may also feed from its scheduled runs.
+    ``metrics``: counters the daemon may also feed from its scheduled runs; ``host``: the
+    host of IMSS_WEB (the console answers to it, see ``hosts``).
     """
 
     dsn: str
@@ -35,6 +37,7 @@ class WebConfig:
     secret_key: bytes
     scheduler_ok: Callable[[], bool] = _always_ok
     metrics: RunMetrics = field(default_factory=RunMetrics)
+    host: str = "127.0.0.1"
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Console:
     config: WebConfig
     pool: DatabasePool
     runner: JobRunner
+    hosts: HostPolicy
 
 
 def console() -> Console:

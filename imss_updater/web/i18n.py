@@ -31,9 +31,10 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "login.submit": ("Log On", "ログオン"),
     "login.failed": ("Incorrect password.", "パスワードが正しくありません。"),
     "login.throttled": (
-        "Too many failed log-on attempts. Try again in {minutes} minutes.",
-        "ログオンの失敗が多すぎます。{minutes}分後に再度お試しください。",
+        "Too many failed log-on attempts. Try again in {seconds} s.",
+        "ログオンの失敗が多すぎます。{seconds}秒後に再度お試しください。",
     ),
+    "login.wait": ("The next attempt is possible in {seconds} s.", "次の試行は{seconds}秒後に可能です。"),
     "login.no_password": (
         "No administrator password is set. Set one on the gateway with:",
         "管理者パスワードが設定されていません。ゲートウェイで次のコマンドを実行して設定してください:",
@@ -313,6 +314,12 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "error.method": ("This action cannot be done with this request method.",
                      "このリクエストメソッドではこの操作を実行できません。"),
     "error.bad_request": ("Bad request: {reason}", "不正なリクエスト: {reason}"),
+    "error.host": (
+        "This console does not answer to the name {host}. Use the name of IMSS_WEB, localhost or"
+        " 127.0.0.1, or add the name to Web/AllowedHosts.",
+        "このコンソールはホスト名 {host} では応答しません。IMSS_WEB のホスト名、localhost または"
+        " 127.0.0.1 を使用するか、Web/AllowedHosts にホスト名を追加してください。",
+    ),
     "error.back": ("Back to System Status", "システムステータスに戻る"),
 }
 

@@ -59,8 +59,14 @@ def _deliveries(rows: list[Delivery]) -> list[dict[str, object]]:
     return [{"delivery": row, "event": delivery_event_text(row.event)} for row in rows]
 
 
-def _local_midnight(day: datetime.date) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time()).astimezone()
+def _local_midnight(name: str, day: datetime.date, days_after: int = 0) -> datetime.datetime:
+    """The local midnight ``days_after`` days after ``day``; 400 when it falls outside the
+    calendar (``to=9999-12-31`` has no next day)."""
+    try:
+        moment = datetime.datetime.combine(day + datetime.timedelta(days=days_after), datetime.time())
+        return moment.astimezone()
+    except (OverflowError, ValueError, OSError):
+        abort(400, description=f"{name}: {day.isoformat()} is out of range")
 
 
 @blueprint.route("/logs")
@@ -80,8 +86,8 @@ def page() -> ResponseReturnValue:
             kind=_choice("kind", KINDS),
             component=_choice("component", set(names)),
             outcome=_choice("outcome", OUTCOMES),
-            since=_local_midnight(since) if since else None,
-            until=_local_midnight(until + datetime.timedelta(days=1)) if until else None,
+            since=_local_midnight("from", since) if since else None,
+            until=_local_midnight("to", until, days_after=1) if until else None,
         )
         found = queries.events_page(database, where, limit=PAGE_SIZE + 1,
                                     offset=(page_number - 1) * PAGE_SIZE)

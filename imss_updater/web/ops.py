@@ -1,7 +1,8 @@
 """Operations endpoints: ``/healthz`` (JSON) and ``/metrics`` (Prometheus text format).
 
 Both are open without a log-on (a monitoring system scrapes them; the console listens on
-127.0.0.1 by default) and show no setting values, only versions and run results.
+127.0.0.1 by default) and show no setting values and no reason texts (a reason may name
+the source or the proxy), only states, versions and run results.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
 from imss_updater.database.db import DatabaseError
+from imss_updater.settings import SettingsError
+from imss_updater.settings import load as load_settings
 from imss_updater.store import lock
 from imss_updater.web import queries
 from imss_updater.web.context import console
@@ -30,35 +33,51 @@ def _iso(moment: datetime.datetime | None) -> str | None:
 
 @blueprint.route("/healthz")
 def healthz() -> ResponseReturnValue:
+    """States only, never a setting value or a reason text (it is open without a log-on):
+    ``fail`` (503) when the database or the scheduler is down, ``degraded`` when the last
+    run or check failed or the settings are invalid, else ``ok``."""
     context = console()
-    database: dict[str, object] = {"ok": True}
+    database_ok = True
+    settings_valid: bool | None = None
     last_run: dict[str, object] | None = None
     last_check: dict[str, object] | None = None
     try:
         with context.pool.connection() as connection:
             run = connection.run_status()
-        last_run = {"time": _iso(run.last_run_at), "kind": run.last_run_kind, "ok": run.last_run_ok,
-                    "text": run.last_run_text}
-        last_check = {"time": _iso(run.last_check_at), "ok": run.last_check_ok,
-                      "text": run.last_check_text}
+            rows = connection.settings_rows()
+            known = [component.id for component in connection.catalog()]
+        last_run = {"time": _iso(run.last_run_at), "kind": run.last_run_kind, "ok": run.last_run_ok}
+        last_check = {"time": _iso(run.last_check_at), "ok": run.last_check_ok}
+        try:
+            load_settings(rows, known)
+            settings_valid = True
+        except SettingsError:
+            settings_valid = False
     except DatabaseError as error:
-        database = {"ok": False, "error": str(error)}
+        log.warning("/healthz: %s", error)
+        database_ok = False
     try:
         scheduler_ok = bool(context.config.scheduler_ok())
     except Exception as error:  # a broken probe is an unhealthy scheduler, not a crash
         log.warning("scheduler probe failed: %s", error)
         scheduler_ok = False
-    holder = lock.lock_holder(context.config.root)
-    healthy = bool(database["ok"]) and scheduler_ok
+    failed = (last_run or {}).get("ok") is False or (last_check or {}).get("ok") is False
+    if not (database_ok and scheduler_ok):
+        state = "fail"
+    elif failed or settings_valid is False:
+        state = "degraded"
+    else:
+        state = "ok"
     body = {
-        "status": "ok" if healthy else "fail",
-        "database": database,
+        "status": state,
+        "database": {"ok": database_ok},
         "scheduler": {"ok": scheduler_ok},
+        "settings": {"valid": settings_valid},
         "last_run": last_run,
         "last_check": last_check,
-        "lock": {"held": holder is not None, "pid": holder},
+        "lock": {"held": lock.lock_holder(context.config.root) is not None},
     }
-    return jsonify(body), 200 if healthy else 503
+    return jsonify(body), 503 if state == "fail" else 200
 
 
 def _label(value: str) -> str:

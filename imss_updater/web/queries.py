@@ -11,9 +11,6 @@ from typing import Any
 
 from imss_updater.database.db import Database, Event
 
-LOGIN_WINDOW = datetime.timedelta(minutes=15)
-MAX_LOGIN_FAILURES = 5
-
 
 @dataclass(frozen=True)
 class EventFilter:
@@ -68,22 +65,9 @@ def notification_failure_counts(database: Database) -> dict[tuple[str, str], int
         return {(str(row[0]), str(row[1])): int(row[2]) for row in cursor.fetchall()}
 
 
-def login_throttled(database: Database, address: str) -> bool:
-    """Return True when ``address`` failed MAX_LOGIN_FAILURES times within LOGIN_WINDOW
-    since its last successful log-on."""
-    with database.transaction() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM tb_web_login_attempt WHERE address = %s AND NOT ok"
-            " AND time > now() - %s AND time > coalesce((SELECT max(time) FROM tb_web_login_attempt"
-            "   WHERE address = %s AND ok), '-infinity')",
-            (address, LOGIN_WINDOW, address),
-        )
-        row = cursor.fetchone()
-        return bool(row and int(row[0]) >= MAX_LOGIN_FAILURES)
-
-
 def record_login(database: Database, address: str, ok: bool) -> None:
-    """Record one log-on attempt and forget attempts older than a day."""
+    """Record one log-on attempt (the log of who tried from where; the delay itself is
+    ``accounts.claim_attempt``) and forget attempts older than a day."""
     with database.transaction() as cursor:
         cursor.execute("INSERT INTO tb_web_login_attempt (address, ok) VALUES (%s, %s)", (address, ok))
         cursor.execute("DELETE FROM tb_web_login_attempt WHERE time < now() - interval '1 day'")

@@ -49,10 +49,10 @@ Form = MultiDict[str, str]
 NOTIFY = notify_config.SECTION
 NOTIFY_TEXT_FIELDS = (
     "SMTPServer", "SMTPPort", "SMTPSecurity", "SMTPUser", "MailFrom", "MailTo", "SMTPCAFile",
-    "SNMPServer", "SNMPVersion", "SNMPCommunity", "SNMPv3User", "SNMPNotifyType",
+    "SNMPServer", "SNMPVersion", "SNMPv3User", "SNMPNotifyType",
     "Language", "HostName",
 )
-NOTIFY_SECRETS = ("SMTPPassword", "SNMPv3AuthPassword", "SNMPv3PrivPassword")
+NOTIFY_SECRETS = ("SMTPPassword", "SNMPCommunity", "SNMPv3AuthPassword", "SNMPv3PrivPassword")
 NOTIFY_SWITCHES = ("Mail", "Trap")
 NOTIFY_TEMPLATES = ("Subject", "Message")
 NOTIFY_DEFAULTS = {"Language": "en", "HostName": "", "SMTPCAFile": "", "SNMPNotifyType": "trap"}

@@ -6,11 +6,13 @@ Fixtures:
 - ``client`` / ``logged_in``: a Flask test client, anonymous or logged on;
 - ``live_console``: the same app served by waitress on 127.0.0.1 (free port) in a thread;
 - ``browser``: a headless Chromium (Debian's chromium + chromium-driver, via selenium)
-  with a fresh profile, skipped when the browser is not installed.
+  with a fresh profile, skipped when the browser is not installed; ``chromium(*flags)``
+  for one with extra command-line flags.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -82,9 +84,9 @@ class LiveConsole:
 
 @pytest.fixture
 def live_console(console_app: Flask) -> Iterator[LiveConsole]:
-    from waitress.server import create_server
+    from imss_updater.web.server import serve
 
-    server = create_server(console_app, host="127.0.0.1", port=0, threads=4)
+    server = serve(console_app, "127.0.0.1", 0)  # the daemon's limits
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     try:
@@ -94,8 +96,9 @@ def live_console(console_app: Flask) -> Iterator[LiveConsole]:
         thread.join(10)
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
+@contextlib.contextmanager
+def chromium(*extra_flags: str) -> Iterator[Any]:
+    """A headless Chromium with a fresh profile (skip the test when it is not installed)."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip("chromium and chromium-driver are not installed")
     webdriver = pytest.importorskip("selenium.webdriver")
@@ -105,7 +108,7 @@ def browser() -> Iterator[Any]:
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=en-US",
-                 f"--user-data-dir={profile}"):
+                 f"--user-data-dir={profile}", *extra_flags):
         options.add_argument(flag)
     options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
     service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
@@ -115,3 +118,9 @@ def browser() -> Iterator[Any]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with chromium() as driver:
+        yield driver
