@@ -28,7 +28,7 @@ from imss_updater.notify import config as notify_config
 from imss_updater.run import importer
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import ComponentReport, RunError, RunReport, Updater
-from imss_updater.settings import SettingsError, validate_value
+from imss_updater.settings import SettingsError, load, validate_value
 from imss_updater.store import lock
 
 log = logging.getLogger(__name__)
@@ -247,6 +247,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                     "pid": run_status.daemon_pid,
                     "heartbeat": _iso(run_status.daemon_heartbeat),
                     "next_run": _iso(run_status.next_run_at),
+                    "scheduled_update": _scheduled_update(database),
                     "settings_problem": run_status.settings_problem,
                 },
                 "lock_holder": lock.lock_holder(bootstrap.root),
@@ -472,10 +473,25 @@ def _status_lines(payload: dict[str, Any]) -> str:
         f"services:   scan {services['scan'] or 'not restarted yet'}; "
         f"policy {services['policy'] or 'not restarted yet'}",
         f"download lock: {'held by PID ' + str(holder) if holder else 'free'}",
-        f"next scheduled run: {payload['daemon']['next_run'] or 'not planned (is the daemon running?)'}",
+        f"next scheduled run: {_next_run_text(payload['daemon'])}",
         *([f"settings problem: {payload['daemon']['settings_problem']}"]
           if payload["daemon"]["settings_problem"] else []),
     ])
+
+
+def _scheduled_update(database: Database) -> bool | None:
+    """Return whether Update/ScheduledUpdate is on, or None while the settings are invalid."""
+    try:
+        settings = load(database.settings_rows(), [component.id for component in database.catalog()])
+    except SettingsError:
+        return None  # unknown: show what the daemon planned
+    return settings.scheduled_update
+
+
+def _next_run_text(daemon: dict[str, Any]) -> str:
+    if daemon["scheduled_update"] is False:
+        return "scheduled updates are off (Update/ScheduledUpdate=no)"
+    return str(daemon["next_run"] or "not planned (is the daemon running?)")
 
 
 def _emit(arguments: argparse.Namespace, payload: dict[str, Any], text: str) -> None:

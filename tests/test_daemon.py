@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg2
+import pytest
 
+from imss_updater import config
+from imss_updater.daemon import loop
 from imss_updater.database.db import Database
 from imss_updater.database.embedded_db import find_server_bin
 from imss_updater.store import lock
@@ -326,3 +331,88 @@ def test_a_database_down_at_start_is_waited_for(gateway: Gateway, start_daemon: 
     finally:
         cluster.stop()
         shutil.rmtree(state, ignore_errors=True)
+
+
+def stale(gateway: Gateway, component: str) -> bool:
+    with gateway.database() as database:
+        return database.component_states()[component].stale
+
+
+def test_a_successful_run_clears_the_stale_flag_right_after_it_not_minutes_later(
+    gateway: Gateway, start_daemon: DaemonFactory
+) -> None:
+    quick(gateway, just_ran=True)
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    assert gateway.cli("update", "virus_pattern").code == 0
+    connection = psycopg2.connect(gateway.dsn)
+    with connection, connection.cursor() as cursor:  # Staleness/virus_pattern is 3 days
+        cursor.execute("UPDATE tb_component_state SET last_success_at = now() - interval '4 days'"
+                       " WHERE id = 'virus_pattern'")
+    connection.close()
+    daemon = start_daemon(gateway)
+    wait_until(lambda: stale(gateway, "virus_pattern"), what="the stale flag at start")
+    gateway.tree.add_pattern("P.4", "1569900")
+    gateway.publish()
+    daemon.signal(signal.SIGUSR1)
+    wait_until(lambda: current(gateway, "virus_pattern") == "1569900", what="the signalled run")
+    # The daemon looks at staleness every 10 minutes; a run makes it look at once.
+    wait_until(lambda: not stale(gateway, "virus_pattern"), timeout=10, what="the flag cleared")
+    assert daemon.stop()[0] == 0
+    assert "is current again" in daemon.log()
+
+
+def test_status_says_scheduled_updates_are_off_rather_than_asking_for_the_daemon(
+    gateway: Gateway, start_daemon: DaemonFactory
+) -> None:
+    quick(gateway, just_ran=True)
+    assert "next scheduled run: not planned (is the daemon running?)" in gateway.cli("status").stdout
+    gateway.set("Update", "ScheduledUpdate", "no")
+    daemon = start_daemon(gateway)
+    wait_until(lambda: "READY=1" in daemon.notify.messages, what="READY=1")
+    result = gateway.cli("status")
+    assert result.code == 0
+    assert "next scheduled run: scheduled updates are off (Update/ScheduledUpdate=no)" in result.stdout
+    assert "is the daemon running" not in result.stdout
+    assert json.loads(gateway.cli("status", "--json").stdout)["daemon"]["scheduled_update"] is False
+    assert daemon.stop()[0] == 0
+
+
+def test_a_planner_that_returns_the_past_starts_scheduled_runs_at_most_once_a_minute(
+    gateway: Gateway, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    quick(gateway, just_ran=True)
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    bootstrap = config.Bootstrap(dsn=gateway.dsn, root=gateway.root, state=tmp_path / "state",
+                                 web_host="127.0.0.1", web_port=0, db_port=0)
+    # In this process, to replace the one seam no real peer can stand in for: the planner,
+    # here as wrong as the old one at fall-back (an hour in the past, every time).
+    daemon = loop.Daemon(bootstrap, None, timezone=ZoneInfo("Europe/Berlin"))
+    daemon.planner = lambda schedule, now, zone, delay: now - datetime.timedelta(hours=1)
+    runs: list[datetime.datetime] = []
+    daemon.after_run = lambda database, report: runs.append(datetime.datetime.now(datetime.UTC))
+    caplog.set_level(logging.DEBUG, logger=loop.__name__)
+    daemon.scheduler.start()
+    try:
+        def drive() -> bool:  # one round of serve()'s loop (without signals and the page)
+            daemon.tick()
+            daemon.wake.wait(0.1)
+            daemon.wake.clear()
+            return bool(runs) and not daemon.job_running.is_set()
+
+        wait_until(drive, what="the first run")
+        for _ in range(30):  # without the guard, runs follow back to back here
+            drive()
+    finally:
+        daemon.stopping.set()
+        daemon.scheduler.shutdown(wait=True)
+    assert len(runs) == 1
+    with gateway.database() as database:
+        started = database.run_status().last_scheduled_at
+    assert started is not None and daemon.next_run is not None
+    assert daemon.next_run >= started + datetime.timedelta(seconds=loop.MIN_RUN_GAP_SECONDS - 1)
+    guard = [record for record in caplog.records if "at most once a minute" in record.getMessage()]
+    assert [record.levelno for record in guard][:1] == [logging.WARNING]
+    assert len(guard) >= 2
+    assert sum(record.levelno == logging.WARNING for record in guard) == 1  # logged once

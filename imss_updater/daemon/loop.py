@@ -19,6 +19,7 @@ import random
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -29,7 +30,7 @@ from apscheduler.triggers.date import DateTrigger
 
 from imss_updater import config, notify
 from imss_updater.daemon import sdnotify
-from imss_updater.daemon.schedule import CronSpec, cron_spec, missed_run, next_fire
+from imss_updater.daemon.schedule import Schedule, missed_run, next_run, schedule_for
 from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
 from imss_updater.run.planner import Mode
@@ -45,11 +46,14 @@ STALENESS_SECONDS = 600.0
 STOP_GRACE_SECONDS = 8.0
 MAX_BACKOFF_SECONDS = 60.0
 MISSED_RUN_DELAY_SECONDS = 30.0
+MIN_RUN_GAP_SECONDS = 60.0  # whatever the planner says, scheduled runs start at most once a minute
 SETTINGS_CHANNEL = "imss_settings"
 DELIVERY_SECONDS = 60.0
 
 RunHook = Callable[[Database, RunReport], None]
 """Called after each scheduled run with its report (the notification issue queues mail/traps)."""
+Planner = Callable[[Schedule, datetime.datetime, datetime.tzinfo, float], datetime.datetime]
+"""(schedule, now, zone, random delay) -> when the next scheduled run starts (schedule.next_run)."""
 
 
 def local_timezone() -> datetime.tzinfo:
@@ -219,8 +223,11 @@ class Daemon:
         self.ready_sent = False
         self.settings: Settings | None = None  # the last good settings
         self.settings_problem: str | None = None
-        self.spec: CronSpec | None = None
+        self.spec: Schedule | None = None
         self.next_run: datetime.datetime | None = None
+        self.planner: Planner = next_run  # the one seam a test replaces (a planner that returns the past)
+        self.last_start: float | None = None  # time.monotonic() when the last run started
+        self.gap_guard_logged = False
         self.unrecorded: list[NewEvent] = []
         self.last_staleness = 0.0
         self.after_run: RunHook | None = self._after_run
@@ -383,7 +390,7 @@ class Daemon:
                 log.info("settings are valid again")
             self.settings_problem = None
         self.settings = settings
-        spec = cron_spec(settings)
+        spec = schedule_for(settings)
         if spec != self.spec:
             self.spec = spec
             self.schedule(database, first=self.next_run is None)
@@ -398,22 +405,40 @@ class Daemon:
             self.next_run = None
             log.info("scheduled update is off")
             return
-        now = datetime.datetime.now(self.timezone)
+        now = datetime.datetime.now(datetime.UTC)  # not local: local datetimes add by wall clock
         status = database.run_status()
         if first and missed_run(self.spec, status.last_scheduled_at, now, self.timezone):
             # Coalesced: however many runs were missed while we were down, run once, soon.
             delay = random.uniform(0, min(float(self.spec.jitter), MISSED_RUN_DELAY_SECONDS))  # noqa: S311
-            when = now + datetime.timedelta(seconds=delay)
+            when = self.not_too_soon(now + datetime.timedelta(seconds=delay), now)
             log.info("a scheduled run was missed while the updater was down: running once at %s",
-                     when.isoformat(timespec="seconds"))
+                     when.astimezone(self.timezone).isoformat(timespec="seconds"))
         else:
             delay = random.uniform(0, float(self.spec.jitter))  # noqa: S311
-            when = next_fire(self.spec, now, self.timezone) + datetime.timedelta(seconds=delay)
+            when = self.not_too_soon(self.planner(self.spec, now, self.timezone, delay), now)
             log.info("scheduled update (%s): next run at %s", self.spec.describe(),
-                     when.isoformat(timespec="seconds"))
+                     when.astimezone(self.timezone).isoformat(timespec="seconds"))
         self.next_run = when
         self.scheduler.add_job(self.job, DateTrigger(run_date=when, timezone=self.timezone),
                                id=JOB_ID, replace_existing=True)
+
+    def not_too_soon(self, when: datetime.datetime, now: datetime.datetime) -> datetime.datetime:
+        """Return ``when``, or the earliest moment a scheduled run may start if ``when`` is
+        sooner: not in the past and at least MIN_RUN_GAP_SECONDS after the last run started
+        (measured on the monotonic clock, so a clock step cannot defeat it). Logged once."""
+        wait = 0.0
+        if self.last_start is not None:
+            wait = max(0.0, MIN_RUN_GAP_SECONDS - (time.monotonic() - self.last_start))
+        earliest = now.astimezone(datetime.UTC) + datetime.timedelta(seconds=wait)
+        if when.astimezone(datetime.UTC) >= earliest:
+            return when
+        report = log.debug if self.gap_guard_logged else log.warning
+        self.gap_guard_logged = True
+        report("the schedule planned a run at %s, in the past or within a minute of the last run;"
+               " starting it at %s instead (scheduled runs start at most once a minute)",
+               when.astimezone(self.timezone).isoformat(timespec="seconds"),
+               earliest.astimezone(self.timezone).isoformat(timespec="seconds"))
+        return earliest
 
     def flush_unrecorded(self, database: Database) -> None:
         """Write the events a run could not record while the database was down."""
@@ -458,6 +483,7 @@ class Daemon:
         if self.stopping.is_set():
             return
         self.job_running.set()
+        self.last_start = time.monotonic()
         try:
             report = scheduled_update(
                 self.bootstrap, self.dsn, cancel=self.cancel, fallback_settings=self.settings,
@@ -475,6 +501,7 @@ class Daemon:
             log.exception("scheduled update failed unexpectedly")
         finally:
             self.job_running.clear()
+            self.last_staleness = 0.0  # the run may have made a component current: look now
             self.wake.set()  # plan the next one
 
     # -- the status page ---------------------------------------------------------------------

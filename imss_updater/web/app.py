@@ -8,7 +8,6 @@ changes anything. Templates and static files live in the repository's top-level 
 
 from __future__ import annotations
 
-import datetime
 import importlib.resources
 import logging
 from pathlib import Path
