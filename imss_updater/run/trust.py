@@ -1,0 +1,58 @@
+"""Package trust (SPEC 3.1): what a valid ``.sig`` cannot prove on its own.
+
+A signature proves who made the bytes, not which component or version they are. Two
+memories close that gap: the signature pin (a component once installed from a signed
+package refuses unsigned ones under VerifySignature=auto) and the replay memory (the
+SHA-256 of every package installed, with its component and version: the same bytes are
+never accepted as another component or another version). Both the download run and
+``import`` go through these checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from imss_updater.catalog import Component
+from imss_updater.database import trust as trust_db
+from imss_updater.database.db import InstalledPackage
+from imss_updater.run.context import RunContext
+from imss_updater.run.report import ComponentFailure, display, parse_or_none
+from imss_updater.versions import Version
+
+log = logging.getLogger(__name__)
+
+SIGNED_BEFORE = "this component was signed before; refusing an unsigned package"
+_CHUNK = 1 << 20
+
+
+def refuse_unsigned_if_pinned(context: RunContext, component: Component) -> None:
+    """Raise ComponentFailure if ``component`` was installed from a validly signed package
+    before (its unsigned package must not replace it until ``trust reset``)."""
+    if trust_db.signature_pinned(context.database, component.id):
+        log.error("%s: %s (clear with `imss-updater trust reset %s`)", component.id, SIGNED_BEFORE,
+                  component.id)
+        raise ComponentFailure(SIGNED_BEFORE)
+
+
+def package_digest(archive: Path) -> str:
+    """Return the SHA-256 (hex) of the file, read in chunks (never whole into memory)."""
+    with archive.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def admit(
+    context: RunContext, component: Component, archive: Path, version: Version, *, unsigned: bool
+) -> InstalledPackage:
+    """Given a verified package about to be installed as ``component`` ``version``, return
+    what to record with the install. Raise ComponentFailure if these bytes were installed
+    before as another component or another version (a relabelled or swapped package)."""
+    digest = package_digest(archive)
+    seen = trust_db.package_seen(context.database, digest)
+    if seen is not None and (seen.component != component.id or parse_or_none(seen.version) != version):
+        reason = f"package already seen as {seen.component} {display(seen.version)}"
+        log.error("%s: %s (SHA-256 %s, announced as %s)", component.id, reason, digest,
+                  version.display)
+        raise ComponentFailure(reason)
+    return InstalledPackage(sha256=digest, version=version.raw, signed=not unsigned)
