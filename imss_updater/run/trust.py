@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from imss_updater.catalog import Component
 from imss_updater.database import trust as trust_db
-from imss_updater.database.db import InstalledPackage
+from imss_updater.database.db import Database, InstalledPackage
 from imss_updater.run.context import RunContext
 from imss_updater.run.report import ComponentFailure, display, parse_or_none
 from imss_updater.versions import Version
@@ -56,3 +57,18 @@ def admit(
                   version.display)
         raise ComponentFailure(reason)
     return InstalledPackage(sha256=digest, version=version.raw, signed=not unsigned)
+
+
+def reset(database: Database, component_ids: Sequence[str]) -> list[str]:
+    """Forget that these components were signed (``imss-updater trust reset ID``, or the
+    status page): their unsigned packages are accepted again under VerifySignature=auto.
+    Return the ids that had a pin. Raise ValueError naming any id not in the catalog."""
+    known = {component.id for component in database.catalog()}
+    unknown = [component_id for component_id in component_ids if component_id not in known]
+    if unknown:
+        raise ValueError("unknown component(s): " + ", ".join(unknown))
+    cleared = trust_db.clear_signature_pins(database, component_ids)
+    for component_id in cleared:
+        log.warning("trust reset: %s was signed before; unsigned packages are accepted again "
+                    "(VerifySignature=auto)", component_id)
+    return cleared
