@@ -120,8 +120,9 @@ def import_package(
 
     Refused (a failure event with the reason, nothing installed): an unlicensed or disabled
     component, a package over Update/MaxDownloadMB, a version not newer than the installed
-    one (unless ``force``), a missing signature with VerifySignature=yes, a bad signature,
-    an unsound archive. A failed restart rolls the install back, as for a download.
+    one (unless ``force``), a missing signature with VerifySignature=yes or for a component
+    signed before (SPEC 3.1), a bad signature, a package installed before as another
+    component or version, an unsound archive. A failed restart rolls the install back, as for a download.
 
     Raise PackageError if the package cannot be identified (nothing recorded), RunError if
     another process holds the download lock, SettingsError if the settings are invalid.
