@@ -164,3 +164,19 @@ def test_status_page_says_versions_not_authenticated_and_resets_the_signature_pi
 
 def test_trust_reset_on_the_page_needs_the_csrf_token(logged_in: FlaskClient) -> None:
     assert logged_in.post("/trust-reset", data={"component": "virus_pattern"}).status_code == 400
+
+
+def test_without_signature_trust_anchors_auto_uses_a_signed_index_unauthenticated(gateway: Gateway) -> None:
+    gateway.tree.sign_index = True
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    gateway.set("Update", "VerifySignature", "no")
+    gateway.set("Update", "SignatureCAFile", "")
+
+    assert gateway.cli("update", "virus_pattern").code == 0
+
+    assert status_json(gateway)["virus_pattern"]["authenticated"] is False
+    gateway.set("Update", "VerifyIndexSignature", "yes")
+    result = gateway.cli("check")
+    assert result.code == 1
+    assert "index signature rejected: no signature trust anchors configured" in gateway.cli("status").stdout

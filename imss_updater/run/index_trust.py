@@ -7,7 +7,8 @@ bytes of ``B/server.ini`` by the same trust anchors as the packages. Under
 - ``no``: not looked at; the versions are not authenticated.
 - ``yes``: an index without a valid signature is refused.
 - ``auto``: a published signature must verify; once a source (its base URL) has served a
-  valid one it is pinned (``tb_index_pin``) and must sign every index from then on.
+  valid one it is pinned (``tb_index_pin``) and must sign every index from then on. With no
+  ``SignatureCAFile`` at all, an unpinned source's index is used unauthenticated.
 
 A signed index must also not go back: a new signed body that announces an older version
 of an entry than the signed index accepted before from the same URL is a replay of an old
@@ -76,6 +77,11 @@ def authenticate(
         return IndexVerdict(False, None, checked=False)
     pinned = trust_db.index_pinned(context.database, base)
     signature_url = url + SIGNATURE_SUFFIX
+    if mode == "auto" and not pinned and not settings.signature_ca_file:
+        # Nothing to verify against: a published signature proves nothing here, and must
+        # not refuse the index of a gateway that does not verify at all.
+        log.warning("%s: no Update/SignatureCAFile to verify the index with; %s", base, NOT_AUTHENTICATED)
+        return IndexVerdict(False, None, checked=False)
     if not_modified and cached is not None and cached.signature is not None:
         published: bytes | None = cached.signature
     elif not_modified and cached is not None and cached.signature_checked and mode == "auto" and not pinned:
