@@ -271,29 +271,14 @@ def _trust(arguments: argparse.Namespace, database: Database) -> int:
             cleared = trust.reset(database, arguments.ids)
         except ValueError as error:
             raise CommandFailed(str(error), EXIT_USAGE) from error
-        lines = [f"{component_id}: " + ("unsigned packages accepted again (VerifySignature=auto)"
-                                        if component_id in cleared else "was not signed before")
-                 for component_id in arguments.ids]
-        _emit(arguments, {"cleared": cleared}, "\n".join(lines))
+        _emit(arguments, {"cleared": cleared}, trust.reset_text(arguments.ids, cleared))
         return EXIT_OK
     if arguments.trust_command == "reset-index":
         found = trust_db.clear_index_pin(database, arguments.base_url)
-        _emit(arguments, {"cleared": found},
-              f"{arguments.base_url}: " + ("index signature no longer required (VerifyIndexSignature=auto)"
-                                          if found else "had not signed its index"))
+        _emit(arguments, {"cleared": found}, trust.reset_index_text(arguments.base_url, found))
         return EXIT_OK
-    pins = trust_db.signature_pins(database)
-    sources = trust_db.index_pins(database)
-    payload = {
-        "components": [{"id": pin.component, "version": pin.version, "since": _iso(pin.pinned_at)}
-                       for pin in pins.values()],
-        "sources": [{"base_url": pin.base_url, "since": _iso(pin.pinned_at),
-                     "verified": _iso(pin.verified_at)} for pin in sources],
-    }
-    lines = [f"signed component: {pin.component} (since {_iso(pin.pinned_at)})" for pin in pins.values()]
-    lines += [f"signed index: {pin.base_url} (since {_iso(pin.pinned_at)}, last {_iso(pin.verified_at)})"
-              for pin in sources]
-    _emit(arguments, payload, "\n".join(lines) if lines else "nothing signed yet")
+    payload = trust.show(database)
+    _emit(arguments, payload, trust.show_text(payload))
     return EXIT_OK
 
 

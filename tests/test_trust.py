@@ -180,3 +180,17 @@ def test_without_signature_trust_anchors_auto_uses_a_signed_index_unauthenticate
     result = gateway.cli("check")
     assert result.code == 1
     assert "index signature rejected: no signature trust anchors configured" in gateway.cli("status").stdout
+
+
+def test_trust_show_lists_signed_components_and_signing_sources(gateway: Gateway) -> None:
+    gateway.tree.sign_index = True
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    assert gateway.cli("trust", "show").stdout.strip() == "nothing signed yet"
+    assert gateway.cli("update", "virus_pattern").code == 0
+
+    lines = gateway.cli("trust", "show").stdout.splitlines()
+
+    assert [line.split(" (")[0] for line in lines] == [
+        "signed component: virus_pattern 15.697.00", f"signed index: {gateway.base_url}",
+    ]

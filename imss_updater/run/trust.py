@@ -72,3 +72,40 @@ def reset(database: Database, component_ids: Sequence[str]) -> list[str]:
         log.warning("trust reset: %s was signed before; unsigned packages are accepted again "
                     "(VerifySignature=auto)", component_id)
     return cleared
+
+
+def reset_text(component_ids: Sequence[str], cleared: Sequence[str]) -> str:
+    """One line per component ``trust reset`` was asked about."""
+    return "\n".join(
+        f"{component_id}: " + ("unsigned packages accepted again (VerifySignature=auto)"
+                               if component_id in cleared else "was not signed before")
+        for component_id in component_ids
+    )
+
+
+def reset_index_text(base_url: str, found: bool) -> str:
+    return f"{base_url}: " + ("index signature no longer required (VerifyIndexSignature=auto)"
+                              if found else "had not signed its index")
+
+
+def show(database: Database) -> dict[str, list[dict[str, str | None]]]:
+    """``trust show --json``: the signed components and the sources that sign their index."""
+    return {
+        "components": [
+            {"id": pin.component, "version": pin.version, "since": pin.pinned_at.isoformat()}
+            for pin in trust_db.signature_pins(database).values()
+        ],
+        "sources": [
+            {"base_url": pin.base_url, "since": pin.pinned_at.isoformat(),
+             "verified": pin.verified_at.isoformat()}
+            for pin in trust_db.index_pins(database)
+        ],
+    }
+
+
+def show_text(payload: dict[str, list[dict[str, str | None]]]) -> str:
+    lines = [f"signed component: {item['id']} {display(item['version'])} (since {item['since']})"
+             for item in payload["components"]]
+    lines += [f"signed index: {item['base_url']} (since {item['since']}, last {item['verified']})"
+              for item in payload["sources"]]
+    return "\n".join(lines) if lines else "nothing signed yet"
