@@ -22,10 +22,11 @@ from typing import Any
 from imss_updater import config, config_commands, diagnose, logsetup, notify, process
 from imss_updater.catalog import DEFAULT_IDS
 from imss_updater.database import psql
+from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
 from imss_updater.notify import config as notify_config
-from imss_updater.run import importer
+from imss_updater.run import importer, trust
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import ComponentReport, RunError, RunReport, Updater
 from imss_updater.settings import SettingsError, load, validate_value
@@ -96,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     notify_test.add_argument("--trap", action="store_true", help="only SNMP traps")
     notify_log = notify_commands.add_parser("log", parents=[common], help="delivery attempts, newest first")
     notify_log.add_argument("--limit", type=int, default=50)
+    trust_parser = commands.add_parser("trust", help="what signatures proved before (SPEC 3.1)")
+    trust_commands = trust_parser.add_subparsers(dest="trust_command", required=True)
+    trust_reset = trust_commands.add_parser(
+        "reset", parents=[common], help="forget that a component was signed (accept unsigned again)")
+    trust_reset.add_argument("ids", nargs="+", metavar="ID")
+    trust_index = trust_commands.add_parser(
+        "reset-index", parents=[common],
+        help="forget that a source signed its index (and the signed index kept from it)")
+    trust_index.add_argument("base_url", metavar="URL")
+    trust_commands.add_parser("show", parents=[common], help="signed components and sources")
     commands.add_parser("check", parents=[common], help="ask the update sources now")
     update = commands.add_parser("update", parents=[common], help="manual update")
     update.add_argument("--all", action="store_true", help="every component with a newer version")
@@ -225,6 +236,8 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             return _notify(arguments, database)
         if command == "config":
             return _config(arguments, database)
+        if command == "trust":
+            return _trust(arguments, database)
         updater = Updater(database, bootstrap.root)
         if command == "check":
             reports = updater.check()
@@ -298,6 +311,23 @@ def _notify(arguments: argparse.Namespace, database: Database) -> int:
     failed = [result for result in results if result.outcome != "sent"]
     if failed:
         raise CommandFailed(f"{failed[0].channel} to {failed[0].recipient}: {failed[0].error}")
+    return EXIT_OK
+
+
+def _trust(arguments: argparse.Namespace, database: Database) -> int:
+    if arguments.trust_command == "reset":
+        try:
+            cleared = trust.reset(database, arguments.ids)
+        except ValueError as error:
+            raise CommandFailed(str(error), EXIT_USAGE) from error
+        _emit(arguments, {"cleared": cleared}, trust.reset_text(arguments.ids, cleared))
+        return EXIT_OK
+    if arguments.trust_command == "reset-index":
+        found = trust_db.clear_index_pin(database, arguments.base_url)
+        _emit(arguments, {"cleared": found}, trust.reset_index_text(arguments.base_url, found))
+        return EXIT_OK
+    payload = trust.show(database)
+    _emit(arguments, payload, trust.show_text(payload))
     return EXIT_OK
 
 
@@ -454,6 +484,8 @@ def _table(reports: Sequence[ComponentReport]) -> str:
             flags.append("not scheduled")
         if report.unsigned:
             flags.append("unsigned")
+        if report.available is not None and not report.authenticated:
+            flags.append("versions not authenticated")
         rows.append(
             f"{report.id:<22} {report.name:<31} {report.current or '-':<12} {available:<12} "
             f"{'yes' if report.update_available else 'no'}"

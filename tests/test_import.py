@@ -217,3 +217,30 @@ def test_import_while_another_process_downloads_fails_with_the_lock_message(
         # flock is per open file description: a second open in this process is refused too.
         run_import(gateway, package)
     assert current(gateway, "virus_pattern") is None
+
+
+def test_a_package_imported_under_another_version_than_it_was_installed_as_is_refused(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    package = make_package(media, "virus_pattern-1569700.zip", {"vsapi.697": b"pattern 697\n"}, signing_pki)
+    assert run_import(gateway, package).ok
+    relabelled = media / "virus_pattern-1569800.zip"
+    relabelled.write_bytes(package.read_bytes())
+    signature_beside(relabelled).write_bytes(signature_beside(package).read_bytes())
+
+    report = run_import(gateway, relabelled)
+
+    assert not report.ok
+    assert reasons(gateway)[-1] == "package already seen as virus_pattern 15.697.00"
+    assert current(gateway, "virus_pattern") == "1569700"
+
+
+def test_the_same_package_imported_again_with_force_is_no_replay(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    package = make_package(media, "virus_pattern-1569700.zip", {"vsapi.697": b"pattern 697\n"}, signing_pki)
+    assert run_import(gateway, package).ok
+
+    report = run_import(gateway, package, force=True)
+
+    assert report.ok, report.as_json()

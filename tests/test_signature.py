@@ -145,7 +145,66 @@ def test_rsa_signatures_verify_too(tmp_path: Path, content: Path) -> None:
     verify_detached(content, _signed(rsa_pki, content), rsa_pki.trust_file)
 
 
+# -- who may sign (SPEC 3.1) --------------------------------------------------------------
+
+
+def test_signer_carrying_the_code_signing_usage_is_accepted(signing_pki: SigningPKI, content: Path) -> None:
+    verify_detached(content, _signed(signing_pki, content), signing_pki.trust_file)
+
+
+def test_signer_with_only_the_tls_server_usage_is_refused(
+    signing_pki: SigningPKI, content: Path, tmp_path: Path
+) -> None:
+    reason = _reason(content, _signed(signing_pki.tls_signer(tmp_path / "tls"), content),
+                     signing_pki.trust_file)
+
+    assert reason == (f"{signature.NOT_CODE_SIGNING} (has: TLS Web Server Authentication) "
+                      "(CN=TLS Signer,O=imss-updater tests)")
+
+
+def test_intermediate_ca_signing_with_its_own_key_is_refused(
+    signing_pki: SigningPKI, content: Path, tmp_path: Path
+) -> None:
+    reason = _reason(content, _signed(signing_pki.ca_signer(tmp_path / "ca"), content),
+                     signing_pki.trust_file)
+
+    assert reason == f"{signature.CA_SIGNER} (CN=Test Update Intermediate CA,O=imss-updater tests)"
+
+
+def test_signer_without_any_extended_key_usage_is_refused() -> None:
+    text = "subject=CN=Plain\nX509v3 Basic Constraints: critical\n    CA:FALSE\n"
+
+    assert signature.signer_problem(text) == (
+        f"{signature.NOT_CODE_SIGNING} (has: no extended key usage) (CN=Plain)"
+    )
+
+
+def test_code_signing_among_several_usages_is_enough() -> None:
+    text = ("subject=CN=Both\nX509v3 Extended Key Usage: \n"
+            "    TLS Web Client Authentication, Code Signing\n")
+
+    assert signature.signer_problem(text) is None
+
+
 # -- the AUTree builder ------------------------------------------------------------------
+
+
+def test_au_tree_signs_server_ini_and_replays_an_old_one_byte_for_byte(
+    au_tree: AUTree, signing_pki: SigningPKI
+) -> None:
+    au_tree.sign_index = True
+    au_tree.add_pattern("P.4", "1569700")
+    au_tree.write_ini()
+    verify_detached(au_tree.ini_path(), au_tree.index_signature_file(), signing_pki.trust_file)
+    old = au_tree.snapshot_index()
+    au_tree.add_pattern("P.4", "1569800")
+    au_tree.write_ini()
+    assert au_tree.snapshot_index() != old
+
+    au_tree.restore_index(old)
+
+    assert au_tree.snapshot_index() == old
+    verify_detached(au_tree.ini_path(), au_tree.index_signature_file(), signing_pki.trust_file)
 
 
 def test_au_tree_writes_a_server_ini_the_parser_reads(au_tree: AUTree) -> None:

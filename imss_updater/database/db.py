@@ -12,7 +12,7 @@ import importlib.resources
 import logging
 import re
 import select
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +55,7 @@ class ComponentState:
     available_reason: str | None
     checked_at: datetime.datetime | None
     stale: bool = False
+    available_authenticated: bool = False  # offered by an index whose signature verified
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,24 @@ class NewEvent:
 
 @dataclass(frozen=True)
 class CachedIndex:
+    """The last accepted server.ini of a URL; ``signature`` is the index signature that
+    verified it (None: none published, or not looked for: ``signature_checked`` says which)."""
+
     url: str
     etag: str | None
     last_modified: str | None
     body: bytes
+    signature: bytes | None = None
+    signature_checked: bool = False
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    """A package being installed, for the replay memory and the signature pin (SPEC 3.1)."""
+
+    sha256: str
+    version: str
+    signed: bool
 
 
 @dataclass(frozen=True)
@@ -276,20 +291,28 @@ class Database:
             cursor.execute(
                 "SELECT id, current_version, previous_version, installed_at, last_success_at,"
                 " unsigned, restart_pending, available_version, available_status,"
-                " available_reason, checked_at, stale FROM tb_component_state"
+                " available_reason, checked_at, stale, available_authenticated FROM tb_component_state"
             )
             return {row[0]: ComponentState(*row) for row in cursor.fetchall()}
 
     def record_availability(
-        self, rows: Sequence[tuple[str, str | None, str, str | None]], *, ok: bool, text: str
+        self,
+        rows: Sequence[tuple[str, str | None, str, str | None]],
+        *,
+        ok: bool,
+        text: str,
+        authenticated: Mapping[str, bool] | None = None,
     ) -> None:
-        """Store (id, available_version, status, reason) per component and the check result."""
+        """Store (id, available_version, status, reason) per component and the check result;
+        ``authenticated`` says per id whether the index offering it was signed (SPEC 3.1)."""
+        verified = authenticated or {}
         with self.transaction() as cursor:
             for component_id, version, status, reason in rows:
                 cursor.execute(
                     "UPDATE tb_component_state SET available_version = %s, available_status = %s,"
-                    " available_reason = %s, checked_at = now() WHERE id = %s",
-                    (version, status, reason, component_id),
+                    " available_reason = %s, available_authenticated = %s, checked_at = now()"
+                    " WHERE id = %s",
+                    (version, status, reason, verified.get(component_id, False), component_id),
                 )
             cursor.execute(
                 "UPDATE tb_update_status SET last_check_at = now(), last_check_ok = %s,"
@@ -307,15 +330,19 @@ class Database:
         unsigned: bool | None = None,
         restart_pending: bool | None = None,
         event: NewEvent | None = None,
+        package: InstalledPackage | None = None,
     ) -> None:
         """Store what is on disk for a component; ``success`` also stamps last_success_at.
 
         ``event``, when given, is recorded in the same transaction, so the log and the
-        state never disagree after a crash.
+        state never disagree after a crash; so is ``package``: its hash in the replay
+        memory and, when signed, the component's signature pin.
         """
         with self.transaction() as cursor:
             if event is not None:
                 _insert_event(cursor, event)
+            if package is not None:
+                _insert_package(cursor, component_id, package)
             cursor.execute(
                 "UPDATE tb_component_state SET current_version = %s, previous_version = %s,"
                 " installed_at = CASE WHEN current_version IS DISTINCT FROM %s THEN now()"
@@ -417,18 +444,35 @@ class Database:
     def cached_index(self, url: str) -> CachedIndex | None:
         with self.transaction() as cursor:
             cursor.execute(
-                "SELECT url, etag, last_modified, body FROM tb_source_cache WHERE url = %s", (url,)
+                "SELECT url, etag, last_modified, body, signature, signature_checked"
+                " FROM tb_source_cache WHERE url = %s", (url,)
             )
             row = cursor.fetchone()
-            return None if row is None else CachedIndex(row[0], row[1], row[2], bytes(row[3]))
+            if row is None:
+                return None
+            signature = bytes(row[4]) if row[4] is not None else None
+            return CachedIndex(row[0], row[1], row[2], bytes(row[3]), signature, bool(row[5]))
 
-    def store_index(self, url: str, etag: str | None, last_modified: str | None, body: bytes) -> None:
+    def store_index(
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        body: bytes,
+        *,
+        signature: bytes | None = None,
+        signature_checked: bool = False,
+    ) -> None:
         with self.transaction() as cursor:
             cursor.execute(
-                "INSERT INTO tb_source_cache (url, etag, last_modified, body) VALUES (%s, %s, %s, %s)"
+                "INSERT INTO tb_source_cache (url, etag, last_modified, body, signature,"
+                " signature_checked) VALUES (%s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (url) DO UPDATE SET etag = EXCLUDED.etag,"
-                " last_modified = EXCLUDED.last_modified, body = EXCLUDED.body, fetched_at = now()",
-                (url, etag, last_modified, psycopg2.Binary(body)),
+                " last_modified = EXCLUDED.last_modified, body = EXCLUDED.body,"
+                " signature = EXCLUDED.signature, signature_checked = EXCLUDED.signature_checked,"
+                " fetched_at = now()",
+                (url, etag, last_modified, psycopg2.Binary(body),
+                 None if signature is None else psycopg2.Binary(signature), signature_checked),
             )
 
     # -- events ---------------------------------------------------------------------------
@@ -476,6 +520,22 @@ def _insert_event(cursor: psycopg2.extensions.cursor, event: NewEvent) -> int:
     )
     row = cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+def _insert_package(
+    cursor: psycopg2.extensions.cursor, component_id: str, package: InstalledPackage
+) -> None:
+    cursor.execute(
+        "INSERT INTO tb_package_seen (sha256, component, version, signed) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (sha256) DO NOTHING",
+        (package.sha256, component_id, package.version, package.signed),
+    )
+    if package.signed:
+        cursor.execute(
+            "INSERT INTO tb_signature_pin (component, version) VALUES (%s, %s)"
+            " ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version",
+            (component_id, package.version),
+        )
 
 
 def migrations() -> list[tuple[int, Path]]:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from imss_updater.catalog import Component, SourceRole
 from imss_updater.run.context import RunContext
+from imss_updater.run.index_trust import IndexRefused, authenticate
 from imss_updater.run.planner import Availability, Offer, offers_from_indexes
 from imss_updater.settings import Settings
 from imss_updater.source import serverini
@@ -54,13 +55,14 @@ def fetch_offers(
     base_urls = {component.id: base_url(component, settings) for component in catalog}
     indexes: dict[str, object] = {}
     for base in dict.fromkeys(base_urls.values()):
-        indexes[base] = fetch_index(context, base, client)
+        indexes[base] = fetch_index(context, base, client, settings)
     offers = offers_from_indexes(catalog, base_urls, indexes)
     for component in catalog:
         offer = offers[component.id]
         if offer.base_url and is_control_manager(offer.base_url) and not component.on_control_manager:
             # Control Manager never offers this component, whatever its server.ini says.
-            offers[component.id] = Offer(Availability.ABSENT, base_url=offer.base_url)
+            offers[component.id] = Offer(Availability.ABSENT, base_url=offer.base_url,
+                                         authenticated=offer.authenticated)
     failures = sorted({str(index) for index in indexes.values() if isinstance(index, str)})
     context.database.record_availability(
         [
@@ -74,11 +76,16 @@ def fetch_offers(
         ],
         ok=not failures,
         text="; ".join(failures) if failures else "update source reachable",
+        authenticated={component.id: offers[component.id].authenticated for component in catalog},
     )
     return offers
 
 
-def fetch_index(context: RunContext, base: str, client: HttpClient) -> serverini.SourceIndex | str:
+def fetch_index(
+    context: RunContext, base: str, client: HttpClient, settings: Settings
+) -> serverini.SourceIndex | str:
+    """Return the source's index (conditionally fetched, its signature checked as
+    Update/VerifyIndexSignature asks), or the reason it cannot be used."""
     url = f"{base}/{INDEX_NAME}"
     cached = context.database.cached_index(url)
     try:
@@ -102,6 +109,19 @@ def fetch_index(context: RunContext, base: str, client: HttpClient) -> serverini
     except serverini.ServerIniError as error:
         log.error("%s: %s", url, error)
         return f"{url}: {error}"
+    try:
+        verdict = authenticate(context, base, url, body, settings, client, cached=cached,
+                               not_modified=result.not_modified)
+    except IndexRefused as refused:
+        log.error("%s refused: %s", url, refused.reason)
+        return f"{url}: {refused.reason}"
+    index.authenticated = verdict.authenticated
     if not result.not_modified:
-        context.database.store_index(url, result.etag, result.last_modified, body)
+        context.database.store_index(url, result.etag, result.last_modified, body,
+                                     signature=verdict.signature, signature_checked=verdict.checked)
+    elif cached is not None and verdict.checked and (verdict.signature, verdict.checked) != (
+        cached.signature, cached.signature_checked
+    ):
+        context.database.store_index(url, cached.etag, cached.last_modified, cached.body,
+                                     signature=verdict.signature, signature_checked=verdict.checked)
     return index

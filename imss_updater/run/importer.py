@@ -29,6 +29,7 @@ from imss_updater.database.db import Database, NewEvent
 from imss_updater.run.installation import install_archive
 from imss_updater.run.planner import unusable
 from imss_updater.run.restart import restart_and_settle
+from imss_updater.run.trust import refuse_unsigned_if_pinned
 from imss_updater.run.updater import ComponentFailure, Outcome, RunError, RunReport, Updater
 from imss_updater.settings import Settings
 from imss_updater.source import signature
@@ -119,8 +120,9 @@ def import_package(
 
     Refused (a failure event with the reason, nothing installed): an unlicensed or disabled
     component, a package over Update/MaxDownloadMB, a version not newer than the installed
-    one (unless ``force``), a missing signature with VerifySignature=yes, a bad signature,
-    an unsound archive. A failed restart rolls the install back, as for a download.
+    one (unless ``force``), a missing signature with VerifySignature=yes or for a component
+    signed before (SPEC 3.1), a bad signature, a package installed before as another
+    component or version, an unsound archive. A failed restart rolls the install back, as for a download.
 
     Raise PackageError if the package cannot be identified (nothing recorded), RunError if
     another process holds the download lock, SettingsError if the settings are invalid.
@@ -174,8 +176,13 @@ def _import_locked(
             return False
         try:
             unsigned = _verify(settings, component, package, copy, signature_copy)
+            if unsigned and settings.verify_signature == "auto":
+                refuse_unsigned_if_pinned(updater, component)
         except signature.SignatureError as error:
             _fail(updater, report, component, wanted, error.reason)
+            return False
+        except ComponentFailure as failure:
+            _fail(updater, report, component, wanted, failure.reason)
             return False
         try:
             install_archive(updater, component, settings, copy, wanted, unsigned=unsigned, kind=KIND,

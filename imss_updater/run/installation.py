@@ -9,6 +9,7 @@ from pathlib import Path
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import NewEvent
+from imss_updater.run import trust
 from imss_updater.run.context import RunContext
 from imss_updater.run.report import ComponentFailure
 from imss_updater.settings import Settings
@@ -32,8 +33,11 @@ def install_archive(
     note: str | None = None,
 ) -> None:
     """Install a verified archive as the component's new generation and record it (state
-    and success event in one transaction, restart still owed). Must run under the lock.
-    Raise ComponentFailure with the reason if the install is refused or fails."""
+    and success event in one transaction, restart still owed), with its SHA-256 in the
+    replay memory and, when signed, the component's signature pin. Must run under the lock.
+    Raise ComponentFailure with the reason if the install is refused (a package already
+    installed as another component or version) or fails."""
+    package = trust.admit(context, component, archive, version, unsigned=unsigned)
     try:
         state = context.store(component).install(
             archive, version.raw, max_unpacked_bytes=settings.max_download_bytes * UNPACKED_FACTOR
@@ -49,5 +53,6 @@ def install_archive(
         unsigned=unsigned,
         restart_pending=True,
         event=NewEvent(kind, component.id, version.display, "success", text.en, text.ja, note),
+        package=package,
     )
     log.info("%s%s", text.en, f" ({note})" if note else "")

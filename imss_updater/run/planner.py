@@ -32,6 +32,7 @@ class Offer:
     entry: Entry | None = None
     base_url: str | None = None
     reason: str | None = None  # why Unknown, or why the entry is unusable
+    authenticated: bool = False  # the index offering it carried a valid signature (SPEC 3.1)
 
     @property
     def version(self) -> Version | None:
@@ -156,12 +157,15 @@ def offers_from_indexes(
             continue
         entry = index.lookup(component.au_key, component.is_engine)
         problem = index.problem(component.au_key)
+        signed = index.authenticated
         if entry is not None:
-            offers[component.id] = Offer(Availability.KNOWN, entry=entry, base_url=base)
+            offers[component.id] = Offer(Availability.KNOWN, entry=entry, base_url=base,
+                                         authenticated=signed)
         elif problem is not None:  # listed, but the entry cannot be read
-            offers[component.id] = Offer(Availability.UNKNOWN, base_url=base, reason=problem)
+            offers[component.id] = Offer(Availability.UNKNOWN, base_url=base, reason=problem,
+                                         authenticated=signed)
         else:
-            offers[component.id] = Offer(Availability.ABSENT, base_url=base)
+            offers[component.id] = Offer(Availability.ABSENT, base_url=base, authenticated=signed)
     return offers
 
 

@@ -46,6 +46,8 @@ class ComponentReport:
     checked_at: datetime.datetime | None
     last_success_at: datetime.datetime | None
     stale: bool = False
+    authenticated: bool = False  # the available version came from a signed index (SPEC 3.1)
+    signed_before: bool = False  # installed from a signed package: unsigned ones are refused
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -65,6 +67,8 @@ class ComponentReport:
             "checked_at": iso(self.checked_at),
             "last_success_at": iso(self.last_success_at),
             "stale": self.stale,
+            "authenticated": self.authenticated,
+            "signed_before": self.signed_before,
         }
 
 

@@ -6,6 +6,7 @@ import datetime
 import logging
 
 from imss_updater.catalog import Component
+from imss_updater.database import trust as trust_db
 from imss_updater.database.db import ComponentState
 from imss_updater.run.context import RunContext
 from imss_updater.run.planner import Availability, is_stale
@@ -26,11 +27,21 @@ def status(context: RunContext) -> list[ComponentReport]:
         log.warning("%s", error)
         settings = None
     states = context.database.component_states()
-    return [component_report(context, component, settings, states.get(component.id)) for component in catalog]
+    pins = trust_db.signature_pins(context.database)
+    return [
+        component_report(context, component, settings, states.get(component.id),
+                         signed_before=component.id in pins)
+        for component in catalog
+    ]
 
 
 def component_report(
-    context: RunContext, component: Component, settings: Settings | None, state: ComponentState | None
+    context: RunContext,
+    component: Component,
+    settings: Settings | None,
+    state: ComponentState | None,
+    *,
+    signed_before: bool = False,
 ) -> ComponentReport:
     current = parse_or_none(state.current_version if state else None)
     previous = parse_or_none(state.previous_version if state else None)
@@ -60,6 +71,8 @@ def component_report(
         checked_at=state.checked_at if state else None,
         last_success_at=state.last_success_at if state else None,
         stale=state.stale if state else False,
+        authenticated=state.available_authenticated if state else False,
+        signed_before=signed_before,
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from imss_updater.catalog import Component
 from imss_updater.run.context import RunContext
 from imss_updater.run.report import ComponentFailure
+from imss_updater.run.trust import refuse_unsigned_if_pinned
 from imss_updater.settings import Settings
 from imss_updater.source import signature
 from imss_updater.source.http import FetchError, HttpClient
@@ -26,7 +27,10 @@ def verify_package(
     signature_file: Path,
     signature_url: str,
 ) -> bool:
-    """Verify the archive's signature as VerifySignature asks; return True if unsigned."""
+    """Verify the archive's signature as VerifySignature asks; return True if unsigned.
+
+    Raise ComponentFailure if the signature is bad, or missing where it is required: with
+    VerifySignature=yes, or for a component installed from a signed package before."""
     if settings.verify_signature == "no":
         return True
     try:
@@ -38,6 +42,7 @@ def verify_package(
             raise ComponentFailure(
                 f"no signature published ({signature_url}) and Update/VerifySignature=yes"
             )
+        refuse_unsigned_if_pinned(context, component)
         log.warning("%s: no signature published; accepted unsigned (VerifySignature=auto)",
                     component.id)
         return True

@@ -46,12 +46,14 @@ class SourceIndex:
     ``patterns`` is keyed by ``P.<id>``, ``engines`` by engine NAME. ``problems`` maps
     a key (``P.<id>`` or an engine NAME) to why its entry could not be used.
     ``ignored_lines`` counts lines the INI reader could not parse at all.
+    ``authenticated`` is set by the run once the index signature verified (SPEC 3.1).
     """
 
     patterns: dict[str, Entry] = field(default_factory=dict)
     engines: dict[str, Entry] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     ignored_lines: int = 0
+    authenticated: bool = False
 
     def lookup(self, au_key: str, is_engine: bool) -> Entry | None:
         """Return the entry for a catalog AU key, or None when the source lacks it."""

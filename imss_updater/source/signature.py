@@ -5,6 +5,11 @@ streams the content from disk however large it is. Only the configured trust fil
 trusted: the system CA directory and store are switched off, so a certificate from a public
 web CA can never sign an update. Every failure becomes a SignatureError whose ``reason``
 is one line an administrator can act on.
+
+A signer must also be made for signing code (SPEC 3.1): its certificate carries the
+code-signing extended key usage and is not a CA certificate. OpenSSL 3.0 has no
+``-purpose codesign`` (3.2 added one), so ``cms -verify`` runs with ``-purpose any`` and
+writes out the signer certificates, and each is then read with ``openssl x509 -ext``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ NO_TRUST = "no signature trust anchors configured (Update/SignatureCAFile)"
 CONTENT_MISMATCH = "signature invalid: content does not match the signature"
 EXPIRED = "signer certificate expired"
 MALFORMED = "malformed signature file"
+CA_SIGNER = "signer certificate is a CA certificate (basicConstraints CA:TRUE); a CA never signs updates"
+NOT_CODE_SIGNING = "signer certificate lacks the code-signing extended key usage"
+CODE_SIGNING = "Code Signing"  # how openssl names id-kp-codeSigning (1.3.6.1.5.5.7.3.3)
+_PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 # X.509 verify errors that mean "the chain does not reach a configured root".
 _UNKNOWN_SIGNER_ERRORS = (
@@ -49,8 +58,9 @@ def verify_detached(
 ) -> None:
     """Given a file, its detached DER CMS signature and a PEM file of trust anchors, return
     if the signature is valid over the file's exact bytes and its signer chains to one of
-    the anchors (intermediates may come from the signature or the trust file; any key
-    usage is accepted). Raise SignatureError otherwise."""
+    the anchors (intermediates may come from the signature or the trust file) and every
+    signer certificate carries the code-signing extended key usage and is not a CA
+    certificate. Raise SignatureError otherwise."""
     if trust_file is None or not trust_file.is_file():
         raise SignatureError(NO_TRUST)
     if not content.is_file():
@@ -61,18 +71,64 @@ def verify_detached(
         OPENSSL, "cms", "-verify", "-binary", "-inform", "DER",
         "-in", str(signature), "-content", str(content),
         "-CAfile", str(trust_file), "-no-CApath", "-no-CAstore",
-        "-purpose", "any", "-out", "/dev/null",
+        # The chain's purpose is checked below, on the signer certificates written out here.
+        "-purpose", "any", "-out", "/dev/null", "-signer", "/dev/stdout",
     ]
     try:
         result = process.run(argv, timeout=timeout, check=False)
     except process.CommandError as error:
         raise SignatureError(f"cannot verify signature: {error.reason}") from error
     if result.returncode == 0:
+        check_signers(result.stdout, timeout=timeout)
         log.debug("signature %s over %s verified", signature, content)
         return
     reason = classify_failure(result.stderr, trust_file)
     log.debug("openssl cms -verify failed for %s: %s", signature, result.stderr.strip())
     raise SignatureError(reason)
+
+
+def check_signers(pem_text: str, *, timeout: float = 60.0) -> None:
+    """Given the PEM signer certificates of a verified signature, return if each one is an
+    end-entity certificate with the code-signing extended key usage. Raise SignatureError
+    naming the certificate otherwise (or if there is none)."""
+    certificates = _PEM_BLOCK.findall(pem_text)
+    if not certificates:
+        raise SignatureError("signature names no usable signer certificate")
+    for certificate in certificates:
+        argv = [OPENSSL, "x509", "-noout", "-subject", "-nameopt", "RFC2253",
+                "-ext", "basicConstraints,extendedKeyUsage"]
+        try:
+            result = process.run(argv, timeout=timeout, input_text=certificate + "\n")
+        except process.CommandError as error:
+            raise SignatureError(f"cannot read the signer certificate: {error.reason}") from error
+        reason = signer_problem(result.stdout)
+        if reason is not None:
+            raise SignatureError(reason)
+
+
+def signer_problem(x509_text: str) -> str | None:
+    """Given ``openssl x509 -noout -subject -ext basicConstraints,extendedKeyUsage`` output,
+    return why the certificate may not sign updates, or None when it may."""
+    lines = [line.strip() for line in x509_text.splitlines()]
+    subject = next((line.removeprefix("subject=").strip() for line in lines
+                    if line.startswith("subject=")), "unknown subject")
+    constraints = _extension_value(lines, "X509v3 Basic Constraints")
+    if constraints is not None and "CA:TRUE" in constraints.upper().replace(" ", ""):
+        return f"{CA_SIGNER} ({subject})"
+    usages = _extension_value(lines, "X509v3 Extended Key Usage")
+    listed = [usage.strip() for usage in (usages or "").split(",") if usage.strip()]
+    if CODE_SIGNING not in listed:
+        has = ", ".join(listed) if listed else "no extended key usage"
+        return f"{NOT_CODE_SIGNING} (has: {has}) ({subject})"
+    return None
+
+
+def _extension_value(lines: list[str], name: str) -> str | None:
+    """Return the value line that follows the extension header ``name:`` (or None)."""
+    for position, line in enumerate(lines):
+        if line.startswith(name + ":") and position + 1 < len(lines):
+            return lines[position + 1]
+    return None
 
 
 def classify_failure(stderr: str, trust_file: Path) -> str:

@@ -37,6 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from imss_updater.store import zipbomb
+
 log = logging.getLogger(__name__)
 
 _VERSION_PATTERN = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
@@ -441,16 +443,13 @@ def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
 
 def _unpack(archive: Path, destination: Path, max_unpacked_bytes: int) -> None:
     """Given a zip archive and an empty directory, unpack every member into it and fsync
-    files and directories. Raise InstallError for an unsafe or unsound archive; let
-    OSError through for disk failures."""
+    files and directories. Raise InstallError for an unsafe or unsound archive (a zip bomb
+    among them, see ``zipbomb``); let OSError through for disk failures."""
     try:
         with zipfile.ZipFile(archive) as bundle:
+            zipbomb.check_declared_sizes(bundle.infolist(), archive.stat().st_size, max_unpacked_bytes)
             members = [(info, _member_parts(info)) for info in bundle.infolist()]
-            total = sum(info.file_size for info, _ in members)
-            if total > max_unpacked_bytes:
-                raise InstallError(
-                    f"unpacked size {total} bytes exceeds the limit of {max_unpacked_bytes} bytes"
-                )
+            budget = zipbomb.UnpackBudget(max_unpacked_bytes)
             directories = {destination}
             for info, parts in members:
                 if not parts:
@@ -460,12 +459,14 @@ def _unpack(archive: Path, destination: Path, max_unpacked_bytes: int) -> None:
                     _make_directories(destination, parts, directories)
                     continue
                 _make_directories(destination, parts[:-1], directories)
-                _extract_file(bundle, info, target)
+                _extract_file(bundle, info, target, budget)
             # Deepest first, so each directory is synced after its entries.
             for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
                 _fsync_directory(directory)
     except InstallError:
         raise
+    except zipbomb.ZipBombError as error:
+        raise InstallError(error.reason) from error
     except FileNotFoundError as error:
         if error.filename == str(archive) or error.filename == archive:
             raise InstallError(f"archive not found: {archive}") from error
@@ -491,15 +492,15 @@ def _make_directories(destination: Path, parts: tuple[str, ...], made: set[Path]
             made.add(current)
 
 
-def _extract_file(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
+def _extract_file(
+    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: zipbomb.UnpackBudget
+) -> None:
     mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
     descriptor = os.open(
         target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
     )
     with open(descriptor, "wb") as output, bundle.open(info) as source:
-        # Reads stop at the declared size and check the CRC at the end, so the declared
-        # sizes summed above bound what is written.
-        shutil.copyfileobj(source, output, _COPY_CHUNK)
+        budget.copy(source, output, info)  # counts what is really written (zip bombs)
         output.flush()
         os.fchmod(output.fileno(), mode)
         os.fsync(output.fileno())

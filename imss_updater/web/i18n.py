@@ -55,6 +55,15 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "status.never": ("Never", "なし"),
     "status.update": ("Update", "アップデート"),
     "status.rollback": ("Rollback", "ロールバック"),
+    "status.trust_reset": ("Accept Unsigned Again", "署名なしを再び許可"),
+    "trust.reset_done": (
+        "{components}: unsigned packages are accepted again (VerifySignature=auto).",
+        "{components}: 署名なしのパッケージを再び受け入れます (VerifySignature=auto)。",
+    ),
+    "trust.reset_nothing": (
+        "{components}: was not signed before; nothing to reset.",
+        "{components}: 以前に署名されていないため、リセットするものはありません。",
+    ),
     "status.check_now": ("Check Now", "今すぐ確認"),
     "status.select_all": ("Select all", "すべて選択"),
     "status.last_check": ("Last check", "最終確認"),
@@ -75,6 +84,7 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     ),
     "status.newer": ("newer version available", "新しいバージョンがあります"),
     "flag.unsigned": ("unsigned", "署名なし"),
+    "flag.unauthenticated": ("versions not authenticated", "バージョン未認証"),
     "flag.stale": ("not updated for {days} days", "{days}日間アップデートされていません"),
     "flag.unscheduled": ("excluded from scheduled update", "予約アップデートの対象外"),
     "flag.unlicensed": ("license not activated", "ライセンス未アクティベート"),

@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database
+from imss_updater.run import trust
 from imss_updater.run.updater import ComponentReport, Outcome, Updater
 from imss_updater.settings import SettingsError, load
 from imss_updater.store import lock
@@ -52,6 +53,8 @@ def _rows(
             flags.append(("flag-disabled", t("flag.disabled")))
         if report.unsigned:
             flags.append(("flag-unsigned", t("flag.unsigned")))
+        if report.available is not None and not report.authenticated:  # SPEC 3.1
+            flags.append(("flag-unauthenticated", t("flag.unauthenticated")))
         if report.stale:  # the daemon flags it from the Staleness rows (seed 001)
             days = (now - report.last_success_at).days if report.last_success_at else 0
             flags.append(("flag-stale", t("flag.stale", days=days)))
@@ -198,6 +201,20 @@ def update() -> ResponseReturnValue:
 @blueprint.route("/rollback", methods=["POST"])
 def rollback() -> ResponseReturnValue:
     return _start("rollback", _validated_selection())
+
+
+@blueprint.route("/trust-reset", methods=["POST"])
+def trust_reset() -> ResponseReturnValue:
+    """Forget that the selected components were signed (SPEC 3.1; ``trust reset ID``)."""
+    selection = _validated_selection()
+    if not selection:
+        notify("job.nothing_selected", "error")
+        return redirect(url_for("status.page"))
+    with console().pool.connection() as database:
+        cleared = trust.reset(database, selection)
+    notify("trust.reset_done" if cleared else "trust.reset_nothing", "info",
+           components=", ".join(cleared or selection))
+    return redirect(url_for("status.page"))
 
 
 @blueprint.route("/check", methods=["POST"])

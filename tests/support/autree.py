@@ -1,10 +1,12 @@
 """Test support: ActiveUpdate trees (SPEC section 3) signed by a test PKI.
 
 ``SigningPKI`` is a root CA -> intermediate CA -> leaf signer made with ``cryptography``;
-``trust.pem`` holds the root only, so a signature verifies only when it carries the
-intermediate (the default). ``AUTree`` writes payload zips, their detached ``.sig`` files
-and ``server.ini`` into a directory that an HTTP server can serve as a base URL, and has
-helpers to break one entry in each way the updater must reject.
+the leaf carries the code-signing extended key usage (SPEC 3.1). ``trust.pem`` holds the
+root only, so a signature verifies only when it carries the intermediate (the default).
+``tls_signer`` and ``ca_signer`` give the same chain with a signer the updater must refuse.
+``AUTree`` writes payload zips, their detached ``.sig`` files and ``server.ini`` (signed as
+``server.ini.sig`` when ``sign_index`` is set) into a directory that an HTTP server can
+serve as a base URL, and has helpers to break one entry in each way the updater must reject.
 
 Fixtures: ``signing_pki`` (session) and ``au_tree`` (an AUTree in ``tmp_path/"au"``).
 """
@@ -56,6 +58,7 @@ def _certificate(
     ca: bool,
     not_before: datetime.datetime,
     not_after: datetime.datetime,
+    extended_usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.CODE_SIGNING,
 ) -> x509.Certificate:
     name = x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "imss-updater tests"),
@@ -92,7 +95,7 @@ def _certificate(
             encipher_only=False, decipher_only=False,
         )
         builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
+            x509.ExtendedKeyUsage([extended_usage]), critical=False
         )
     builder = builder.add_extension(usage, critical=True)
     return builder.sign(issuer_key, hashes.SHA256())
@@ -106,7 +109,8 @@ class SigningPKI:
     """A root CA, an intermediate CA and a leaf update signer, written to ``directory``.
 
     ``trust_file`` (``trust.pem``) holds the root only; ``chain_file`` the root and the
-    intermediate. ``expired_signer=True`` makes a leaf whose validity ended yesterday.
+    intermediate. ``expired_signer=True`` makes a leaf whose validity ended yesterday;
+    ``signer_usage`` is the leaf's extended key usage (code signing unless told).
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class SigningPKI:
         *,
         key_type: str = "ec",
         expired_signer: bool = False,
+        signer_usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.CODE_SIGNING,
         name: str = "Test Update",
         _root: tuple[x509.Certificate, PrivateKey] | None = None,
         _intermediate: tuple[x509.Certificate, PrivateKey] | None = None,
@@ -144,7 +149,7 @@ class SigningPKI:
             not_before, not_after = now - _DAY, now + 365 * _DAY
         self.signer = _certificate(
             f"{name} Signer", self.signer_key, self.intermediate, self.intermediate_key,
-            ca=False, not_before=not_before, not_after=not_after,
+            ca=False, not_before=not_before, not_after=not_after, extended_usage=signer_usage,
         )
         self.trust_file = directory / "trust.pem"
         self.trust_file.write_bytes(_pem([self.root]))
@@ -162,6 +167,25 @@ class SigningPKI:
             _root=(self.root, self.root_key),
             _intermediate=(self.intermediate, self.intermediate_key),
         )
+
+    def tls_signer(self, directory: Path) -> SigningPKI:
+        """Return a PKI with this root and intermediate whose signer is a TLS server
+        certificate (extended key usage serverAuth, not codeSigning)."""
+        return SigningPKI(
+            directory, key_type=self.key_type, signer_usage=ExtendedKeyUsageOID.SERVER_AUTH,
+            name="TLS", _root=(self.root, self.root_key),
+            _intermediate=(self.intermediate, self.intermediate_key),
+        )
+
+    def ca_signer(self, directory: Path) -> SigningPKI:
+        """Return a PKI with this root and intermediate that signs with the intermediate
+        CA's own certificate and key (a CA as signer)."""
+        pki = SigningPKI(
+            directory, key_type=self.key_type, name="CA", _root=(self.root, self.root_key),
+            _intermediate=(self.intermediate, self.intermediate_key),
+        )
+        pki.signer, pki.signer_key = self.intermediate, self.intermediate_key
+        return pki
 
     def signature(self, data: bytes | memoryview, *, include_intermediate: bool = True) -> bytes:
         """Return a detached DER CMS signature over ``data`` (SHA-256, binary mode)."""
@@ -246,11 +270,13 @@ class AUTree:
     """An ActiveUpdate tree under ``directory``: payload zips, ``.sig`` files, server.ini.
 
     Signing needs ``pki``; with None every entry is unsigned (a Control Manager source).
+    ``sign_index`` makes ``write_ini`` also write ``server.ini.sig`` over ``server.ini``.
     """
 
-    def __init__(self, directory: Path, pki: SigningPKI | None) -> None:
+    def __init__(self, directory: Path, pki: SigningPKI | None, *, sign_index: bool = False) -> None:
         self.directory = directory
         self.pki = pki
+        self.sign_index = sign_index
         self.entries: dict[str, AUEntry] = {}
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -339,6 +365,33 @@ class AUTree:
     def ini_path(self) -> Path:
         return self.directory / "server.ini"
 
+    def index_signature_file(self) -> Path:
+        return self.directory / "server.ini.sig"
+
+    def sign_ini(self, pki: SigningPKI | None = None) -> None:
+        """(Re)write ``server.ini.sig`` over the current ``server.ini`` (by ``pki``, else ours)."""
+        signer = pki or self.pki
+        if signer is None:
+            raise ValueError("this AUTree has no signing PKI")
+        signer.sign_file(self.ini_path(), self.index_signature_file())
+
+    def remove_index_signature(self) -> None:
+        self.index_signature_file().unlink(missing_ok=True)
+
+    def snapshot_index(self) -> tuple[bytes, bytes | None]:
+        """Return server.ini and its signature as published now (to replay them later)."""
+        signature = self.index_signature_file()
+        return self.ini_path().read_bytes(), signature.read_bytes() if signature.exists() else None
+
+    def restore_index(self, snapshot: tuple[bytes, bytes | None]) -> None:
+        """Publish a snapshot of server.ini and its signature again, byte for byte."""
+        body, signature = snapshot
+        self.ini_path().write_bytes(body)
+        if signature is None:
+            self.remove_index_signature()
+        else:
+            self.index_signature_file().write_bytes(signature)
+
     def write_ini(
         self,
         extra_lines: Sequence[str] = (),
@@ -364,6 +417,8 @@ class AUTree:
         lines += [*extra_lines]
         path = self.ini_path()
         path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+        if self.sign_index:
+            self.sign_ini()
         return path
 
     # -- breaking -----------------------------------------------------------------------

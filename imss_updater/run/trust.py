@@ -1,0 +1,111 @@
+"""Package trust (SPEC 3.1): what a valid ``.sig`` cannot prove on its own.
+
+A signature proves who made the bytes, not which component or version they are. Two
+memories close that gap: the signature pin (a component once installed from a signed
+package refuses unsigned ones under VerifySignature=auto) and the replay memory (the
+SHA-256 of every package installed, with its component and version: the same bytes are
+never accepted as another component or another version). Both the download run and
+``import`` go through these checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from imss_updater.catalog import Component
+from imss_updater.database import trust as trust_db
+from imss_updater.database.db import Database, InstalledPackage
+from imss_updater.run.context import RunContext
+from imss_updater.run.report import ComponentFailure, display, parse_or_none
+from imss_updater.versions import Version
+
+log = logging.getLogger(__name__)
+
+SIGNED_BEFORE = "this component was signed before; refusing an unsigned package"
+_CHUNK = 1 << 20
+
+
+def refuse_unsigned_if_pinned(context: RunContext, component: Component) -> None:
+    """Raise ComponentFailure if ``component`` was installed from a validly signed package
+    before (its unsigned package must not replace it until ``trust reset``)."""
+    if trust_db.signature_pinned(context.database, component.id):
+        log.error("%s: %s (clear with `imss-updater trust reset %s`)", component.id, SIGNED_BEFORE,
+                  component.id)
+        raise ComponentFailure(SIGNED_BEFORE)
+
+
+def package_digest(archive: Path) -> str:
+    """Return the SHA-256 (hex) of the file, read in chunks (never whole into memory)."""
+    with archive.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def admit(
+    context: RunContext, component: Component, archive: Path, version: Version, *, unsigned: bool
+) -> InstalledPackage:
+    """Given a verified package about to be installed as ``component`` ``version``, return
+    what to record with the install. Raise ComponentFailure if these bytes were installed
+    before as another component or another version (a relabelled or swapped package)."""
+    digest = package_digest(archive)
+    seen = trust_db.package_seen(context.database, digest)
+    if seen is not None and (seen.component != component.id or parse_or_none(seen.version) != version):
+        reason = f"package already seen as {seen.component} {display(seen.version)}"
+        log.error("%s: %s (SHA-256 %s, announced as %s)", component.id, reason, digest,
+                  version.display)
+        raise ComponentFailure(reason)
+    return InstalledPackage(sha256=digest, version=version.raw, signed=not unsigned)
+
+
+def reset(database: Database, component_ids: Sequence[str]) -> list[str]:
+    """Forget that these components were signed (``imss-updater trust reset ID``, or the
+    status page): their unsigned packages are accepted again under VerifySignature=auto.
+    Return the ids that had a pin. Raise ValueError naming any id not in the catalog."""
+    known = {component.id for component in database.catalog()}
+    unknown = [component_id for component_id in component_ids if component_id not in known]
+    if unknown:
+        raise ValueError("unknown component(s): " + ", ".join(unknown))
+    cleared = trust_db.clear_signature_pins(database, component_ids)
+    for component_id in cleared:
+        log.warning("trust reset: %s was signed before; unsigned packages are accepted again "
+                    "(VerifySignature=auto)", component_id)
+    return cleared
+
+
+def reset_text(component_ids: Sequence[str], cleared: Sequence[str]) -> str:
+    """One line per component ``trust reset`` was asked about."""
+    return "\n".join(
+        f"{component_id}: " + ("unsigned packages accepted again (VerifySignature=auto)"
+                               if component_id in cleared else "was not signed before")
+        for component_id in component_ids
+    )
+
+
+def reset_index_text(base_url: str, found: bool) -> str:
+    return f"{base_url}: " + ("index signature no longer required (VerifyIndexSignature=auto)"
+                              if found else "had not signed its index")
+
+
+def show(database: Database) -> dict[str, list[dict[str, str | None]]]:
+    """``trust show --json``: the signed components and the sources that sign their index."""
+    return {
+        "components": [
+            {"id": pin.component, "version": pin.version, "since": pin.pinned_at.isoformat()}
+            for pin in trust_db.signature_pins(database).values()
+        ],
+        "sources": [
+            {"base_url": pin.base_url, "since": pin.pinned_at.isoformat(),
+             "verified": pin.verified_at.isoformat()}
+            for pin in trust_db.index_pins(database)
+        ],
+    }
+
+
+def show_text(payload: dict[str, list[dict[str, str | None]]]) -> str:
+    lines = [f"signed component: {item['id']} {display(item['version'])} (since {item['since']})"
+             for item in payload["components"]]
+    lines += [f"signed index: {item['base_url']} (since {item['since']}, last {item['verified']})"
+              for item in payload["sources"]]
+    return "\n".join(lines) if lines else "nothing signed yet"
