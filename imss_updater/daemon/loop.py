@@ -19,6 +19,7 @@ import random
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -32,6 +33,8 @@ from imss_updater.daemon import sdnotify
 from imss_updater.daemon.schedule import CronSpec, cron_spec, missed_run, next_fire
 from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
+from imss_updater.database.retention import purge_older_than
+from imss_updater.notify.worker import Deliveries
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport, Updater
 from imss_updater.settings import Settings, SettingsError, load
@@ -46,7 +49,8 @@ STOP_GRACE_SECONDS = 8.0
 MAX_BACKOFF_SECONDS = 60.0
 MISSED_RUN_DELAY_SECONDS = 30.0
 SETTINGS_CHANNEL = "imss_settings"
-DELIVERY_SECONDS = 60.0
+DELIVERY_STOP_SECONDS = 1.5  # a channel's attempt is cut short at stop; this is to record it
+RETENTION_SECONDS = 3600.0  # old events, notifications and attempts are deleted this often
 
 RunHook = Callable[[Database, RunReport], None]
 """Called after each scheduled run with its report (the notification issue queues mail/traps)."""
@@ -226,11 +230,13 @@ class Daemon:
         self.after_run: RunHook | None = self._after_run
         self.progress: Progress | None = None
         self.background: list[Callable[[], None]] = []  # extra services' stop functions
+        # Notifications: a worker thread per channel, outside the scheduler, so that neither
+        # a slow relay nor a dead receiver delays an update, the other channel, or a stop.
+        self.deliveries = Deliveries(lambda: self.dsn)
+        self.next_retention = 0.0  # monotonic time of the next retention pass
         self.scheduler = BackgroundScheduler(
-            # One worker for updates (never two at once), one for notifications, so a slow
-            # mail relay never delays an update.
-            executors={"default": ThreadPoolExecutor(max_workers=1),
-                       "notify": ThreadPoolExecutor(max_workers=1)},
+            # One worker for updates: never two at once.
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=self.timezone,
         )
@@ -249,8 +255,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGUSR1, self._on_usr1)
         self.scheduler.start()
-        self.scheduler.add_job(self._deliver, "interval", seconds=DELIVERY_SECONDS, id="deliver",
-                               executor="notify")
+        self.deliveries.start()
         listener = threading.Thread(target=self._listen, name="settings-listener", daemon=True)
         listener.start()
         self.start_web()
@@ -277,12 +282,14 @@ class Daemon:
         sdnotify.notify("STOPPING=1")
         log.info("stopping")
         self.scheduler.shutdown(wait=False)
+        self.deliveries.stop()  # cuts a stuck mail or trap short at once
         if not self._wait_for_job(STOP_GRACE_SECONDS):
             # The run is blocked (a stalled read): clean up its downloads ourselves; the lock
             # is released when this process exits, and the next run repairs the rest.
             log.warning("the running update did not stop in time; cleaning up after it")
             for leftover in install.staging_root(self.bootstrap.root).glob("download-*"):
                 leftover.unlink(missing_ok=True)
+        self.deliveries.join(DELIVERY_STOP_SECONDS)  # daemon threads: never held for longer
         for stop in self.background:
             try:
                 stop()
@@ -321,6 +328,7 @@ class Daemon:
                 self.replan(database)
                 self.flush_unrecorded(database)
                 self.check_staleness(database)
+                self.apply_retention(database)
                 database.record_daemon(pid=os.getpid(), next_run=self.next_run,
                                        settings_problem=self.settings_problem)
             self.database_health.succeeded()
@@ -436,19 +444,29 @@ class Daemon:
             except Exception:  # a notification problem never stops the daemon's upkeep
                 log.exception("could not queue the staleness notification")
         if changes:
-            self.scheduler.add_job(self._deliver, id="deliver-now", replace_existing=True,
-                                   executor="notify")
+            self._deliver()
+
+    def apply_retention(self, database: Database) -> None:
+        """Delete events, notifications and delivery attempts older than Log/RetentionDays:
+        at start, then once an hour (sooner while a backlog of old rows remains)."""
+        if self.settings is None or time.monotonic() < self.next_retention:
+            return
+        days = self.settings.retention_days
+        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
+        purged = purge_older_than(database, cutoff)
+        if purged.total:
+            log.info("retention (%d days): deleted %d events, %d notifications, %d delivery attempts",
+                     days, purged.events, purged.notifications, purged.attempts)
+        self.next_retention = time.monotonic() + (RETENTION_SECONDS if purged.complete else 0.0)
 
     # -- notifications -----------------------------------------------------------------------
 
     def _after_run(self, database: Database, report: RunReport) -> None:
         queue_notifications(database, report)
-        self.scheduler.add_job(self._deliver, id="deliver-now", replace_existing=True,
-                               executor="notify")
+        self._deliver()
 
     def _deliver(self) -> None:
-        if self.database_health.ok:
-            deliver_notifications(self.dsn)
+        self.deliveries.wake()
 
     # -- the job -----------------------------------------------------------------------------
 

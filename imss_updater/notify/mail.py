@@ -25,7 +25,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -36,6 +36,8 @@ from imss_updater.notify.config import MailConfig
 from imss_updater.notify.events import DeliveryError, DeliveryInterrupted
 
 log = logging.getLogger(__name__)
+
+READ_GRACE_SECONDS = 5.0
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -50,7 +52,9 @@ class _RelayClient(yagmail.SMTP):  # type: ignore[misc]
     """yagmail's client with a verified TLS set-up and an explicit, optional login."""
 
     def __init__(self, config: MailConfig, context: ssl.SSLContext) -> None:
-        extra: dict[str, Any] = {"timeout": config.timeout}
+        # Reads time out a little after the attempt's deadline: the guard ends it first, and
+        # names what it waited for.
+        extra: dict[str, Any] = {"timeout": config.timeout + READ_GRACE_SECONDS}
         if config.security == "ssl":
             extra["context"] = context
         super().__init__(
@@ -94,16 +98,16 @@ class _RelayClient(yagmail.SMTP):  # type: ignore[misc]
 
 
 class _Guard:
-    """Ends one attempt at its deadline, or at once when ``cancel`` is set, by shutting its
-    socket down: a read blocked on it then returns. ``fired`` says which, if either."""
+    """Ends one attempt at its deadline, or at once when ``cancel`` is set, by shutting the
+    client's socket down: a read blocked on it then returns. ``fired`` says which, if
+    either, and ``stuck`` what the attempt was waiting for then."""
 
-    def __init__(
-        self, seconds: float, cancel: threading.Event | None, sockets: Callable[[], socket.socket | None]
-    ) -> None:
+    def __init__(self, seconds: float, cancel: threading.Event | None, client: _RelayClient) -> None:
         self.deadline = time.monotonic() + seconds
         self.cancel = cancel
-        self.sockets = sockets
+        self.client = client
         self.fired: str | None = None  # "timeout" or "cancel"
+        self.stuck = ""
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="smtp-guard", daemon=True)
         self.thread.start()
@@ -111,12 +115,14 @@ class _Guard:
     def _watch(self) -> None:
         while not self.done.wait(min(0.1, max(0.0, self.deadline - time.monotonic()))):
             if self.cancel is not None and self.cancel.is_set():
-                self.fired = "cancel"
+                fired = "cancel"
             elif time.monotonic() >= self.deadline:
-                self.fired = "timeout"
+                fired = "timeout"
             else:
                 continue
-            sock = self.sockets()
+            self.stuck = self.client.where_stuck()
+            self.fired = fired
+            sock = self.client.socket()
             if sock is not None:
                 # The plain socket's shutdown, also under TLS: it must not touch the TLS state
                 # that the blocked thread is using.
@@ -164,7 +170,7 @@ def send(
     except (OSError, ssl.SSLError) as error:
         raise DeliveryError(f"cannot read SMTPCAFile {config.ca_file}: {error}", transient=False) from error
     client = _RelayClient(config, context)
-    guard = _Guard(config.timeout, cancel, client.socket)
+    guard = _Guard(config.timeout, cancel, client)
     try:
         client.login()
         client.stage = "sending the message"
@@ -174,11 +180,11 @@ def send(
     except Exception as error:
         if guard.fired == "cancel":
             raise DeliveryInterrupted(
-                f"{where}: interrupted {client.where_stuck()}: the updater is stopping"
+                f"{where}: interrupted {guard.stuck}: the updater is stopping"
             ) from error
         if guard.fired == "timeout":
             raise DeliveryError(
-                f"{where}: no answer within {config.timeout:g} s (SMTPTimeout) {client.where_stuck()}",
+                f"{where}: no answer within {config.timeout:g} s (SMTPTimeout) {guard.stuck}",
                 transient=True,
             ) from error
         if not isinstance(error, OSError):
