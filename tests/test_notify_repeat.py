@@ -15,6 +15,7 @@ from imss_updater.database.db import Database
 from imss_updater.notify import config, events, repeat
 from imss_updater.run.updater import Outcome, RunReport
 from tests.support.smtp import ServerFactory, SmtpServer
+from tests.support.snmp import ReceiverFactory
 
 T0 = datetime.datetime(2026, 11, 22, 3, 0, tzinfo=datetime.UTC)
 EVERY_15_MINUTES = datetime.timedelta(minutes=15)
@@ -224,3 +225,18 @@ def test_a_failure_nobody_was_told_about_is_not_remembered(
     assert [(g, o) for g, o, _c in queued(database)] == [
         ("pattern", "failure"), ("engine", "failure"), ("pattern", "recovered"), ("engine", "recovered"),
     ]
+
+
+def test_the_recovered_trap_is_decoded_with_the_mib(
+    database: Database, trap_receiver: ReceiverFactory
+) -> None:
+    receiver = trap_receiver()
+    for name, value in {"SNMPServer": receiver.address, "SNMPTimeout": "1", "SNMPRetries": "0"}.items():
+        database.set_setting("Notification", name, value)
+    engine_fails = RunReport("scheduled", [Outcome("virus_engine", None, False, "m", "size mismatch")])
+    simulate(database, [engine_fails, up_to_date()])
+    assert notify.deliver_pending(database, now=lambda: T0 + HOUR).sent == 2
+    log = receiver.wait_for("imssUpdaterEventOutcome.0 = INTEGER: recovered(6)")
+    assert 'imssUpdaterComponentId.1 = STRING: "virus_engine"' in log
+    assert "imssUpdaterComponentOutcome.1 = INTEGER: recovered(6)" in log
+    assert 'imssUpdaterComponentReason.1 = STRING: "size mismatch"' in log

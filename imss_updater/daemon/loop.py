@@ -34,7 +34,7 @@ from imss_updater.daemon.schedule import CronSpec, cron_spec, missed_run, next_f
 from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
 from imss_updater.database.retention import purge_older_than
-from imss_updater.notify.worker import Deliveries
+from imss_updater.notify.worker import CHANNELS, Deliveries
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport, Updater
 from imss_updater.settings import Settings, SettingsError, load
@@ -146,16 +146,26 @@ def queue_notifications(database: Database, report: RunReport) -> None:
 
 
 def deliver_notifications(dsn: str) -> None:
-    """Send what is queued; a delivery problem is recorded, never raised."""
+    """Send what is queued, each channel in a thread of its own (a silent mail relay does
+    not hold up the traps); a delivery problem is recorded, never raised."""
+    threads = [threading.Thread(target=_deliver_channel, args=(dsn, channel), name=f"notify-{channel}")
+               for channel in CHANNELS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _deliver_channel(dsn: str, channel: str) -> None:
     try:
         with Database(dsn) as database:
-            result = notify.deliver_pending(database)
+            result = notify.deliver_pending(database, channel=channel)
     except DatabaseError as error:
-        log.debug("notifications not delivered now: %s", error)
+        log.debug("%s notifications not delivered now: %s", channel, error)
         return
-    if result.sent or result.failed or result.retried:
-        log.info("notifications: %d sent, %d to retry, %d failed", result.sent, result.retried,
-                 result.failed)
+    if result.attempts:
+        log.info("%s notifications: %d sent, %d to retry, %d failed", channel, result.sent,
+                 result.retried, result.failed)
 
 
 def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:

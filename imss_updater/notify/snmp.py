@@ -61,7 +61,9 @@ COLUMNS: Mapping[str, OID] = {  # imssUpdaterComponentEntry columns, instance = 
     "reason": (*MIB_ROOT, 1, 6, 1, 6),
 }
 GROUP_VALUES: Mapping[str | None, int] = {None: 0, "pattern": 1, "engine": 2, "spam": 3}
-OUTCOME_VALUES: Mapping[str, int] = {"success": 1, "failure": 2, "stale": 3, "fresh": 4, "test": 5}
+OUTCOME_VALUES: Mapping[str, int] = {
+    "success": 1, "failure": 2, "stale": 3, "fresh": 4, "test": 5, "recovered": 6,
+}
 MAX_TEXT = 1024
 
 
