@@ -49,7 +49,7 @@ STOP_GRACE_SECONDS = 8.0
 MAX_BACKOFF_SECONDS = 60.0
 MISSED_RUN_DELAY_SECONDS = 30.0
 SETTINGS_CHANNEL = "imss_settings"
-DELIVERY_STOP_SECONDS = 1.5  # a channel's attempt is cut short at stop; this is to record it
+DELIVERY_STOP_SECONDS = 3.0  # a channel's attempt is cut short at stop; this is to record it
 RETENTION_SECONDS = 3600.0  # old events, notifications and attempts are deleted this often
 
 RunHook = Callable[[Database, RunReport], None]
@@ -292,6 +292,7 @@ class Daemon:
         sdnotify.notify("STOPPING=1")
         log.info("stopping")
         self.scheduler.shutdown(wait=False)
+        stop_started = time.monotonic()
         self.deliveries.stop()  # cuts a stuck mail or trap short at once
         if not self._wait_for_job(STOP_GRACE_SECONDS):
             # The run is blocked (a stalled read): clean up its downloads ourselves; the lock
@@ -299,7 +300,9 @@ class Daemon:
             log.warning("the running update did not stop in time; cleaning up after it")
             for leftover in install.staging_root(self.bootstrap.root).glob("download-*"):
                 leftover.unlink(missing_ok=True)
-        self.deliveries.join(DELIVERY_STOP_SECONDS)  # daemon threads: never held for longer
+        # The workers are daemon threads: the process never waits on them for longer.
+        left = STOP_GRACE_SECONDS + 1.0 - (time.monotonic() - stop_started)
+        self.deliveries.join(max(0.2, min(DELIVERY_STOP_SECONDS, left)))
         for stop in self.background:
             try:
                 stop()
@@ -338,9 +341,9 @@ class Daemon:
                 self.replan(database)
                 self.flush_unrecorded(database)
                 self.check_staleness(database)
-                self.apply_retention(database)
                 database.record_daemon(pid=os.getpid(), next_run=self.next_run,
                                        settings_problem=self.settings_problem)
+                self.apply_retention(database)
             self.database_health.succeeded()
         except DatabaseError as error:
             self.database_health.failed(str(error))
