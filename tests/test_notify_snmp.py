@@ -150,7 +150,7 @@ def test_mib_loads_in_net_snmp_and_matches_the_oids_sent() -> None:
     for name, oid in names.items():
         assert translate("-On", f"{MIB}::{name}") == "." + ".".join(map(str, oid)), name
     tree = translate("-Tp", f"{MIB}::imssUpdaterMIB")
-    assert "Values: success(1), failure(2), stale(3), fresh(4), test(5)" in tree
+    assert "Values: success(1), failure(2), stale(3), fresh(4), test(5), recovered(6)" in tree
     assert "Values: none(0), pattern(1), engine(2), spam(3)" in tree
 
 

@@ -33,6 +33,8 @@ from imss_updater.daemon import sdnotify
 from imss_updater.daemon.schedule import Schedule, missed_run, next_run, schedule_for
 from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
+from imss_updater.database.retention import purge_older_than
+from imss_updater.notify.worker import CHANNELS, Deliveries
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport, Updater
 from imss_updater.settings import Settings, SettingsError, load
@@ -48,7 +50,8 @@ MAX_BACKOFF_SECONDS = 60.0
 MISSED_RUN_DELAY_SECONDS = 30.0
 MIN_RUN_GAP_SECONDS = 60.0  # whatever the planner says, scheduled runs start at most once a minute
 SETTINGS_CHANNEL = "imss_settings"
-DELIVERY_SECONDS = 60.0
+DELIVERY_STOP_SECONDS = 3.0  # a channel's attempt is cut short at stop; this is to record it
+RETENTION_SECONDS = 3600.0  # old events, notifications and attempts are deleted this often
 
 RunHook = Callable[[Database, RunReport], None]
 """Called after each scheduled run with its report (the notification issue queues mail/traps)."""
@@ -146,16 +149,26 @@ def queue_notifications(database: Database, report: RunReport) -> None:
 
 
 def deliver_notifications(dsn: str) -> None:
-    """Send what is queued; a delivery problem is recorded, never raised."""
+    """Send what is queued, each channel in a thread of its own (a silent mail relay does
+    not hold up the traps); a delivery problem is recorded, never raised."""
+    threads = [threading.Thread(target=_deliver_channel, args=(dsn, channel), name=f"notify-{channel}")
+               for channel in CHANNELS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _deliver_channel(dsn: str, channel: str) -> None:
     try:
         with Database(dsn) as database:
-            result = notify.deliver_pending(database)
+            result = notify.deliver_pending(database, channel=channel)
     except DatabaseError as error:
-        log.debug("notifications not delivered now: %s", error)
+        log.debug("%s notifications not delivered now: %s", channel, error)
         return
-    if result.sent or result.failed or result.retried:
-        log.info("notifications: %d sent, %d to retry, %d failed", result.sent, result.retried,
-                 result.failed)
+    if result.attempts:
+        log.info("%s notifications: %d sent, %d to retry, %d failed", channel, result.sent,
+                 result.retried, result.failed)
 
 
 def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
@@ -233,11 +246,13 @@ class Daemon:
         self.after_run: RunHook | None = self._after_run
         self.progress: Progress | None = None
         self.background: list[Callable[[], None]] = []  # extra services' stop functions
+        # Notifications: a worker thread per channel, outside the scheduler, so that neither
+        # a slow relay nor a dead receiver delays an update, the other channel, or a stop.
+        self.deliveries = Deliveries(lambda: self.dsn)
+        self.next_retention = 0.0  # monotonic time of the next retention pass
         self.scheduler = BackgroundScheduler(
-            # One worker for updates (never two at once), one for notifications, so a slow
-            # mail relay never delays an update.
-            executors={"default": ThreadPoolExecutor(max_workers=1),
-                       "notify": ThreadPoolExecutor(max_workers=1)},
+            # One worker for updates: never two at once.
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=self.timezone,
         )
@@ -256,8 +271,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGUSR1, self._on_usr1)
         self.scheduler.start()
-        self.scheduler.add_job(self._deliver, "interval", seconds=DELIVERY_SECONDS, id="deliver",
-                               executor="notify")
+        self.deliveries.start()
         listener = threading.Thread(target=self._listen, name="settings-listener", daemon=True)
         listener.start()
         self.start_web()
@@ -284,12 +298,17 @@ class Daemon:
         sdnotify.notify("STOPPING=1")
         log.info("stopping")
         self.scheduler.shutdown(wait=False)
+        stop_started = time.monotonic()
+        self.deliveries.stop()  # cuts a stuck mail or trap short at once
         if not self._wait_for_job(STOP_GRACE_SECONDS):
             # The run is blocked (a stalled read): clean up its downloads ourselves; the lock
             # is released when this process exits, and the next run repairs the rest.
             log.warning("the running update did not stop in time; cleaning up after it")
             for leftover in install.staging_root(self.bootstrap.root).glob("download-*"):
                 leftover.unlink(missing_ok=True)
+        # The workers are daemon threads: the process never waits on them for longer.
+        left = STOP_GRACE_SECONDS + 1.0 - (time.monotonic() - stop_started)
+        self.deliveries.join(max(0.2, min(DELIVERY_STOP_SECONDS, left)))
         for stop in self.background:
             try:
                 stop()
@@ -330,6 +349,7 @@ class Daemon:
                 self.check_staleness(database)
                 database.record_daemon(pid=os.getpid(), next_run=self.next_run,
                                        settings_problem=self.settings_problem)
+                self.apply_retention(database)
             self.database_health.succeeded()
         except DatabaseError as error:
             self.database_health.failed(str(error))
@@ -461,19 +481,29 @@ class Daemon:
             except Exception:  # a notification problem never stops the daemon's upkeep
                 log.exception("could not queue the staleness notification")
         if changes:
-            self.scheduler.add_job(self._deliver, id="deliver-now", replace_existing=True,
-                                   executor="notify")
+            self._deliver()
+
+    def apply_retention(self, database: Database) -> None:
+        """Delete events, notifications and delivery attempts older than Log/RetentionDays:
+        at start, then once an hour (sooner while a backlog of old rows remains)."""
+        if self.settings is None or time.monotonic() < self.next_retention:
+            return
+        days = self.settings.retention_days
+        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
+        purged = purge_older_than(database, cutoff)
+        if purged.total:
+            log.info("retention (%d days): deleted %d events, %d notifications, %d delivery attempts",
+                     days, purged.events, purged.notifications, purged.attempts)
+        self.next_retention = time.monotonic() + (RETENTION_SECONDS if purged.complete else 0.0)
 
     # -- notifications -----------------------------------------------------------------------
 
     def _after_run(self, database: Database, report: RunReport) -> None:
         queue_notifications(database, report)
-        self.scheduler.add_job(self._deliver, id="deliver-now", replace_existing=True,
-                               executor="notify")
+        self._deliver()
 
     def _deliver(self) -> None:
-        if self.database_health.ok:
-            deliver_notifications(self.dsn)
+        self.deliveries.wake()
 
     # -- the job -----------------------------------------------------------------------------
 

@@ -1,29 +1,42 @@
 """Notifications of scheduled-update events by mail and SNMP trap (SPEC sections 1, 2, 4).
 
 Flow: after a scheduled run, ``enqueue_run`` turns the RunReport into one event per
-(event group, outcome) (``events``), renders it with the ``Notification`` templates
-(``templates``) and stores one outbox row per channel and receiver (``outbox``); nothing
-is sent inside the run. ``deliver_pending`` later sends what is due (``mail``, ``snmp``),
-retries transient errors with backoff a bounded number of times, and records every attempt.
-A broken relay or receiver never raises out of here: its error is data in the attempt log.
+(event group, outcome) (``events``), keeps of the failures only those due again and adds
+the "recovered" messages (``repeat``: RepeatFailureHours, NotifyRecovery), renders them with
+the ``Notification`` templates (``templates``) and stores one outbox row per channel and
+receiver (``outbox``); nothing is sent inside the run. ``deliver_pending`` (``delivery``)
+later sends what is due (``mail``, ``snmp``), each attempt bounded in time, retries
+transient errors with backoff a bounded number of times, and records every attempt; the
+daemon runs it in one worker per channel (``worker``). A broken relay or receiver never
+raises out of here: its error is data in the attempt log.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from imss_updater.catalog import Component, SourceRole
 from imss_updater.database.db import Database
-from imss_updater.notify import config, events, mail, snmp, templates
-from imss_updater.notify.config import NotifySettings, Receiver
-from imss_updater.notify.events import DeliveryError, Event
-from imss_updater.notify.outbox import Delivery, NewNotification, Outbox, Pending, Verdict
+from imss_updater.notify import events, repeat, templates
+from imss_updater.notify.config import NotifySettings
+from imss_updater.notify.delivery import (
+    AttemptResult,
+    DeliveryReport,
+    deliver_pending,
+    load_settings,
+    log_attempt,
+    mask,
+    send,
+    utc_now,
+)
+from imss_updater.notify.events import DeliveryError, Event, EventItem
+from imss_updater.notify.outbox import Delivery, NewNotification, Outbox, Verdict
+from imss_updater.run.planner import unusable
 from imss_updater.run.updater import RunReport
-from imss_updater.settings import Problem
+from imss_updater.settings import Problem, SettingsError
+from imss_updater.settings import load as load_update_settings
 from imss_updater.versions import Version, VersionError
 
 __all__ = [
@@ -39,49 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 3600.0
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    channel: str  # mail, trap
-    recipient: str
-    event: str
-    outcome: str  # sent, retry, failed
-    error: str | None = None
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "channel": self.channel,
-            "recipient": self.recipient,
-            "event": self.event,
-            "outcome": self.outcome,
-            "error": self.error,
-        }
-
-
-@dataclass
-class DeliveryReport:
-    attempts: list[AttemptResult] = field(default_factory=list)
-    pending: int = 0  # still queued for a later call
-
-    @property
-    def sent(self) -> int:
-        return sum(1 for attempt in self.attempts if attempt.outcome == "sent")
-
-    @property
-    def retried(self) -> int:
-        return sum(1 for attempt in self.attempts if attempt.outcome == "retry")
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for attempt in self.attempts if attempt.outcome == "failed")
-
-
 # -- queueing -------------------------------------------------------------------------------
 
 
@@ -96,21 +66,97 @@ def enqueue_run(
 
     Only a scheduled run notifies. One message per (event group, outcome) with components,
     on each channel its ``<G>Update<O>Mail``/``Trap`` row turns on and that is configured
-    (a trap per receiver); nothing when everything was up to date. Bad notification rows
+    (a trap per receiver); nothing when everything was up to date. A failure already
+    notified with the same reason is left out until ``RepeatFailureHours`` have passed; the
+    first run in which a notified failure's component works again queues a "recovered"
+    message on the group's failure channels (``NotifyRecovery``). Bad notification rows
     are logged and fall back to the SPEC defaults, so failures are still queued. Return
     how many notifications were queued. Raise DatabaseError if the database fails.
     """
     if report.kind != "scheduled":
         return 0
+    moment = now()
     rows = database.settings_rows()
-    settings = _settings(rows)
+    settings = load_settings(rows)
     sources = {component.id: _source(rows, component) for component in catalog}
+    box = Outbox(database)
+    memory = box.notified_failures()
+    decision = repeat.decide(
+        events.from_run(catalog, report, time=moment, host=settings.host, sources=sources),
+        _working(database, catalog, report, rows, memory, moment),
+        memory,
+        moment,
+        repeat.Policy(settings.repeat_failure_hours, settings.notify_recovery),
+        host=settings.host,
+        sources=sources,
+    )
+    for group, component in decision.held_back:
+        log.info("%s failure of %s not notified again yet (Notification/RepeatFailureHours=%d)",
+                 group, component, settings.repeat_failure_hours)
     queued: list[NewNotification] = []
-    for event in events.from_run(catalog, report, time=now(), host=settings.host, sources=sources):
+    reached: set[str] = set()
+    for event in decision.events:
         assert event.group is not None
-        rule = settings.rules[(event.group, event.outcome)]
-        queued += _fan_out(database, settings, event, rule.mail, rule.trap, rule.subject, rule.message, now)
-    return Outbox(database).add(queued, now=now()) if queued else 0
+        if event.outcome == "recovered":
+            rule = settings.rules[(event.group, "failure")]  # told of the failure, told of its end
+            subject, message = templates.recovered_templates(settings.language, event.group)
+        else:
+            rule = settings.rules[(event.group, event.outcome)]
+            subject, message = rule.subject, rule.message
+        queued += _fan_out(database, settings, event, rule.mail, rule.trap, subject, message, now)
+        if event.outcome == "failure" and _reaches(settings, rule.mail, rule.trap):
+            reached.add(event.group)
+    remember = decision.remembered_for(reached)
+    if queued or remember or decision.forget:
+        box.add(queued, now=moment, remember=remember, forget=decision.forget)
+    return len(queued)
+
+
+def _working(
+    database: Database,
+    catalog: Sequence[Component],
+    report: RunReport,
+    rows: Mapping[tuple[str, str], str],
+    memory: Mapping[repeat.Key, repeat.Notified],
+    moment: datetime.datetime,
+) -> list[tuple[str, EventItem]]:
+    """Return the components with a notified failure that this run found working without
+    an outcome of their own: the run went through (it has outcomes, or everything was up to
+    date, and no restart failed), and they are scheduled and licensed, so they were checked
+    and were already up to date."""
+    if not memory or report.restart_error is not None or not (report.outcomes or report.up_to_date):
+        return []
+    try:
+        settings = load_update_settings(rows, [component.id for component in catalog])
+    except SettingsError:
+        return []
+    with_outcome = {outcome.component for outcome in report.outcomes}
+    by_id = {component.id: component for component in catalog}
+    states = database.component_states()
+    found: list[tuple[str, EventItem]] = []
+    for group, component_id in memory:
+        component = by_id.get(component_id)
+        if (
+            component is None or component_id in with_outcome
+            or component.event_group.value != group
+            or component_id not in settings.scheduled_components
+            or unusable(component, settings, moment.astimezone().date()) is not None
+        ):
+            continue
+        state = states.get(component_id)
+        version = _display(state.current_version if state else None)
+        found.append((group, EventItem(
+            component_id, component.name_en, component.name_ja, version, "success"
+        )))
+    return found
+
+
+def _reaches(settings: NotifySettings, want_mail: bool, want_trap: bool) -> bool:
+    """Whether a message wanted on these channels reaches the administrator or the attempt
+    log (a channel configured, or configured but unusable and said so)."""
+    mail_known = settings.mail is not None or bool(settings.mail_problems)
+    trap_known = settings.trap is not None or bool(settings.trap_problems)
+    return (want_mail and mail_known) or (want_trap and trap_known)
 
 
 def enqueue_stale(
@@ -128,7 +174,7 @@ def enqueue_stale(
     about failures is told about staleness and its end. Return how many were queued.
     """
     rows = database.settings_rows()
-    settings = _settings(rows)
+    settings = load_settings(rows)
     state = database.component_states().get(component.id)
     version = _display(state.current_version if state else None)
     event = events.stale_event(
@@ -186,105 +232,6 @@ def _unusable(
     Outbox(database).log_attempt(now(), channel, event.label, "-", Verdict("failed", error))
 
 
-# -- delivery -------------------------------------------------------------------------------
-
-
-def deliver_pending(
-    database: Database, *, now: Callable[[], datetime.datetime] = utc_now
-) -> DeliveryReport:
-    """Send every queued notification that is due, and record each attempt.
-
-    A transient error (network, timeout, 4xx, an inform without answer) is retried by a
-    later call after a backoff (``RetryBackoff`` seconds, doubled per attempt, at most an
-    hour), up to ``MaxAttempts`` attempts; a permanent one (certificate, authentication,
-    5xx, invalid settings) fails at once. Never sleeps and never raises for a delivery
-    problem; raise DatabaseError if the database itself fails.
-    """
-    report = DeliveryReport()
-    box = Outbox(database)
-    ids = box.due(now())
-    if ids:
-        settings = _settings(database.settings_rows())
-        for notification_id in ids:
-            moment = now()
-            done = box.attempt(notification_id, moment, functools.partial(_deliver, settings, moment=moment))
-            if done is None:
-                continue
-            pending, verdict = done
-            report.attempts.append(AttemptResult(
-                pending.channel, pending.recipient, pending.label, verdict.outcome, verdict.error
-            ))
-            _log_attempt(pending.channel, pending.recipient, pending.label, verdict)
-    report.pending = box.pending_count()
-    return report
-
-
-def _deliver(settings: NotifySettings, pending: Pending, *, moment: datetime.datetime) -> Verdict:
-    try:
-        note = _send(
-            settings, pending.channel, pending.recipient, pending.subject, pending.body, pending.payload
-        )
-    except DeliveryError as error:
-        reason = _mask(error.reason, settings.secrets())
-        attempts = pending.attempts + 1
-        if error.transient and attempts < settings.max_attempts:
-            delay = min(settings.retry_backoff * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
-            return Verdict("retry", reason, moment + datetime.timedelta(seconds=delay))
-        if error.transient:
-            reason += f" (gave up after {attempts} attempts)"
-        return Verdict("failed", reason)
-    return Verdict("sent", _mask(note, settings.secrets()) if note else None)
-
-
-def _send(
-    settings: NotifySettings,
-    channel: str,
-    recipient: str,
-    subject: str,
-    body: str,
-    payload: Mapping[str, object],
-) -> str | None:
-    """Send on one channel; return a note or None. Raise DeliveryError."""
-    try:
-        if channel == "mail":
-            if settings.mail is None:
-                reason = _not_configured("mail", settings.mail_problems, "SMTPServer")
-                raise DeliveryError(reason, transient=False)
-            recipients = [address.strip() for address in recipient.split(",") if address.strip()]
-            return mail.send(settings.mail, recipients, subject, body)
-        if settings.trap is None:
-            reason = _not_configured("trap", settings.trap_problems, "SNMPServer")
-            raise DeliveryError(reason, transient=False)
-        snmp.send(settings.trap, _receiver(recipient), payload)
-        return None
-    except DeliveryError:
-        raise
-    except Exception as error:  # a bug in a channel must not stop the other messages
-        log.debug("unexpected error sending %s to %s", channel, recipient, exc_info=True)
-        raise DeliveryError(f"internal error: {error.__class__.__name__}: {error}", transient=True) from error
-
-
-def _not_configured(channel: str, problems: Sequence[Problem], row: str) -> str:
-    if problems:
-        return "invalid settings: " + "; ".join(str(problem) for problem in problems)
-    return f"{channel} is not configured (Notification/{row} is empty)"
-
-
-def _receiver(text: str) -> Receiver:
-    return config.parse_receivers(text)[0]
-
-
-def _log_attempt(channel: str, recipient: str, label: str, verdict: Verdict) -> None:
-    if verdict.outcome == "sent":
-        log.info("%s notification (%s) sent to %s%s", channel, label, recipient,
-                 f" ({verdict.error})" if verdict.error else "")
-    elif verdict.outcome == "retry":
-        log.warning("%s notification (%s) to %s will be retried at %s: %s", channel, label, recipient,
-                    verdict.next_attempt_at.isoformat() if verdict.next_attempt_at else "?", verdict.error)
-    else:
-        log.error("%s notification (%s) to %s failed: %s", channel, label, recipient, verdict.error)
-
-
 # -- test and log -----------------------------------------------------------------------------
 
 
@@ -296,7 +243,7 @@ def send_test(
     channel is a failed attempt saying so. Never raises for a delivery problem."""
     if not mail and not trap:
         mail = trap = True
-    settings = _settings(database.settings_rows())
+    settings = load_settings(database.settings_rows())
     event = events.self_test_event(time=now(), host=settings.host)
     subject_template, body_template = templates.BUILT_IN[settings.language]["test"]
     subject, body = events.compose(event, subject_template, body_template, settings.language)
@@ -311,12 +258,12 @@ def send_test(
     box = Outbox(database)
     for channel, recipient in targets:
         try:
-            note = _send(settings, channel, recipient, subject, body, payload)
-            verdict = Verdict("sent", _mask(note, settings.secrets()) if note else None)
+            note = send(settings, channel, recipient, subject, body, payload)
+            verdict = Verdict("sent", mask(note, settings.secrets()) if note else None)
         except DeliveryError as error:
-            verdict = Verdict("failed", _mask(error.reason, settings.secrets()))
+            verdict = Verdict("failed", mask(error.reason, settings.secrets()))
         box.log_attempt(now(), channel, "test", recipient, verdict)
-        _log_attempt(channel, recipient, "test", verdict)
+        log_attempt(channel, recipient, "test", verdict)
         results.append(AttemptResult(channel, recipient, "test", verdict.outcome, verdict.error))
     return results
 
@@ -327,13 +274,6 @@ def deliveries(database: Database, limit: int = 100) -> list[Delivery]:
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def _settings(rows: Mapping[tuple[str, str], str]) -> NotifySettings:
-    settings, problems = config.load(rows)
-    for problem in problems:
-        log.warning("notification setting %s", problem)
-    return settings
 
 
 def _source(rows: Mapping[tuple[str, str], str], component: Component) -> str:
@@ -348,9 +288,3 @@ def _display(raw: str | None) -> str | None:
         return Version.parse(raw).display
     except VersionError:
         return raw
-
-
-def _mask(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text

@@ -4,7 +4,9 @@
 Like ``imss_updater.settings``, every bad value is reported at once. ``load`` also returns
 usable settings when some rows are bad (each bad row falls back to its default), so that a
 broken row never stops a failure notification from being queued; ``load_strict`` raises.
-Rows beyond the SPEC (retry policy, timeouts, CA file, language, engine id) are optional.
+Rows beyond the SPEC (retry policy, timeouts, CA file, language, engine id) are optional,
+and so are the flood-control rows (RepeatFailureHours, NotifyRecovery) of a database not yet
+upgraded.
 """
 
 from __future__ import annotations
@@ -113,6 +115,8 @@ class NotifySettings:
     host: str
     mail_problems: tuple[Problem, ...] = field(default=())
     trap_problems: tuple[Problem, ...] = field(default=())
+    repeat_failure_hours: int = 24  # the same failure is sent again after this long; 0: every run
+    notify_recovery: bool = True  # the first success after a notified failure is notified
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line or in the attempt log."""
@@ -239,6 +243,8 @@ def load(rows: Rows, *, host: str | None = None) -> tuple[NotifySettings, list[P
             )
     max_attempts = read.typed("MaxAttempts", parse_int(1, 100), 8, default="8")
     retry_backoff = read.typed("RetryBackoff", parse_seconds, 60.0, default="60")
+    repeat_failure_hours = read.typed("RepeatFailureHours", parse_int(0, 8760), 24, default="24")
+    notify_recovery = read.typed("NotifyRecovery", parse_bool, True, default="yes")
     general += read.take()
 
     mail: MailConfig | None = None
@@ -315,7 +321,8 @@ def load(rows: Rows, *, host: str | None = None) -> tuple[NotifySettings, list[P
     settings = NotifySettings(
         mail=mail, trap=trap, rules=rules, language=language, max_attempts=max_attempts,
         retry_backoff=retry_backoff, host=host_name, mail_problems=tuple(mail_problems),
-        trap_problems=tuple(trap_problems),
+        trap_problems=tuple(trap_problems), repeat_failure_hours=repeat_failure_hours,
+        notify_recovery=notify_recovery,
     )
     return settings, [*general, *mail_problems, *trap_problems]
 

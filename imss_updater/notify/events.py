@@ -28,13 +28,21 @@ class DeliveryError(Exception):
         self.transient = transient
 
 
+class DeliveryInterrupted(DeliveryError):
+    """The attempt was ended because the updater is stopping: the message is tried again
+    at the next start, and this attempt does not count against MaxAttempts."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, transient=True)
+
+
 @dataclass(frozen=True)
 class EventItem:
     component: str
     name_en: str
     name_ja: str
     version: str | None
-    outcome: str  # success, failure, stale, fresh, test
+    outcome: str  # success, failure, stale, fresh, test, recovered
     reason: str | None = None
 
     def name(self, language: str) -> str:
@@ -45,7 +53,7 @@ class EventItem:
 class Event:
     kind: str  # update, stale, test
     group: str | None  # pattern, engine, spam; None for a test
-    outcome: str  # success, failure, stale, fresh, test
+    outcome: str  # success, failure, stale, fresh, test, recovered
     items: tuple[EventItem, ...]
     time: datetime.datetime
     host: str
@@ -119,6 +127,21 @@ def stale_event(
         reason, outcome = None, "fresh"
     item = EventItem(component.id, component.name_en, component.name_ja, version, outcome, reason)
     return Event("stale", component.event_group.value, outcome, (item,), time, host, source)
+
+
+def recovered_event(
+    group: str,
+    items: Sequence[EventItem],
+    *,
+    time: datetime.datetime,
+    host: str,
+    sources: Mapping[str, str],
+) -> Event:
+    """Return the Event saying that ``items`` (outcome ``recovered``, reason: the failure
+    last notified) of event group ``group`` work again."""
+    used = (sources.get(item.component, "") for item in items)
+    source = ", ".join(dict.fromkeys(url for url in used if url))
+    return Event("update", group, "recovered", tuple(items), time, host, source)
 
 
 def self_test_event(*, time: datetime.datetime, host: str) -> Event:

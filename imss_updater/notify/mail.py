@@ -10,14 +10,21 @@ Here the server certificate is always verified (``none`` sends in clear, by choi
 administrator), login happens only when ``SMTPUser`` is set, and nothing ever prompts.
 The message is built with ``email.message.EmailMessage`` (one text/plain part, UTF-8):
 yagmail's own builder turns newlines into ``<br>`` and adds an HTML alternative.
+
+``SMTPTimeout`` bounds the whole attempt, not each read: a relay that accepts and then says
+nothing, or answers a byte at a time, is cut off by ``_Guard``, which shuts the socket down
+at the deadline (or at once when the caller cancels), so the blocked read returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -26,9 +33,11 @@ from typing import Any
 import yagmail
 
 from imss_updater.notify.config import MailConfig
-from imss_updater.notify.events import DeliveryError
+from imss_updater.notify.events import DeliveryError, DeliveryInterrupted
 
 log = logging.getLogger(__name__)
+
+READ_GRACE_SECONDS = 5.0
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -43,7 +52,9 @@ class _RelayClient(yagmail.SMTP):  # type: ignore[misc]
     """yagmail's client with a verified TLS set-up and an explicit, optional login."""
 
     def __init__(self, config: MailConfig, context: ssl.SSLContext) -> None:
-        extra: dict[str, Any] = {"timeout": config.timeout}
+        # Reads time out a little after the attempt's deadline: the guard ends it first, and
+        # names what it waited for.
+        extra: dict[str, Any] = {"timeout": config.timeout + READ_GRACE_SECONDS}
         if config.security == "ssl":
             extra["context"] = context
         super().__init__(
@@ -60,16 +71,67 @@ class _RelayClient(yagmail.SMTP):  # type: ignore[misc]
         self.log = log  # yagmail installs its own stderr handler otherwise
         self.relay_user = config.user
         self.context = context
+        self.stage = "connecting"  # what the attempt waits for, named in a timeout's reason
 
     def _login(self, password: Any) -> None:
-        self.smtp = self.connection(self.host, self.port, **self.kwargs)
+        # Built unconnected, then connected: the guard can reach the socket during the greeting.
+        self.smtp = self.connection(**self.kwargs)
+        self.smtp._host = self.host  # what the constructor would set: the TLS server name
+        self.smtp.connect(self.host, int(self.port))
         if self.starttls:
+            self.stage = "during STARTTLS"
             self.smtp.ehlo()
             self.smtp.starttls(context=self.context)  # verifies the certificate and host name
             self.smtp.ehlo()
         self.is_closed = False
         if self.relay_user:
+            self.stage = "logging in"
             self.smtp.login(self.relay_user, password or "")
+
+    def where_stuck(self) -> str:
+        if self.stage == "connecting" and getattr(self.smtp, "sock", None) is not None:
+            return "waiting for the greeting"
+        return self.stage
+
+    def socket(self) -> socket.socket | None:
+        return getattr(self.smtp, "sock", None) if self.smtp is not None else None
+
+
+class _Guard:
+    """Ends one attempt at its deadline, or at once when ``cancel`` is set, by shutting the
+    client's socket down: a read blocked on it then returns. ``fired`` says which, if
+    either, and ``stuck`` what the attempt was waiting for then."""
+
+    def __init__(self, seconds: float, cancel: threading.Event | None, client: _RelayClient) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.cancel = cancel
+        self.client = client
+        self.fired: str | None = None  # "timeout" or "cancel"
+        self.stuck = ""
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="smtp-guard", daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.done.wait(min(0.1, max(0.0, self.deadline - time.monotonic()))):
+            if self.cancel is not None and self.cancel.is_set():
+                fired = "cancel"
+            elif time.monotonic() >= self.deadline:
+                fired = "timeout"
+            else:
+                continue
+            self.stuck = self.client.where_stuck()
+            self.fired = fired
+            sock = self.client.socket()
+            if sock is not None:
+                # The plain socket's shutdown, also under TLS: it must not touch the TLS state
+                # that the blocked thread is using.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            return
+
+    def stop(self) -> None:
+        self.done.set()
 
 
 def build_message(sender: str, recipients: Sequence[str], subject: str, body: str) -> EmailMessage:
@@ -85,12 +147,21 @@ def build_message(sender: str, recipients: Sequence[str], subject: str, body: st
     return message
 
 
-def send(config: MailConfig, recipients: Sequence[str], subject: str, body: str) -> str | None:
-    """Send one message to ``recipients`` through the relay of ``config``.
+def send(
+    config: MailConfig,
+    recipients: Sequence[str],
+    subject: str,
+    body: str,
+    *,
+    cancel: threading.Event | None = None,
+) -> str | None:
+    """Send one message to ``recipients`` through the relay of ``config``, within
+    ``config.timeout`` seconds for the whole attempt.
 
     Return None, or a note naming recipients the relay refused while accepting others.
-    Raise DeliveryError (transient for network trouble and 4xx answers, permanent for
-    certificate, TLS, authentication and 5xx problems); never a password in its reason.
+    Raise DeliveryError (transient for network trouble, timeouts and 4xx answers, permanent
+    for certificate, TLS, authentication and 5xx problems); never a password in its reason.
+    Raise DeliveryInterrupted when ``cancel`` is set before the relay has answered.
     """
     message = build_message(config.sender, recipients, subject, body)
     where = f"{config.host}:{config.port}"
@@ -99,47 +170,63 @@ def send(config: MailConfig, recipients: Sequence[str], subject: str, body: str)
     except (OSError, ssl.SSLError) as error:
         raise DeliveryError(f"cannot read SMTPCAFile {config.ca_file}: {error}", transient=False) from error
     client = _RelayClient(config, context)
+    guard = _Guard(config.timeout, cancel, client)
     try:
         client.login()
+        client.stage = "sending the message"
         refused = client.smtp.send_message(message, from_addr=config.sender, to_addrs=list(recipients))
-    except ssl.SSLCertVerificationError as error:
-        raise DeliveryError(
-            f"{where}: server certificate not trusted ({error.verify_message})", transient=False
-        ) from error
-    except ssl.SSLError as error:
-        raise DeliveryError(f"{where}: TLS failed: {error.reason or error}", transient=False) from error
-    except smtplib.SMTPNotSupportedError as error:  # no STARTTLS, or no AUTH, offered
-        raise DeliveryError(f"{where}: {error}", transient=False) from error
-    except smtplib.SMTPAuthenticationError as error:
-        raise DeliveryError(
-            f"{where}: login as {config.user} refused: {_answer(error.smtp_code, error.smtp_error)}",
-            transient=False,
-        ) from error
-    except smtplib.SMTPRecipientsRefused as error:
-        transient = all(400 <= code < 500 for code, _text in error.recipients.values())
-        text = _refusals(error.recipients)
-        raise DeliveryError(f"{where}: all recipients refused: {text}", transient=transient) from error
-    except smtplib.SMTPResponseException as error:
-        raise DeliveryError(
-            f"{where}: {_answer(error.smtp_code, error.smtp_error)}", transient=400 <= error.smtp_code < 500
-        ) from error
-    except smtplib.SMTPServerDisconnected as error:
-        raise DeliveryError(f"{where}: connection closed: {error}", transient=True) from error
-    except smtplib.SMTPException as error:
-        raise DeliveryError(f"{where}: {error}", transient=True) from error
-    except socket.gaierror as error:
-        reason = f"{where}: cannot resolve {config.host}: {error.strerror}"
-        raise DeliveryError(reason, transient=True) from error
-    except TimeoutError as error:
-        raise DeliveryError(f"{where}: timed out after {config.timeout:g} s", transient=True) from error
-    except OSError as error:
-        raise DeliveryError(f"{where}: {error.strerror or error}", transient=True) from error
+        client.stage = "closing"
+        client.close()
+    except Exception as error:
+        if guard.fired == "cancel":
+            raise DeliveryInterrupted(
+                f"{where}: interrupted {guard.stuck}: the updater is stopping"
+            ) from error
+        if guard.fired == "timeout":
+            raise DeliveryError(
+                f"{where}: no answer within {config.timeout:g} s (SMTPTimeout) {guard.stuck}",
+                transient=True,
+            ) from error
+        if not isinstance(error, OSError):
+            raise
+        raise _reason(error, where, config) from error
     finally:
+        guard.stop()
         _close(client)
     log.info("mail %r sent through %s to %s", subject, where, ", ".join(recipients))
     if refused:
         return "refused: " + _refusals(refused)
     return None
+
+
+def _reason(error: OSError, where: str, config: MailConfig) -> DeliveryError:
+    """Return the DeliveryError that an SMTP, TLS or network error amounts to."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        reason = f"{where}: server certificate not trusted ({error.verify_message})"
+        return DeliveryError(reason, transient=False)
+    if isinstance(error, ssl.SSLError):
+        return DeliveryError(f"{where}: TLS failed: {error.reason or error}", transient=False)
+    if isinstance(error, smtplib.SMTPNotSupportedError):  # no STARTTLS, or no AUTH, offered
+        return DeliveryError(f"{where}: {error}", transient=False)
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        answer = _answer(error.smtp_code, error.smtp_error)
+        return DeliveryError(f"{where}: login as {config.user} refused: {answer}", transient=False)
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        transient = all(400 <= code < 500 for code, _text in error.recipients.values())
+        reason = f"{where}: all recipients refused: {_refusals(error.recipients)}"
+        return DeliveryError(reason, transient=transient)
+    if isinstance(error, smtplib.SMTPResponseException):
+        answer = _answer(error.smtp_code, error.smtp_error)
+        return DeliveryError(f"{where}: {answer}", transient=400 <= error.smtp_code < 500)
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return DeliveryError(f"{where}: connection closed: {error}", transient=True)
+    if isinstance(error, smtplib.SMTPException):
+        return DeliveryError(f"{where}: {error}", transient=True)
+    if isinstance(error, socket.gaierror):
+        return DeliveryError(f"{where}: cannot resolve {config.host}: {error.strerror}", transient=True)
+    if isinstance(error, TimeoutError):
+        return DeliveryError(f"{where}: timed out after {config.timeout:g} s", transient=True)
+    return DeliveryError(f"{where}: {error.strerror or error}", transient=True)
 
 
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
@@ -152,7 +239,12 @@ def _answer(code: int, text: bytes | str) -> str:
 
 
 def _close(client: _RelayClient) -> None:
+    """Close the connection without a QUIT (sent already when the attempt succeeded): a
+    relay that stopped answering must not hold the attempt any longer."""
+    client.is_closed = True
+    if client.smtp is None:
+        return
     try:
-        client.close()
-    except (OSError, smtplib.SMTPException):  # the connection is already broken: nothing to do
+        client.smtp.close()
+    except OSError:  # the connection is already broken: nothing to do
         log.debug("closing the SMTP connection failed", exc_info=True)

@@ -1,8 +1,10 @@
-"""The notification outbox and the delivery-attempt log in PostgreSQL (sql/003_notifications.sql).
+"""The notification outbox and the delivery-attempt log in PostgreSQL (sql/003_notifications.sql),
+and the memory of notified failures (sql/011_notify_repeat.sql, see ``repeat``).
 
 Works through ``Database.transaction()``; no driver import here. A due notification is
 claimed with ``FOR UPDATE SKIP LOCKED`` and stays locked while it is sent, so two
 deliverers (the daemon and ``notify test``, say) never send the same message twice.
+Queued notifications and the memory of what they notify are written in one transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imss_updater.database.db import Database
+from imss_updater.notify.repeat import Key, Notified
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Verdict:
     outcome: str
     error: str | None = None
     next_attempt_at: datetime.datetime | None = None
+    counts: bool = True  # False: interrupted by a stop, not counted against MaxAttempts
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,32 @@ class Outbox:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def add(self, notifications: Sequence[NewNotification], *, now: datetime.datetime) -> int:
-        """Queue ``notifications`` (due at ``now``) in one transaction; return how many."""
+    def add(
+        self,
+        notifications: Sequence[NewNotification],
+        *,
+        now: datetime.datetime,
+        remember: Sequence[Notified] = (),
+        forget: Sequence[Key] = (),
+    ) -> int:
+        """Queue ``notifications`` (due at ``now``), record the failures they notify
+        (``remember``) and drop those that ended (``forget``), in one transaction; return
+        how many notifications were queued."""
         with self.database.transaction() as cursor:
+            for group, component in forget:
+                cursor.execute(
+                    "DELETE FROM tb_notify_failure WHERE event_group = %s AND component = %s",
+                    (group, component),
+                )
+            for notified in remember:
+                cursor.execute(
+                    "INSERT INTO tb_notify_failure (event_group, component, reason,"
+                    " first_notified_at, last_notified_at) VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT (event_group, component) DO UPDATE SET reason = EXCLUDED.reason,"
+                    " last_notified_at = EXCLUDED.last_notified_at",
+                    (notified.group, notified.component, notified.reason,
+                     notified.first_notified_at, notified.last_notified_at),
+                )
             for item in notifications:
                 cursor.execute(
                     "INSERT INTO tb_notification (created_at, event, event_group, outcome, channel,"
@@ -109,13 +136,24 @@ class Outbox:
                 )
         return len(notifications)
 
-    def due(self, now: datetime.datetime, limit: int = 200) -> list[int]:
-        """Return the ids of pending notifications due at ``now``, oldest first."""
+    def notified_failures(self) -> dict[Key, Notified]:
+        """Return the failures notified since their component last worked, by (group, component)."""
+        with self.database.transaction() as cursor:
+            cursor.execute(
+                "SELECT event_group, component, reason, first_notified_at, last_notified_at"
+                " FROM tb_notify_failure"
+            )
+            found = [Notified(*row) for row in cursor.fetchall()]
+        return {notified.key: notified for notified in found}
+
+    def due(self, now: datetime.datetime, limit: int = 200, channel: str | None = None) -> list[int]:
+        """Return the ids of pending notifications due at ``now`` (on ``channel`` only, if
+        given), oldest first."""
         with self.database.transaction() as cursor:
             cursor.execute(
                 "SELECT id FROM tb_notification WHERE state = 'pending' AND next_attempt_at <= %s"
-                " ORDER BY next_attempt_at, id LIMIT %s",
-                (now, limit),
+                " AND (%s IS NULL OR channel = %s) ORDER BY next_attempt_at, id LIMIT %s",
+                (now, channel, channel, limit),
             )
             return [int(row[0]) for row in cursor.fetchall()]
 
@@ -141,10 +179,11 @@ class Outbox:
             verdict = deliver(pending)
             state = {"sent": "sent", "failed": "failed"}.get(verdict.outcome, "pending")
             cursor.execute(
-                "UPDATE tb_notification SET attempts = attempts + 1, state = %s, last_error = %s,"
+                "UPDATE tb_notification SET attempts = attempts + %s, state = %s, last_error = %s,"
                 " next_attempt_at = coalesce(%s, next_attempt_at),"
                 " done_at = CASE WHEN %s <> 'pending' THEN %s ELSE NULL END WHERE id = %s",
-                (state, verdict.error, verdict.next_attempt_at, state, now, notification_id),
+                (1 if verdict.counts else 0, state, verdict.error, verdict.next_attempt_at, state, now,
+                 notification_id),
             )
             cursor.execute(
                 "INSERT INTO tb_notification_attempt (time, notification_id, channel, event,"

@@ -3,14 +3,18 @@
 The variables are those of ``imss_updater/data/IMSS-UPDATER-MIB.txt`` (numeric OIDs below; a test
 checks them against the MIB with net-snmp's snmptranslate). pysnmp's API is asyncio: each
 send runs in a private event loop created and closed here, so the scheduler's worker
-threads (or any thread, even one already running a loop) can call ``send``.
+threads (or any thread, even one already running a loop) can call ``send``. An attempt is
+bounded: ``SNMPTimeout`` per try, ``SNMPRetries`` more tries, and it ends at once when the
+caller cancels it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,7 +34,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto import errind, rfc1902
 
 from imss_updater.notify.config import ENTERPRISE_NUMBER, Receiver, TrapConfig
-from imss_updater.notify.events import DeliveryError
+from imss_updater.notify.events import DeliveryError, DeliveryInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,9 @@ COLUMNS: Mapping[str, OID] = {  # imssUpdaterComponentEntry columns, instance = 
     "reason": (*MIB_ROOT, 1, 6, 1, 6),
 }
 GROUP_VALUES: Mapping[str | None, int] = {None: 0, "pattern": 1, "engine": 2, "spam": 3}
-OUTCOME_VALUES: Mapping[str, int] = {"success": 1, "failure": 2, "stale": 3, "fresh": 4, "test": 5}
+OUTCOME_VALUES: Mapping[str, int] = {
+    "success": 1, "failure": 2, "stale": 3, "fresh": 4, "test": 5, "recovered": 6,
+}
 MAX_TEXT = 1024
 
 
@@ -84,29 +90,66 @@ def varbinds(payload: Mapping[str, Any]) -> tuple[OID, list[tuple[OID, int | str
     return NOTIFICATIONS.get(kind, NOTIFICATIONS["test"]), bindings
 
 
-def send(config: TrapConfig, receiver: Receiver, payload: Mapping[str, Any]) -> None:
+def send(
+    config: TrapConfig,
+    receiver: Receiver,
+    payload: Mapping[str, Any],
+    *,
+    cancel: threading.Event | None = None,
+) -> None:
     """Send the event ``payload`` to ``receiver`` as a trap (or an inform, acknowledged).
 
-    Raise DeliveryError: transient when an inform got no answer or the name did not
-    resolve, permanent for other SNMP errors. A trap is unacknowledged UDP: a receiver
-    that is down goes unnoticed (use SNMPNotifyType=inform to notice it).
+    Raise DeliveryError: transient when an inform got no answer in time or the name did
+    not resolve, permanent for other SNMP errors; DeliveryInterrupted when ``cancel`` is
+    set first. A trap is unacknowledged UDP: a receiver that is down goes unnoticed (use
+    SNMPNotifyType=inform to notice it).
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        _run_private(config, receiver, payload)
+        _run_private(config, receiver, payload, cancel)
         return
     # This thread already runs an event loop: use a thread of our own for ours.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(_run_private, config, receiver, payload).result()
+        pool.submit(_run_private, config, receiver, payload, cancel).result()
 
 
-def _run_private(config: TrapConfig, receiver: Receiver, payload: Mapping[str, Any]) -> None:
+def attempt_seconds(config: TrapConfig) -> float:
+    """The longest one attempt may take: every try's timeout, and a second to spare."""
+    return config.timeout * (config.retries + 1) + 1.0
+
+
+def _run_private(
+    config: TrapConfig, receiver: Receiver, payload: Mapping[str, Any], cancel: threading.Event | None
+) -> None:
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(_send(config, receiver, payload))
+        loop.run_until_complete(_bounded(config, receiver, payload, cancel))
     finally:
         loop.close()
+
+
+async def _bounded(
+    config: TrapConfig, receiver: Receiver, payload: Mapping[str, Any], cancel: threading.Event | None
+) -> None:
+    """Run ``_send`` until it ends, its time is up, or ``cancel`` is set."""
+    sending = asyncio.ensure_future(_send(config, receiver, payload))
+    limit = attempt_seconds(config)
+    deadline = asyncio.get_running_loop().time() + limit
+    try:
+        while not sending.done():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise DeliveryError(f"{receiver}: no answer within {limit:g} s", transient=True)
+            if cancel is not None and cancel.is_set():
+                raise DeliveryInterrupted(f"{receiver}: interrupted: the updater is stopping")
+            await asyncio.wait({sending}, timeout=min(0.1, left))
+        sending.result()
+    finally:
+        if not sending.done():
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sending
 
 
 async def _send(config: TrapConfig, receiver: Receiver, payload: Mapping[str, Any]) -> None:

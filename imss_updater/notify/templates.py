@@ -25,6 +25,7 @@ RESULT_WORDS: Mapping[str, Mapping[str, str]] = {
         "stale": "not updated for too long",
         "fresh": "updated again",
         "test": "test",
+        "recovered": "updated successfully again",
     },
     "ja": {
         "success": "正常にアップデートしました",
@@ -32,6 +33,7 @@ RESULT_WORDS: Mapping[str, Mapping[str, str]] = {
         "stale": "長期間アップデートされていません",
         "fresh": "再びアップデートされました",
         "test": "テスト",
+        "recovered": "再び正常にアップデートできました",
     },
 }
 UNKNOWN_VERSION: Mapping[str, str] = {"en": "Unknown", "ja": "不明"}
@@ -90,6 +92,29 @@ for _group, _noun in _JA_NOUNS.items():
 
 DEFAULTS: Mapping[str, Mapping[tuple[str, str], tuple[str, str]]] = {"en": _EN, "ja": _JA}
 
+# The "recovered" message (Notification/NotifyRecovery): the first success of a group after
+# a notified failure. It has no rows of its own; %REASON% is the failure last notified.
+_EN_NOUNS = {"pattern": "Pattern file", "engine": "Scan engine", "spam": "Antispam component"}
+RECOVERED: Mapping[str, Mapping[str, tuple[str, str]]] = {
+    "en": {
+        group: (
+            f"[%HOST%] {noun} update recovered",
+            f"Scheduled {noun.lower()} update on %HOST% at %DATE% from %SOURCE% succeeded"
+            " after a failure that was notified:\n%COMPONENT% %VERSION%: %RESULT%\n"
+            "Last failure: %REASON%",
+        )
+        for group, noun in _EN_NOUNS.items()
+    },
+    "ja": {
+        group: (
+            f"[%HOST%] {noun}のアップデートが復旧しました",
+            f"%DATE%、%HOST%の予約アップデートで、通知済みの失敗の後、{noun}を再びアップデートできました"
+            "（アップデート元: %SOURCE%）。\n%COMPONENT% %VERSION%: %RESULT%\n前回の失敗: %REASON%",
+        )
+        for group, noun in _JA_NOUNS.items()
+    },
+}
+
 # Built-in texts for events that have no settings rows: stale components and test messages.
 BUILT_IN: Mapping[str, Mapping[str, tuple[str, str]]] = {
     "en": {
@@ -147,6 +172,12 @@ class Context:
 def default_templates(language: str) -> Mapping[tuple[str, str], tuple[str, str]]:
     """Given "en" or "ja", return (group, outcome) -> (subject, message) defaults."""
     return DEFAULTS.get(language, _EN)
+
+
+def recovered_templates(language: str, group: str) -> tuple[str, str]:
+    """Given "en" or "ja" and an event group, return the (subject, message) of its
+    "recovered" message."""
+    return RECOVERED.get(language, RECOVERED["en"])[group]
 
 
 def default_rows(language: str) -> dict[str, str]:

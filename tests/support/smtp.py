@@ -5,13 +5,19 @@
 127.0.0.1 issued by ``ca`` (a trustme CA; the fixture's own by default, whose PEM file is
 ``smtp_ca_file``). ``auth=(user, password)`` requires that login. Each server records the
 messages it received; ``stop()`` stops it (the port can be reused to bring it back).
+
+``silent_relay`` is a hostile relay: a TCP server on 127.0.0.1 that accepts connections and
+never writes a byte (no greeting), holding each connection open until the test ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
+import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -127,3 +133,42 @@ def smtp_server(smtp_ca: trustme.CA) -> Iterator[ServerFactory]:
     yield start
     for server in servers:
         server.stop()
+
+
+class SilentRelay:
+    """Accepts TCP connections on 127.0.0.1 and never answers; ``accepted`` counts them."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.host = "127.0.0.1"
+        self.port: int = self.listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.accepted = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _address = self.listener.accept()
+            except OSError:  # closed by stop()
+                return
+            self.connections.append(connection)
+            self.accepted.set()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self.listener.close()
+        self.thread.join(timeout=5)
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.fixture
+def silent_relay() -> Iterator[SilentRelay]:
+    relay = SilentRelay()
+    yield relay
+    relay.stop()
