@@ -29,13 +29,12 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
-import zipfile
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from imss_updater.store.unpack import ArchiveError, fsync_directory, unpack
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ _GENERATION_PATTERN = re.compile(r"([0-9]+)-([0-9]+(?:\.[0-9]+)*)\Z")
 _COMPONENT_PATTERN = re.compile(r"[A-Za-z0-9_-]+\Z")
 _ADOPTED_SEQ = 0
 _ADOPTED_VERSION = "0"
-_COPY_CHUNK = 1024 * 1024
 
 
 class InstallError(Exception):
@@ -85,14 +83,6 @@ def staging_root(root: Path) -> Path:
 
 def _generations_root(root: Path) -> Path:
     return root / "lib" / ".generations"
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _os_reason(error: OSError, doing: str) -> str:
@@ -253,7 +243,7 @@ class ComponentStore:
                 raise
             _remove_tree(path)
             return
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
         _remove_tree(trash)
 
     # ----------------------------------------------------------------- changing
@@ -282,7 +272,10 @@ class ComponentStore:
         try:
             # mkdtemp makes it 0700; the scan service, maybe another user, reads it.
             os.chmod(staging, 0o755)  # noqa: S103
-            _unpack(archive, staging, max_unpacked_bytes)
+            try:
+                unpack(archive, staging, max_unpacked_bytes)
+            except ArchiveError as error:
+                raise InstallError(error.reason) from error
             doing = "installing"
             generation = self._commit(staging, version)
             self._live.parent.mkdir(parents=True, exist_ok=True)
@@ -328,8 +321,8 @@ class ComponentStore:
         # the live path is missing, and repair() relinks it to the adopted generation.
         os.rename(self._live, adopted.path)
         os.replace(self._switch_link, self._live)
-        _fsync_directory(self._generations)
-        _fsync_directory(self._live.parent)
+        fsync_directory(self._generations)
+        fsync_directory(self._live.parent)
         log.info("%s: adopted existing directory %s as generation %s", self._id, self._live,
                  adopted.path.name)
 
@@ -340,8 +333,8 @@ class ComponentStore:
         seq = max([_ADOPTED_SEQ, *(generation.seq for generation in existing)]) + 1
         generation = Generation(seq, version, self._generations / f"{seq}-{version}")
         os.rename(staging, generation.path)
-        _fsync_directory(self._generations)
-        _fsync_directory(staging.parent)
+        fsync_directory(self._generations)
+        fsync_directory(staging.parent)
         return generation
 
     def _switch(self, generation: Generation) -> None:
@@ -350,7 +343,7 @@ class ComponentStore:
             os.unlink(self._switch_link)
         os.symlink(os.path.relpath(generation.path, self._live.parent), self._switch_link)
         os.replace(self._switch_link, self._live)
-        _fsync_directory(self._live.parent)
+        fsync_directory(self._live.parent)
 
     def _abandon(
         self, staging: Path, generation: Generation | None, before: Generation | None
@@ -415,91 +408,3 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path)
     else:
         os.unlink(path)
-
-
-# --------------------------------------------------------------------- unpacking
-
-
-def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
-    """Given a zip member, return its path parts inside the install directory. Raise
-    InstallError if the member is unsafe."""
-    name = info.filename
-    if "\x00" in name or "\\" in name:
-        raise InstallError(f"zip member has an unsafe name: {name!r}")
-    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
-        raise InstallError(f"zip member has an absolute path: {name}")
-    parts = tuple(part for part in name.split("/") if part not in ("", "."))
-    if ".." in parts:
-        raise InstallError(f"zip member escapes the install directory: {name}")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        raise InstallError(f"zip member is a symbolic link: {name}")
-    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise InstallError(f"zip member is a device or special file: {name}")
-    return parts
-
-
-def _unpack(archive: Path, destination: Path, max_unpacked_bytes: int) -> None:
-    """Given a zip archive and an empty directory, unpack every member into it and fsync
-    files and directories. Raise InstallError for an unsafe or unsound archive; let
-    OSError through for disk failures."""
-    try:
-        with zipfile.ZipFile(archive) as bundle:
-            members = [(info, _member_parts(info)) for info in bundle.infolist()]
-            total = sum(info.file_size for info, _ in members)
-            if total > max_unpacked_bytes:
-                raise InstallError(
-                    f"unpacked size {total} bytes exceeds the limit of {max_unpacked_bytes} bytes"
-                )
-            directories = {destination}
-            for info, parts in members:
-                if not parts:
-                    continue
-                target = destination.joinpath(*parts)
-                if info.is_dir():
-                    _make_directories(destination, parts, directories)
-                    continue
-                _make_directories(destination, parts[:-1], directories)
-                _extract_file(bundle, info, target)
-            # Deepest first, so each directory is synced after its entries.
-            for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
-                _fsync_directory(directory)
-    except InstallError:
-        raise
-    except FileNotFoundError as error:
-        if error.filename == str(archive) or error.filename == archive:
-            raise InstallError(f"archive not found: {archive}") from error
-        raise InstallError(f"zip member conflicts with another member: {error.filename}") from error
-    except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
-        raise InstallError(f"zip member conflicts with another member: {error.filename}") from error
-    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-        raise InstallError(f"bad zip file: {error}") from error
-    except (NotImplementedError, RuntimeError) as error:
-        raise InstallError(f"unsupported zip file: {error}") from error
-
-
-def _make_directories(destination: Path, parts: tuple[str, ...], made: set[Path]) -> None:
-    current = destination
-    for part in parts:
-        current = current / part
-        if current not in made:
-            try:
-                os.mkdir(current, 0o755)
-            except FileExistsError:
-                if not current.is_dir() or current.is_symlink():
-                    raise
-            made.add(current)
-
-
-def _extract_file(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
-    mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
-    descriptor = os.open(
-        target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
-    )
-    with open(descriptor, "wb") as output, bundle.open(info) as source:
-        # Reads stop at the declared size and check the CRC at the end, so the declared
-        # sizes summed above bound what is written.
-        shutil.copyfileobj(source, output, _COPY_CHUNK)
-        output.flush()
-        os.fchmod(output.fileno(), mode)
-        os.fsync(output.fileno())
