@@ -138,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code == EXIT_LOCKED:
             text = f"{lock.LOCK_MESSAGE_EN} ({lock.LOCK_MESSAGE_JA})"
         return _fail(text, code)
+    except lock.LockUnusable as error:
+        return _fail(error.reason, EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_FAILED)
 
