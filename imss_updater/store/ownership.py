@@ -15,6 +15,7 @@ one rule and its three uses:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import grp
 import logging
@@ -237,3 +238,71 @@ def remove_entry(parent: int, name: str) -> None:
             os.unlink(name, dir_fd=parent)
     except FileNotFoundError:
         pass
+
+
+def read_plain(directory: Path, name: str, *, owner: int, private: bool = False) -> bytes | None:
+    """Return the content of file ``name`` in ``directory``, read without following a
+    symbolic link, or None if it is missing. Raise UntrustedPathError if it is a link, not a
+    regular file, has another name (hard link), is not owned by ``owner``, or — with
+    ``private`` — group or others may open it: then it may be someone else's choice."""
+    path = directory / name
+    try:
+        descriptor = os.open(directory, _DIRECTORY_FLAGS)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                             dir_fd=descriptor)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise UntrustedPathError(f"{path} is a symbolic link") from error
+            raise
+    finally:
+        os.close(descriptor)
+    with os.fdopen(handle, "rb") as opened:
+        status = os.fstat(opened.fileno())
+        mode = stat.S_IMODE(status.st_mode)
+        if not stat.S_ISREG(status.st_mode):
+            raise UntrustedPathError(f"{path} is not a regular file")
+        if status.st_nlink != 1:
+            raise UntrustedPathError(f"{path} has another name (hard link)")
+        if status.st_uid != owner:
+            raise UntrustedPathError(f"{path} is owned by {user_name(status.st_uid)}")
+        if private and mode & 0o077:
+            raise UntrustedPathError(f"{path} can be opened by other users (mode {mode:04o})")
+        return opened.read()
+
+
+def write_replacing(directory: Path, name: str, data: bytes, *, mode: int = 0o600,
+                    owner: tuple[int, int] | None = None) -> None:
+    """Replace file ``name`` in ``directory`` atomically by one holding ``data``: written to
+    ``name.new``, created exclusively without following links (a leftover of that name is
+    removed first), given ``mode`` and ``owner`` (uid, gid) through its descriptor, synced,
+    then renamed over ``name``. Whatever ``name`` was (a link included) is replaced, never
+    written through. Raise OSError if the disk refuses."""
+    staging = f"{name}.new"
+    descriptor = os.open(directory, _DIRECTORY_FLAGS)
+    try:
+        for attempt in range(_OPEN_ATTEMPTS):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging, dir_fd=descriptor)
+            try:
+                handle = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, mode, dir_fd=descriptor)
+                break
+            except FileExistsError:
+                if attempt == _OPEN_ATTEMPTS - 1:
+                    raise
+        with os.fdopen(handle, "wb") as output:
+            os.fchmod(output.fileno(), mode)
+            if owner is not None:
+                os.fchown(output.fileno(), *owner)
+            output.write(data)
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(staging, name, src_dir_fd=descriptor, dst_dir_fd=descriptor)
+    finally:
+        os.close(descriptor)
