@@ -158,8 +158,16 @@ def _configure_logging(verbosity: int, *, daemon: bool) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+# The commands that change the install root; with the embedded database every command
+# writes in the state directory, and the daemon always does (its session key).
+_CHANGES_ROOT = frozenset({"run", "update", "rollback", "import"})
+
+
 def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
     command = arguments.command
+    config.require_private_directories(
+        bootstrap, state=bootstrap.embedded or command == "run", root=command in _CHANGES_ROOT
+    )
     if command == "run":
         from imss_updater.daemon import loop as daemon  # the scheduler is loaded only for the daemon
 
