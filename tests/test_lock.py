@@ -211,12 +211,16 @@ def test_lock_file_that_is_a_directory_is_one_line_from_the_lock_cli_and_diagnos
     rollback = gateway.cli("rollback", "virus_pattern")
     assert rollback.code == 1
     assert rollback.stderr == f"imss-updater: {unusable.value.reason}\n"
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    scheduled = gateway.cli("run", "--once")
+    assert (scheduled.code, scheduled.stderr) == (1, rollback.stderr)
 
     diagnosis = gateway.cli("diagnose", "--json")
     steps = {step["name"]: step for step in json.loads(diagnosis.stdout)["steps"]}
     assert steps["lock file"]["result"] == "FAIL"
     assert steps["lock file"]["detail"] == unusable.value.reason
-    assert "Traceback" not in rollback.stderr + diagnosis.stderr
+    assert "Traceback" not in rollback.stderr + scheduled.stderr + diagnosis.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the rule is about directories root works in")
