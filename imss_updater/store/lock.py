@@ -135,6 +135,8 @@ def lock_problem(root: Path) -> str | None:
     taking the lock, or None if it can be taken."""
     directory, _moved = _lock_directory(root)
     path = directory / LOCK_NAME
+    if not directory.exists():
+        return None  # the first download_lock creates it
     try:
         os.close(_open_directory(directory, path, create=False))
         file_status = os.stat(path, follow_symlinks=False)
