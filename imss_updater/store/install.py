@@ -20,12 +20,9 @@ for a pre-existing real directory adopted on the first install.
 Callers hold the download lock (``imss_updater.store.lock``) around every mutating call; the
 store itself does no locking.
 
-Another user may be able to write ``R/lib`` (or a live path's parent). Root then never
-follows a link found there: ``.staging`` and ``.generations/<id>`` must be real directories of
-root's, not writable by others — a ``.staging`` that is not is replaced (it holds only
-garbage), a ``.generations`` that is not makes the install fail with the fix — and every
-change is made through descriptors of the directories as opened and checked (see
-``imss_updater.store.ownership``), so renaming or swapping them meanwhile redirects nothing.
+Another user may be able to write ``R/lib`` or a live path's parent: every change is made
+in the directories as opened and checked by ``imss_updater.store.layout``, so no link that
+user plants is ever followed.
 """
 
 from __future__ import annotations
