@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
-        logsetup.configure(arguments.verbose, daemon=arguments.command == "run",
+        logsetup.configure(arguments.verbose, daemon=arguments.command == "run" and not arguments.once,
                            level_name=arguments.log_level)
     except ValueError as error:  # IMSS_LOG_LEVEL names no level
         return _fail(str(error), EXIT_USAGE)
@@ -204,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code == EXIT_LOCKED:
             text = f"{lock.LOCK_MESSAGE_EN} ({lock.LOCK_MESSAGE_JA})"
         return _fail(text, code)
+    except lock.LockUnusable as error:
+        return _fail(error.reason, EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_FAILED)
 
@@ -213,8 +215,16 @@ def _fail(reason: str, code: int) -> int:
     return code
 
 
+# The commands that change the install root; with the embedded database every command
+# writes in the state directory, and the daemon always does (its session key).
+_CHANGES_ROOT = frozenset({"run", "update", "rollback", "import"})
+
+
 def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
     command = arguments.command
+    config.require_private_directories(
+        bootstrap, state=bootstrap.embedded or command == "run", root=command in _CHANGES_ROOT
+    )
     if command == "run":
         from imss_updater.daemon import loop as daemon  # the scheduler is loaded only for the daemon
 

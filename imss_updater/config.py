@@ -12,6 +12,7 @@ from pathlib import Path
 
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.database.embedded_db import EmbeddedDatabase
+from imss_updater.store import ownership
 
 DEFAULT_ROOT = "/opt/trend/imss"
 DEFAULT_STATE = "/var/lib/imss-updater"
@@ -64,6 +65,22 @@ def from_environment(env: Mapping[str, str], overrides: Mapping[str, str | None]
         web_port=int(port_text),
         db_port=int(db_port_text),
     )
+
+
+def require_private_directories(bootstrap: Bootstrap, *, state: bool, root: bool) -> None:
+    """When running as root, raise BootstrapError unless the state directory (if ``state``)
+    and the install root (if ``root``) are owned by root, not writable by group or others,
+    and inside directories only root can change: otherwise another local user could plant
+    files or links that root then uses. The reason names the path and the fix. Checks
+    nothing for other users, nor for a directory not created yet (its parents are checked)."""
+    checks = [(bootstrap.state, "state directory")] if state else []
+    if root:
+        checks.append((bootstrap.root, "install root"))
+    for path, what in checks:
+        try:
+            ownership.require_private(path, what)
+        except ownership.UntrustedPathError as error:
+            raise BootstrapError(error.reason) from error
 
 
 @contextmanager

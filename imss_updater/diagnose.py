@@ -526,14 +526,16 @@ class _Diagnosis:
 
     def check_lock(self) -> None:
         path = lock.lock_path(self.root)
-        try:
-            holder = lock.lock_holder(self.root)
-        except OSError as error:
-            self.add("lock file", False, f"cannot inspect {path}: {error.strerror or error}",
-                     "check the permissions of the install root's lib directory")
+        problem = lock.lock_problem(self.root)
+        if problem is not None:
+            self.add("lock file", False, problem,
+                     "every update fails with this reason until it is fixed")
             return
+        holder = lock.lock_holder(self.root)
         if holder is None:
-            self.add("lock file", True, f"free ({path})")
+            moved = ("" if path.parent == self.root / "lib" else
+                     f"; kept in the install root because {self.root / 'lib'} is open to other users")
+            self.add("lock file", True, f"free ({path}{moved})")
             return
         command = probe.process_description(holder)
         shown = f" ({command})" if command else ""

@@ -23,6 +23,7 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 FOLD = " \u2502 "  # between the lines of a folded multi-line record
 QUIET_LOGGERS = ("apscheduler", "waitress.queue")
+_OURS = "_imss_updater_handler"
 
 
 class JournalFormatter(logging.Formatter):
@@ -83,11 +84,14 @@ def configure(
         chosen = logging.INFO
     root = logging.getLogger()
     for handler in list(root.handlers):
-        root.removeHandler(handler)
+        if getattr(handler, _OURS, False):  # configured before in this process: replace it
+            root.removeHandler(handler)
     if chosen is None and not daemon:
-        root.setLevel(logging.CRITICAL + 1)
+        if not root.handlers:  # (a host program's own handlers, e.g. pytest's, are left alone)
+            root.setLevel(logging.CRITICAL + 1)
         return
     handler = logging.StreamHandler(stream)
+    setattr(handler, _OURS, True)
     if writes_to_journal(environ, stream):
         handler.setFormatter(JournalFormatter())
     else:

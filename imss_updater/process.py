@@ -3,6 +3,11 @@
 Commands are argument lists, never shell strings. Each run is logged with secrets
 masked, bounded by a timeout, and its failure turned into a CommandError whose message
 is one line an administrator can act on.
+
+Commands get a minimal environment, not the daemon's: a fixed PATH, and LANG / LC_ALL when
+the daemon has them. Nothing else passes — no IMSS_DSN, PGPASSWORD, proxy settings or
+whatever else the service manager or an administrator's shell put there — so a restart
+script (or anything it runs) never sees a secret.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PASSED_ON = ("LANG", "LC_ALL")
 
 
 class CommandError(Exception):
@@ -53,6 +61,13 @@ def describe(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
     return line
 
 
+def minimal_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the environment commands run with: PATH (SAFE_PATH), LANG and LC_ALL from
+    ours if set, then ``extra``."""
+    passed = {name: os.environ[name] for name in _PASSED_ON if name in os.environ}
+    return {"PATH": SAFE_PATH, **passed, **(extra or {})}
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -66,7 +81,8 @@ def run(
 ) -> CommandResult:
     """Run ``argv`` without a shell and return its result.
 
-    ``as_user`` runs it through ``runuser -u USER --`` (only meaningful as root).
+    ``as_user`` runs it through ``runuser -u USER --`` (only meaningful as root). It runs
+    with minimal_environment(``env``), never with ours.
     Raise CommandError if it cannot be started, runs past ``timeout`` seconds (it is
     killed), or, with ``check``, exits non-zero; the reason names the command (secrets
     masked) and the last line of its error output.
@@ -74,7 +90,7 @@ def run(
     full = [*(("runuser", "-u", as_user, "--") if as_user else ()), *argv]
     shown = describe(full, secrets)
     log.debug("running %s", shown)
-    merged_env = None if env is None else {**os.environ, **env}
+    merged_env = minimal_environment(env)
     try:
         completed = subprocess.run(
             full,

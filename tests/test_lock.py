@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -15,14 +17,18 @@ from pathlib import Path
 import pytest
 
 from imss_updater.store import lock as lock_module
+from imss_updater.store import ownership
 from imss_updater.store.lock import (
     LOCK_MESSAGE_EN,
     LOCK_MESSAGE_JA,
     LockBusy,
+    LockUnusable,
     download_lock,
     lock_holder,
     lock_path,
+    lock_problem,
 )
+from tests.support.gateway import Gateway
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -30,7 +36,7 @@ CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from imss_updater.store.lock import LockBusy, download_lock
+from imss_updater.store.lock import LockBusy, LockUnusable, download_lock
 root, mode = Path(sys.argv[2]), sys.argv[3]
 if mode == "hold":
     with download_lock(root):
@@ -44,6 +50,18 @@ else:
     except LockBusy as busy:
         print("busy", busy.holder_pid, str(busy), flush=True)
         sys.exit(2)
+    except LockUnusable as unusable:
+        print("unusable", unusable.reason, flush=True)
+        sys.exit(3)
+"""
+
+# Holds an flock on a file it opens read-only, as any user could on a world-readable file.
+FLOCK_HOLDER = """
+import fcntl, os, sys
+descriptor = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(descriptor, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.readline()
 """
 
 
@@ -132,17 +150,108 @@ def test_symbolic_link_at_the_lock_path_is_replaced_not_followed(tmp_path: Path)
     assert not lock_path(tmp_path).is_symlink()
 
 
+# ------------------------------------------------------------ files others could open
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path, 0o600)
+
+
+def _owned_by_nobody(path: Path) -> None:
+    path.write_text("")
+    path.chmod(0o600)
+    os.chown(path, 65534, 65534)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+@pytest.mark.parametrize(
+    ("plant", "why"),
+    [
+        (lambda path: (path.write_text(""), path.chmod(0o644)), "other users can open it (mode 0644)"),
+        (lambda path: (path.write_text(""), path.chmod(0o640)), "other users can open it (mode 0640)"),
+        (_owned_by_nobody, "it is owned by uid 65534"),
+        (_fifo, "it is not a regular file"),
+    ],
+    ids=["world-readable", "group-readable", "another-owner", "fifo"],
+)
+def test_lock_file_another_user_could_open_is_replaced_with_one_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, plant: object, why: str,
+) -> None:
+    path = lock_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    plant(path)  # type: ignore[operator]
+
+    with download_lock(tmp_path):
+        held = path.stat()
+
+    assert stat.S_ISREG(held.st_mode)
+    assert (held.st_uid, stat.S_IMODE(held.st_mode)) == (0, 0o600)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"replacing lock file {path}: {why}")
+
+
+def test_lock_file_is_created_private_to_its_owner(tmp_path: Path) -> None:
+    with download_lock(tmp_path):
+        assert stat.S_IMODE(lock_path(tmp_path).stat().st_mode) == 0o600
+    assert lock_path(tmp_path) == tmp_path / "lib" / ".audownload.lck"
+
+
+def test_lock_file_that_is_a_directory_is_one_line_from_the_lock_cli_and_diagnose(
+    gateway: Gateway,
+) -> None:
+    lock_path(gateway.root).mkdir(parents=True)
+    expected = f"the download lock {lock_path(gateway.root)} is a directory: remove it"
+
+    with pytest.raises(LockUnusable) as unusable, download_lock(gateway.root):
+        pass
+    assert unusable.value.reason.startswith(expected)
+    assert lock_problem(gateway.root) == unusable.value.reason
+
+    rollback = gateway.cli("rollback", "virus_pattern")
+    assert rollback.code == 1
+    assert rollback.stderr == f"imss-updater: {unusable.value.reason}\n"
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    scheduled = gateway.cli("run", "--once")
+    assert (scheduled.code, scheduled.stderr) == (1, rollback.stderr)
+
+    diagnosis = gateway.cli("diagnose", "--json")
+    steps = {step["name"]: step for step in json.loads(diagnosis.stdout)["steps"]}
+    assert steps["lock file"]["result"] == "FAIL"
+    assert steps["lock file"]["detail"] == unusable.value.reason
+    assert "Traceback" not in rollback.stderr + scheduled.stderr + diagnosis.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the rule is about directories root works in")
+def test_lock_in_a_directory_other_users_can_write_is_refused_with_the_fix(tmp_path: Path) -> None:
+    root = tmp_path / "imss"
+    (root / "lib").mkdir(parents=True)
+    for directory in (root, root / "lib"):
+        directory.chmod(0o777)
+
+    with pytest.raises(LockUnusable) as unusable, download_lock(root):
+        pass
+
+    assert unusable.value.reason == (
+        f"cannot keep the download lock {root / '.audownload.lck'} safe: {root} is writable by "
+        f"others (mode 0777); run: chown root:root {root} && chmod 0755 {root}"
+    )
+    assert not (root / "lib" / ".audownload.lck").exists()
+
+
 # --------------------------------------------------------------- other users
 
 
 @pytest.fixture
 def nobody_sandbox() -> Iterator[tuple[Path, Path, str]]:
-    """A world-readable temp dir holding a copy of the lock module, the install root (whose
-    lib/ belongs to nobody) and a Python that nobody can run; skip where impossible."""
+    """A world-readable temp dir holding a copy of the lock modules, the install root
+    (root's, lib/ root's, both 0755) and a Python that nobody can run; skip where
+    impossible."""
     if os.geteuid() != 0 or shutil.which("runuser") is None:
         pytest.skip("needs root and runuser to act as another user")
     try:
-        nobody = pwd.getpwnam("nobody")
+        pwd.getpwnam("nobody")
     except KeyError:
         pytest.skip("no user 'nobody'")
     base = Path(tempfile.mkdtemp(prefix="imss-lock-"))
@@ -152,14 +261,15 @@ def nobody_sandbox() -> Iterator[tuple[Path, Path, str]]:
         (package / "store").mkdir(parents=True)
         (package / "__init__.py").write_text("")
         (package / "store" / "__init__.py").write_text("")
-        shutil.copy(lock_module.__file__, package / "store" / "lock.py")
+        for module in (lock_module, ownership):
+            assert module.__file__ is not None
+            shutil.copy(module.__file__, package / "store" / Path(module.__file__).name)
         for path in (base / "pkg", package, *package.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         root = base / "imss"
         (root / "lib").mkdir(parents=True)
-        (root / "lib").chmod(0o755)
-        os.chown(root, 0, 0)
-        os.chown(root / "lib", nobody.pw_uid, nobody.pw_gid)
+        for directory in (root, root / "lib"):
+            directory.chmod(0o755)
         python = next(
             (
                 candidate
@@ -176,45 +286,85 @@ def nobody_sandbox() -> Iterator[tuple[Path, Path, str]]:
         shutil.rmtree(base)
 
 
-def test_root_owned_private_lock_file_does_not_block_another_user(
+def hold_flock_as_nobody(python: str, path: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        ["runuser", "-u", "nobody", "--", python, "-c", FLOCK_HOLDER, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None
+    line = holder.stdout.readline().strip()
+    if line != "locked":
+        holder.kill()
+        _out, error = holder.communicate(timeout=30)
+        pytest.fail(f"nobody could not hold the flock: {error}")
+    return holder
+
+
+def test_another_user_holding_an_flock_on_the_old_world_readable_file_cannot_block_root(
+    nobody_sandbox: tuple[Path, Path, str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    root, _package, python = nobody_sandbox
+    old = lock_path(root)
+    old.write_text("")
+    old.chmod(0o644)  # what earlier versions left behind
+    squatter = hold_flock_as_nobody(python, old)
+    try:
+        assert lock_holder(root) is None, "a file that will be replaced counts as free"
+
+        with download_lock(root):
+            assert lock_holder(root) == os.getpid()
+            other = try_lock(root)
+            assert other.stdout.strip() == f"busy {os.getpid()} {LOCK_MESSAGE_EN}"
+            held = lock_path(root).stat()
+            assert (held.st_uid, stat.S_IMODE(held.st_mode)) == (0, 0o600)
+
+        assert squatter.poll() is None, "the squatter still holds its flock on the old inode"
+        assert try_lock(root).stdout.strip() == "acquired"
+    finally:
+        squatter.communicate("\n", timeout=30)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"replacing lock file {old}: other users can open it (mode 0644)"
+    ]
+
+
+def test_another_user_can_neither_open_nor_replace_the_lock_root_made(
     nobody_sandbox: tuple[Path, Path, str],
 ) -> None:
     root, package, python = nobody_sandbox
-    stale = lock_path(root)
-    stale.write_text("1\n")
-    stale.chmod(0o600)
-
-    result = try_lock(root, python, package, user="nobody")
-
-    assert result.stdout.strip() == "acquired", result.stderr
-    assert stale.stat().st_uid == pwd.getpwnam("nobody").pw_uid, "replaced by nobody"
-
-
-def test_root_owned_readable_lock_file_is_used_read_only_by_another_user(
-    nobody_sandbox: tuple[Path, Path, str],
-) -> None:
-    root, package, python = nobody_sandbox
-    lock_path(root).write_text("")
-    lock_path(root).chmod(0o644)
-
-    result = try_lock(root, python, package, user="nobody")
-
-    assert result.stdout.strip() == "acquired", result.stderr
-    assert lock_path(root).stat().st_uid == 0, "a readable file is used, not replaced"
-
-
-def test_lock_held_by_root_still_excludes_another_user(
-    nobody_sandbox: tuple[Path, Path, str],
-) -> None:
-    root, package, python = nobody_sandbox
-    # Left 0600 by an older tool: taking it as its owner opens it up to 0644, so the other
-    # user can open it read-only and see the lock instead of replacing the file.
-    lock_path(root).write_text("")
-    lock_path(root).chmod(0o600)
-
     with download_lock(root):
-        assert lock_path(root).stat().st_mode & 0o777 == 0o644
-        result = try_lock(root, python, package, user="nobody")
+        pass
+    opened = subprocess.run(
+        ["runuser", "-u", "nobody", "--", python, "-c",
+         "import os, sys; os.open(sys.argv[1], os.O_RDONLY)", str(lock_path(root))],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert opened.returncode != 0
+    assert "PermissionError" in opened.stderr
 
-    assert result.returncode == 2, result.stderr
-    assert result.stdout.strip() == f"busy {os.getpid()} {LOCK_MESSAGE_EN}"
+    result = try_lock(root, python, package, user="nobody")
+
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.startswith(f"unusable cannot replace the download lock {lock_path(root)}")
+    assert lock_path(root).stat().st_uid == 0
+
+
+def test_lock_moves_to_the_install_root_when_lib_belongs_to_another_user(
+    nobody_sandbox: tuple[Path, Path, str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    root, _package, python = nobody_sandbox
+    nobody = pwd.getpwnam("nobody")
+    os.chown(root / "lib", nobody.pw_uid, nobody.pw_gid)
+    in_lib = root / "lib" / ".audownload.lck"
+    in_lib.write_text("")
+    os.chown(in_lib, nobody.pw_uid, nobody.pw_gid)
+    squatter = hold_flock_as_nobody(python, in_lib)
+    try:
+        assert lock_path(root) == root / ".audownload.lck"
+        with download_lock(root):
+            assert lock_holder(root) == os.getpid()
+            assert try_lock(root).returncode == 2
+            assert stat.S_IMODE((root / ".audownload.lck").stat().st_mode) == 0o600
+    finally:
+        squatter.communicate("\n", timeout=30)
+    assert f"download lock kept in {root / '.audownload.lck'}: {root / 'lib'} is owned by uid " \
+        f"65534 (nobody)" in caplog.text

@@ -38,7 +38,7 @@ from imss_updater.notify.worker import CHANNELS, Deliveries
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport, Updater
 from imss_updater.settings import Settings, SettingsError, load
-from imss_updater.store import install
+from imss_updater.store import install, lock
 
 log = logging.getLogger(__name__)
 
@@ -525,7 +525,7 @@ class Daemon:
             log.info("scheduled update interrupted: the updater is stopping")
         except RunError as error:
             log.warning("scheduled update did not run: %s", error)
-        except (DatabaseError, SettingsError) as error:
+        except (DatabaseError, SettingsError, lock.LockUnusable) as error:
             log.error("scheduled update did not run: %s", error)
         except Exception:
             log.exception("scheduled update failed unexpectedly")

@@ -17,6 +17,12 @@ PostgreSQL refuses to run as root. When we are root, the data directory belongs 
 ``postgres`` user and every server command runs as that user, so the state directory and
 all its parents must be traversable by ``postgres`` (mode 0755, or at least o+x).
 Changing the port or host of an existing cluster takes effect at the next start.
+
+``postgres`` can write ``pgdata``; root never follows a link there: the files root reads or
+writes in it are opened with ``O_NOFOLLOW`` relative to the directory, read only if they
+are plain files of ``postgres``'s, and replaced by rename, never written through. The state
+directory must be root's alone (``ownership.require_private``), and a password file that
+someone else could have written or read is never used: a new password is set instead.
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ import os
 import pwd
 import re
 import secrets
-import shutil
 from pathlib import Path
 
 from psycopg2.extensions import make_dsn
 
 from imss_updater import process
+from imss_updater.database import pgpass, serverfiles
+from imss_updater.store import ownership
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +90,15 @@ class EmbeddedDatabase:
         use; on later calls only rewrite the settings (host, port, socket) and the password
         file. Idempotent, and safe to call while the server runs. Raise EmbeddedDbError if
         the server is not installed, the state directory is unusable or a command fails."""
-        self._make_dir(self.state_dir, 0o755, owned_by_server=False)
+        try:
+            ownership.require_private(self.state_dir, "state directory")
+        except ownership.UntrustedPathError as error:
+            raise EmbeddedDbError(error.reason) from error
+        self._make_state_dir()
         self._check_reachable()
-        self._make_dir(self.socket_dir, 0o755, owned_by_server=True)
+        self._make_server_dir(self.socket_dir, 0o755)
+        if (self.data_dir / "PG_VERSION").exists():
+            self._check_data_dir()
         password = self._password()
         if not (self.data_dir / "PG_VERSION").exists():
             self._create_cluster(password)
@@ -150,9 +163,7 @@ class EmbeddedDatabase:
         # Build the cluster beside its final place and rename it when complete, so that a
         # crash half-way leaves no directory that looks initialized.
         staging = self.state_dir / "pgdata.new"
-        if staging.exists():
-            shutil.rmtree(staging)
-        self._make_dir(staging, 0o700, owned_by_server=True)
+        self._make_server_dir(staging, 0o700, fresh=True)
         log.info("initializing PostgreSQL cluster in %s", self.data_dir)
         # trust is only the initdb default; _write_settings replaces pg_hba.conf before the
         # server ever runs.
@@ -193,15 +204,16 @@ class EmbeddedDatabase:
         self._write_server_file(data_dir / "pg_hba.conf", hba)
         main_conf = data_dir / "postgresql.conf"
         include = f"include = '{_SETTINGS_FILE}'\n"
-        text = main_conf.read_text(encoding="utf-8")
+        text = self._read_server_file(main_conf, required=True) or ""
         if include not in text:
             self._write_server_file(main_conf, text.rstrip("\n") + "\n\n" + include)
 
     # -- the password file ------------------------------------------------------------
 
     def _password(self) -> str:
-        """Return the password of ``sa``: the one in the password file, or a new one."""
-        existing = _read_passfile_password(self.passfile)
+        """Return the password of ``sa``: the one in the password file, or a new one if the
+        file is missing or someone else could have chosen or read it."""
+        existing, problem = self._passfile_password()
         if existing is not None:
             return existing
         password = secrets.token_urlsafe(24)
@@ -209,11 +221,11 @@ class EmbeddedDatabase:
             # The cluster exists but its password file was lost: set a new password.
             if self.is_running():
                 raise EmbeddedDbError(
-                    f"password file {self.passfile} is missing: stop the embedded database "
+                    f"password file {self.passfile} {problem}: stop the embedded database "
                     "and run again to set a new password"
                 )
-            log.warning("password file %s is missing; setting a new password for role %s",
-                        self.passfile, ROLE)
+            log.warning("password file %s %s; setting a new password for role %s",
+                        self.passfile, problem, ROLE)
             self._single_user(
                 self.data_dir, f"ALTER ROLE {ROLE} PASSWORD {_sql_literal(password)};\n", password
             )
@@ -221,20 +233,20 @@ class EmbeddedDatabase:
         self._write_passfile(password)
         return password
 
+    def _passfile_password(self) -> tuple[str | None, str]:
+        """Return the password recorded in the password file, or None and why not."""
+        try:
+            return pgpass.read_password(self.passfile, ROLE)
+        except OSError as error:
+            raise EmbeddedDbError(f"cannot read {self.passfile}: {error.strerror}") from error
+
     def _write_passfile(self, password: str) -> None:
-        lines = "".join(
-            f"{_pgpass_field(host)}:{int(self.port)}:*:{ROLE}:{_pgpass_field(password)}\n"
-            # libpq matches a socket connection by the socket directory's path.
-            for host in dict.fromkeys((self.host, str(self.socket_dir)))
-        )
-        if self.passfile.exists() and self.passfile.read_text(encoding="utf-8") == lines:
-            return
-        staging = self.passfile.with_name(self.passfile.name + ".new")
-        descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(lines)
-        os.chmod(staging, 0o600)
-        os.replace(staging, self.passfile)
+        # libpq matches a socket connection by the socket directory's path.
+        hosts = dict.fromkeys((self.host, str(self.socket_dir)))
+        try:
+            pgpass.write(self.passfile, hosts, self.port, ROLE, password)
+        except OSError as error:
+            raise EmbeddedDbError(f"cannot write {self.passfile}: {error.strerror}") from error
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -242,10 +254,9 @@ class EmbeddedDatabase:
         if self._bin is None:
             self._bin = find_server_bin()
             # An existing cluster needs the major version that created it, if installed.
-            version_file = self.data_dir / "PG_VERSION"
-            if version_file.exists():
-                version = version_file.read_text(encoding="utf-8").strip()
-                matching = self._bin.parent.parent / version / "bin"
+            version = self._read_server_file(self.data_dir / "PG_VERSION")
+            if version is not None and re.fullmatch(r"\d+(\.\d+)*", version.strip()):
+                matching = self._bin.parent.parent / version.strip() / "bin"
                 if (matching / "postgres").exists():
                     self._bin = matching
         return self._bin
@@ -279,28 +290,56 @@ class EmbeddedDatabase:
             ) from error
         return entry.pw_uid, entry.pw_gid
 
-    def _make_dir(self, path: Path, mode: int, *, owned_by_server: bool) -> None:
+    def _server_uid(self) -> int:
+        ids = self._server_ids()
+        return os.geteuid() if ids is None else ids[0]
+
+    def _make_state_dir(self) -> None:
         try:
-            created = not path.exists()
-            path.mkdir(parents=True, exist_ok=True)
-            if created or owned_by_server:
-                os.chmod(path, mode)
-            ids = self._server_ids() if owned_by_server else None
-            if ids is not None:
-                os.chown(path, *ids)
+            if not self.state_dir.exists():
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                os.chmod(self.state_dir, 0o755)  # noqa: S103 - postgres must traverse it
+        except OSError as error:
+            raise EmbeddedDbError(f"cannot create {self.state_dir}: {error.strerror}") from error
+
+    def _make_server_dir(self, path: Path, mode: int, *, fresh: bool = False) -> None:
+        try:
+            serverfiles.make_server_dir(path, mode, self._server_ids(), fresh=fresh)
         except OSError as error:
             raise EmbeddedDbError(f"cannot create {path}: {error.strerror}") from error
 
+    def _check_data_dir(self) -> None:
+        """Raise EmbeddedDbError unless the cluster's directory is a real directory of the
+        server user's (not a link someone planted, not another user's cluster)."""
+        owner = self._server_uid()
+        problem = serverfiles.directory_problem(self.data_dir, owner)
+        if problem is not None:
+            raise EmbeddedDbError(
+                f"embedded database directory {self.data_dir} {problem}, not by "
+                f"{ownership.user_name(owner)}: move it away to create a new cluster"
+            )
+
+    def _read_server_file(self, path: Path, *, required: bool = False) -> str | None:
+        """Return the text of a file in the cluster directory, or None if missing or not a
+        plain file of the server user's (never read then; ``required``: raise instead)."""
+        try:
+            text = serverfiles.read_server_file(path, self._server_uid())
+        except ownership.UntrustedPathError as error:
+            if required:
+                raise EmbeddedDbError(f"{error.reason}: not read; restore the file") from error
+            log.warning("%s: not read", error.reason)
+            return None
+        except OSError as error:
+            raise EmbeddedDbError(f"cannot read {path}: {error.strerror}") from error
+        if text is None and required:
+            raise EmbeddedDbError(f"{path} is missing: restore the file")
+        return text
+
     def _write_server_file(self, path: Path, text: str) -> None:
-        if path.exists() and path.read_text(encoding="utf-8") == text:
-            return
-        staging = path.with_name(path.name + ".new")
-        staging.write_text(text, encoding="utf-8")
-        os.chmod(staging, 0o600)
-        ids = self._server_ids()
-        if ids is not None:
-            os.chown(staging, *ids)
-        os.replace(staging, path)
+        try:
+            serverfiles.write_server_file(path, text, self._server_ids())
+        except OSError as error:
+            raise EmbeddedDbError(f"cannot write {path}: {error.strerror}") from error
 
     def _check_reachable(self) -> None:
         if self._server_user is None:
@@ -314,11 +353,10 @@ class EmbeddedDatabase:
             )
 
     def _prepare_logfile(self) -> None:
-        if not self.logfile.exists():
-            self.logfile.touch(mode=0o640)
-        ids = self._server_ids()
-        if ids is not None:
-            os.chown(self.logfile, *ids)
+        try:
+            serverfiles.prepare_log_file(self.logfile, self._server_ids())
+        except OSError as error:
+            raise EmbeddedDbError(f"cannot create {self.logfile}: {error.strerror}") from error
 
     def _log_problem(self, offset: int) -> str:
         """Return the lines of the server log written since ``offset`` that say what went
@@ -344,38 +382,3 @@ def _sql_literal(text: str) -> str:
 
 def _conf_literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def _pgpass_field(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def _split_pgpass_line(line: str) -> list[str]:
-    fields: list[str] = []
-    current: list[str] = []
-    characters = iter(line)
-    for character in characters:
-        if character == "\\":
-            current.append(next(characters, ""))
-        elif character == ":":
-            fields.append("".join(current))
-            current = []
-        else:
-            current.append(character)
-    fields.append("".join(current))
-    return fields
-
-
-def _read_passfile_password(path: Path) -> str | None:
-    """Return the password of role ``sa`` recorded in ``path``, or None if there is none."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        fields = _split_pgpass_line(line)
-        if len(fields) == 5 and fields[3] == ROLE and fields[4]:
-            return fields[4]
-    return None

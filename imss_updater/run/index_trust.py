@@ -101,7 +101,7 @@ def authenticate(
                 f"this source signed its index before; refusing an unsigned index ({signature_url} "
                 f"not found; `imss-updater trust reset-index {trust_db.pin_key(base)}` clears the pin)"
             )
-        log.warning("%s: no index signature published; %s", base, NOT_AUTHENTICATED)
+        log.info("%s: no index signature published; %s", base, NOT_AUTHENTICATED)
         return IndexVerdict(False, None, checked=True)
     _verify(body, published, settings)
     if not not_modified and cached is not None and cached.signature is not None:

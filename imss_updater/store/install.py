@@ -19,6 +19,10 @@ for a pre-existing real directory adopted on the first install.
 
 Callers hold the download lock (``imss_updater.store.lock``) around every mutating call; the
 store itself does no locking.
+
+Another user may be able to write ``R/lib`` or a live path's parent: every change is made
+in the directories as opened and checked by ``imss_updater.store.layout``, so no link that
+user plants is ever followed.
 """
 
 from __future__ import annotations
@@ -29,15 +33,16 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
-import zipfile
-import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from imss_updater.store import zipbomb
+from imss_updater.store import ownership
+from imss_updater.store.layout import Directories, generations_root, open_staging
+from imss_updater.store.layout import staging_root as staging_root  # callers use install's
+from imss_updater.store.unpack import ArchiveError, fsync_directory, unpack
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,6 @@ _GENERATION_PATTERN = re.compile(r"([0-9]+)-([0-9]+(?:\.[0-9]+)*)\Z")
 _COMPONENT_PATTERN = re.compile(r"[A-Za-z0-9_-]+\Z")
 _ADOPTED_SEQ = 0
 _ADOPTED_VERSION = "0"
-_COPY_CHUNK = 1024 * 1024
 
 
 class InstallError(Exception):
@@ -78,26 +82,9 @@ class InstalledState:
         return self.previous.version if self.previous else None
 
 
-def staging_root(root: Path) -> Path:
-    """Given the install root, return ``R/lib/.staging``, creating it if missing."""
-    path = root / "lib" / ".staging"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _generations_root(root: Path) -> Path:
-    return root / "lib" / ".generations"
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _os_reason(error: OSError, doing: str) -> str:
+    if isinstance(error, ownership.UntrustedPathError):
+        return error.reason
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"disk full while {doing}"
     where = f": {error.filename}" if error.filename else ""
@@ -123,8 +110,42 @@ class ComponentStore:
         self._root = root
         self._id = component_id
         self._live = root / relative
-        self._generations = _generations_root(root) / component_id
-        self._switch_link = self._live.parent / f".{self._live.name}.switch"
+        self._generations = generations_root(root) / component_id
+        self._switch_name = f".{self._live.name}.switch"
+        self._switch_link = self._live.parent / self._switch_name
+        self._opened: Directories | None = None
+
+    # ----------------------------------------------------------------- directories
+
+    @contextmanager
+    def _directories(self) -> Iterator[Directories]:
+        """Open the store's directories for the duration of one operation (re-entrant)."""
+        if self._opened is not None:
+            yield self._opened
+            return
+        self._opened = Directories(self._root, self._id, self._live)
+        try:
+            yield self._opened
+        finally:
+            self._opened.close()
+            self._opened = None
+
+    def _generations_dir(self, *, create: bool) -> Path | None:
+        """Return the pinned ``.generations/<id>`` (None if missing and not ``create``); outside
+        an operation, its plain path (for reading only)."""
+        if self._opened is None:
+            return self._generations
+        return self._opened.generations(create=create)
+
+    def _live_dir(self, *, create: bool) -> Path | None:
+        """Return the pinned parent of the live path (None if missing and not ``create``)."""
+        assert self._opened is not None, "changes happen inside _directories()"
+        return self._opened.live_parent(create=create)
+
+    def _reason(self, error: OSError, doing: str) -> str:
+        """The one-line reason for ``error``, naming paths as the administrator knows them."""
+        reason = _os_reason(error, doing)
+        return reason if self._opened is None else self._opened.show(reason)
 
     # ----------------------------------------------------------------- reading
 
@@ -144,8 +165,11 @@ class ComponentStore:
 
     def _generations_list(self) -> list[Generation]:
         """Return the complete generations on disk, lowest seq first."""
+        directory = self._generations_dir(create=False)
+        if directory is None:
+            return []
         try:
-            entries = list(os.scandir(self._generations))
+            entries = list(os.scandir(directory))
         except FileNotFoundError:
             return []
         found = []
@@ -184,9 +208,14 @@ class ComponentStore:
         staging leftovers and a leftover temporary link. Raise OSError if the disk cannot
         be changed.
         """
+        with self._directories():
+            return self._repair()
+
+    def _repair(self) -> list[str]:
         fixes: list[str] = []
-        if os.path.lexists(self._switch_link):
-            os.unlink(self._switch_link)
+        live_dir = self._live_dir(create=False)
+        if live_dir is not None and os.path.lexists(live_dir / self._switch_name):
+            os.unlink(live_dir / self._switch_name)
             fixes.append(f"{self._id}: removed leftover temporary link {self._switch_link}")
         fixes.extend(self._remove_staging_leftovers())
 
@@ -202,7 +231,6 @@ class ComponentStore:
                 if adopted:
                     # Only an adoption interrupted between moving the directory away and
                     # linking it back leaves the live path without a target.
-                    self._live.parent.mkdir(parents=True, exist_ok=True)
                     self._switch(adopted[0])
                     fixes.append(
                         f"{self._id}: relinked {self._live} to adopted generation "
@@ -223,40 +251,45 @@ class ComponentStore:
 
     def _remove_staging_leftovers(self) -> list[str]:
         fixes = []
-        staging = staging_root(self._root)
-        for entry in os.scandir(staging):
-            if entry.name.partition(".")[0] == self._id:
-                _remove_tree(Path(entry.path))
-                fixes.append(f"{self._id}: removed leftover staging {entry.path}")
+        with self._directories() as opened:
+            for entry in os.scandir(opened.staging):
+                if entry.name.partition(".")[0] == self._id:
+                    _remove_tree(opened.staging / entry.name)
+                    shown = self._root / "lib" / ".staging" / entry.name
+                    fixes.append(f"{self._id}: removed leftover staging {shown}")
         return fixes
 
     def _remove_generations_except(self, keep: list[Generation]) -> list[str]:
         """Remove every entry of the generations directory not named in ``keep``."""
         kept = {generation.path.name for generation in keep}
         fixes = []
-        try:
-            entries = sorted(os.scandir(self._generations), key=lambda entry: entry.name)
-        except FileNotFoundError:
+        directory = self._generations_dir(create=False)
+        if directory is None:
             return []
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
         for entry in entries:
             if entry.name not in kept:
-                self._discard(Path(entry.path))
+                self._discard(entry.name)
                 fixes.append(f"{self._id}: removed generation {entry.name}")
         return fixes
 
-    def _discard(self, path: Path) -> None:
-        """Delete ``path`` so that no partly deleted generation is ever visible: move it
-        into staging first (atomic), then delete it there."""
-        trash = staging_root(self._root) / f"{self._id}.trash-{secrets.token_hex(6)}"
-        try:
-            os.rename(path, trash)
-        except OSError as error:
-            if error.errno != errno.EXDEV:
-                raise
-            _remove_tree(path)
-            return
-        _fsync_directory(path.parent)
-        _remove_tree(trash)
+    def _discard(self, name: str) -> None:
+        """Delete generation ``name`` so that no partly deleted generation is ever visible:
+        move it into staging first (atomic), then delete it there."""
+        with self._directories() as opened:
+            directory = self._generations_dir(create=False)
+            if directory is None:
+                return
+            trash = opened.staging / f"{self._id}.trash-{secrets.token_hex(6)}"
+            try:
+                os.rename(directory / name, trash)
+            except OSError as error:
+                if error.errno != errno.EXDEV:
+                    raise
+                _remove_tree(directory / name)
+                return
+            fsync_directory(directory)
+            _remove_tree(trash)
 
     # ----------------------------------------------------------------- changing
 
@@ -272,28 +305,38 @@ class ComponentStore:
         if not _VERSION_PATTERN.match(version):
             raise InstallError(f"invalid version {version!r}: digits and dots only")
         try:
-            self.repair()
+            with self._directories():
+                return self._install(archive, version, max_unpacked_bytes)
+        except OSError as error:  # opening or closing the directories
+            raise InstallError(self._reason(error, "preparing the install")) from error
+
+    def _install(self, archive: Path, version: str, max_unpacked_bytes: int) -> InstalledState:
+        assert self._opened is not None
+        try:
+            self._repair()
             self._adopt_if_needed()
             before = self._current()
             staging = Path(tempfile.mkdtemp(prefix=f"{self._id}.unpack-",
-                                            dir=staging_root(self._root)))
+                                            dir=self._opened.staging))
         except OSError as error:
-            raise InstallError(_os_reason(error, "preparing the install")) from error
+            raise InstallError(self._reason(error, "preparing the install")) from error
         generation: Generation | None = None
         doing = "unpacking"
         try:
             # mkdtemp makes it 0700; the scan service, maybe another user, reads it.
             os.chmod(staging, 0o755)  # noqa: S103
-            _unpack(archive, staging, max_unpacked_bytes)
+            try:
+                unpack(archive, staging, max_unpacked_bytes)
+            except ArchiveError as error:
+                raise InstallError(error.reason) from error
             doing = "installing"
             generation = self._commit(staging, version)
-            self._live.parent.mkdir(parents=True, exist_ok=True)
             self._switch(generation)
         except (InstallError, OSError) as error:
             self._abandon(staging, generation, before)
             if isinstance(error, InstallError):
                 raise
-            raise InstallError(_os_reason(error, doing)) from error
+            raise InstallError(self._reason(error, doing)) from error
         log.info("%s: installed version %s as generation %s", self._id, version,
                  generation.path.name)
         self._prune(generation)
@@ -304,55 +347,63 @@ class ComponentStore:
         the new state. Raise InstallError if there is no previous generation or the disk
         fails."""
         try:
-            self.repair()
-            before = self.state()
-            if before.current is None or before.previous is None:
-                raise InstallError("no previous generation to roll back to")
-            self._switch(before.previous)
-            log.info("%s: rolled back from generation %s to %s", self._id,
-                     before.current.path.name, before.previous.path.name)
-            self._discard(before.current.path)
+            with self._directories():
+                self._repair()
+                before = self.state()
+                if before.current is None or before.previous is None:
+                    raise InstallError("no previous generation to roll back to")
+                self._switch(before.previous)
+                log.info("%s: rolled back from generation %s to %s", self._id,
+                         before.current.path.name, before.previous.path.name)
+                self._discard(before.current.path.name)
         except OSError as error:
-            raise InstallError(_os_reason(error, "rolling back")) from error
+            raise InstallError(self._reason(error, "rolling back")) from error
         return self.state()
 
     def _adopt_if_needed(self) -> None:
         """Move a pre-existing real live directory into the generations as seq 0."""
         if not (self._live.is_dir() and not self._live.is_symlink()):
             return
-        self._generations.mkdir(parents=True, exist_ok=True)
-        adopted = Generation(_ADOPTED_SEQ, _ADOPTED_VERSION,
-                             self._generations / f"{_ADOPTED_SEQ}-{_ADOPTED_VERSION}")
-        if os.path.lexists(self._switch_link):
-            os.unlink(self._switch_link)
-        os.symlink(os.path.relpath(adopted.path, self._live.parent), self._switch_link)
+        directory = self._generations_dir(create=True)
+        live_dir = self._live_dir(create=True)
+        assert directory is not None and live_dir is not None  # created when missing
+        name = f"{_ADOPTED_SEQ}-{_ADOPTED_VERSION}"
+        adopted = Generation(_ADOPTED_SEQ, _ADOPTED_VERSION, self._generations / name)
+        switch = live_dir / self._switch_name
+        if os.path.lexists(switch):
+            os.unlink(switch)
+        os.symlink(os.path.relpath(adopted.path, self._live.parent), switch)
         # A directory cannot be atomically replaced by a link: between these two renames
         # the live path is missing, and repair() relinks it to the adopted generation.
-        os.rename(self._live, adopted.path)
-        os.replace(self._switch_link, self._live)
-        _fsync_directory(self._generations)
-        _fsync_directory(self._live.parent)
+        os.rename(live_dir / self._live.name, directory / name)
+        os.replace(switch, live_dir / self._live.name)
+        fsync_directory(directory)
+        fsync_directory(live_dir)
         log.info("%s: adopted existing directory %s as generation %s", self._id, self._live,
                  adopted.path.name)
 
     def _commit(self, staging: Path, version: str) -> Generation:
         """Rename a complete staging directory into the generations under the next seq."""
-        self._generations.mkdir(parents=True, exist_ok=True)
+        directory = self._generations_dir(create=True)
+        assert directory is not None  # created when missing
         existing = self._generations_list()
         seq = max([_ADOPTED_SEQ, *(generation.seq for generation in existing)]) + 1
         generation = Generation(seq, version, self._generations / f"{seq}-{version}")
-        os.rename(staging, generation.path)
-        _fsync_directory(self._generations)
-        _fsync_directory(staging.parent)
+        os.rename(staging, directory / generation.path.name)
+        fsync_directory(directory)
+        fsync_directory(staging.parent)
         return generation
 
     def _switch(self, generation: Generation) -> None:
         """Point the live link at ``generation`` atomically and durably."""
-        if os.path.lexists(self._switch_link):
-            os.unlink(self._switch_link)
-        os.symlink(os.path.relpath(generation.path, self._live.parent), self._switch_link)
-        os.replace(self._switch_link, self._live)
-        _fsync_directory(self._live.parent)
+        live_dir = self._live_dir(create=True)
+        assert live_dir is not None  # created when missing
+        switch = live_dir / self._switch_name
+        if os.path.lexists(switch):
+            os.unlink(switch)
+        os.symlink(os.path.relpath(generation.path, self._live.parent), switch)
+        os.replace(switch, live_dir / self._live.name)
+        fsync_directory(live_dir)
 
     def _abandon(
         self, staging: Path, generation: Generation | None, before: Generation | None
@@ -364,11 +415,12 @@ class ComponentStore:
                 if self._current() == generation and before is not None:
                     self._switch(before)
                 if self._current() != generation:
-                    self._discard(generation.path)
+                    self._discard(generation.path.name)
             elif os.path.lexists(staging):
                 _remove_tree(staging)
-            if os.path.lexists(self._switch_link):
-                os.unlink(self._switch_link)
+            live_dir = self._live_dir(create=False)
+            if live_dir is not None and os.path.lexists(live_dir / self._switch_name):
+                os.unlink(live_dir / self._switch_name)
         except OSError as error:
             log.warning("%s: could not clean up after the failed install: %s", self._id, error)
 
@@ -399,16 +451,18 @@ def repair_all(root: Path, components: Iterable[tuple[str, str]]) -> list[str]:
         except (OSError, ValueError) as error:
             log.error("repair of %s failed: %s", component_id, error)
             fixes.append(f"{component_id}: repair failed: {error}")
-    staging = staging_root(root)
-    for entry in os.scandir(staging):
-        if entry.name.partition(".")[0] not in known:
-            try:
-                _remove_tree(Path(entry.path))
-            except OSError as error:
-                fixes.append(f"could not remove leftover staging {entry.path}: {error}")
-                continue
-            fixes.append(f"removed leftover staging {entry.path}")
-            log.info("repair: removed leftover staging %s", entry.path)
+    with ExitStack() as stack:
+        staging = open_staging(stack, root)
+        for entry in os.scandir(staging):
+            if entry.name.partition(".")[0] not in known:
+                shown = root / "lib" / ".staging" / entry.name
+                try:
+                    _remove_tree(staging / entry.name)
+                except OSError as error:
+                    fixes.append(f"could not remove leftover staging {shown}: {error}")
+                    continue
+                fixes.append(f"removed leftover staging {shown}")
+                log.info("repair: removed leftover staging %s", shown)
     return fixes
 
 
@@ -417,90 +471,3 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path)
     else:
         os.unlink(path)
-
-
-# --------------------------------------------------------------------- unpacking
-
-
-def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
-    """Given a zip member, return its path parts inside the install directory. Raise
-    InstallError if the member is unsafe."""
-    name = info.filename
-    if "\x00" in name or "\\" in name:
-        raise InstallError(f"zip member has an unsafe name: {name!r}")
-    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
-        raise InstallError(f"zip member has an absolute path: {name}")
-    parts = tuple(part for part in name.split("/") if part not in ("", "."))
-    if ".." in parts:
-        raise InstallError(f"zip member escapes the install directory: {name}")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        raise InstallError(f"zip member is a symbolic link: {name}")
-    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise InstallError(f"zip member is a device or special file: {name}")
-    return parts
-
-
-def _unpack(archive: Path, destination: Path, max_unpacked_bytes: int) -> None:
-    """Given a zip archive and an empty directory, unpack every member into it and fsync
-    files and directories. Raise InstallError for an unsafe or unsound archive (a zip bomb
-    among them, see ``zipbomb``); let OSError through for disk failures."""
-    try:
-        with zipfile.ZipFile(archive) as bundle:
-            zipbomb.check_declared_sizes(bundle.infolist(), archive.stat().st_size, max_unpacked_bytes)
-            members = [(info, _member_parts(info)) for info in bundle.infolist()]
-            budget = zipbomb.UnpackBudget(max_unpacked_bytes)
-            directories = {destination}
-            for info, parts in members:
-                if not parts:
-                    continue
-                target = destination.joinpath(*parts)
-                if info.is_dir():
-                    _make_directories(destination, parts, directories)
-                    continue
-                _make_directories(destination, parts[:-1], directories)
-                _extract_file(bundle, info, target, budget)
-            # Deepest first, so each directory is synced after its entries.
-            for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
-                _fsync_directory(directory)
-    except InstallError:
-        raise
-    except zipbomb.ZipBombError as error:
-        raise InstallError(error.reason) from error
-    except FileNotFoundError as error:
-        if error.filename == str(archive) or error.filename == archive:
-            raise InstallError(f"archive not found: {archive}") from error
-        raise InstallError(f"zip member conflicts with another member: {error.filename}") from error
-    except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
-        raise InstallError(f"zip member conflicts with another member: {error.filename}") from error
-    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-        raise InstallError(f"bad zip file: {error}") from error
-    except (NotImplementedError, RuntimeError) as error:
-        raise InstallError(f"unsupported zip file: {error}") from error
-
-
-def _make_directories(destination: Path, parts: tuple[str, ...], made: set[Path]) -> None:
-    current = destination
-    for part in parts:
-        current = current / part
-        if current not in made:
-            try:
-                os.mkdir(current, 0o755)
-            except FileExistsError:
-                if not current.is_dir() or current.is_symlink():
-                    raise
-            made.add(current)
-
-
-def _extract_file(
-    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: zipbomb.UnpackBudget
-) -> None:
-    mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
-    descriptor = os.open(
-        target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
-    )
-    with open(descriptor, "wb") as output, bundle.open(info) as source:
-        budget.copy(source, output, info)  # counts what is really written (zip bombs)
-        output.flush()
-        os.fchmod(output.fileno(), mode)
-        os.fsync(output.fileno())

@@ -21,6 +21,7 @@ from imss_updater.database.db import Database, DatabaseError
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import RunError, RunReport, Updater
 from imss_updater.settings import SettingsError
+from imss_updater.store.lock import LockUnusable
 from imss_updater.web.metrics import RunMetrics
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class JobRunner:
                 job.error = str(error)
                 job.lock_busy = "Another process" in str(error)
             log.warning("console %s did not run: %s", job.kind, error)
-        except (SettingsError, DatabaseError) as error:
+        except (SettingsError, DatabaseError, LockUnusable) as error:
             with self.lock:
                 job.error = str(error)
             log.error("console %s did not run: %s", job.kind, error)

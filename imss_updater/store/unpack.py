@@ -1,0 +1,122 @@
+"""Unpack a component archive into an empty directory, refusing unsafe or unsound archives.
+
+Every member must stay inside the directory: no absolute path, no ``..``, no symbolic link,
+no device or special file. Files are created exclusively and without following links, and
+every file and directory is fsynced, so a directory renamed into place afterwards is
+complete on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import zipfile
+import zlib
+from pathlib import Path
+
+from imss_updater.store import zipbomb
+
+_COPY_CHUNK = 1024 * 1024
+
+
+class ArchiveError(Exception):
+    """The archive is unsafe or unsound; ``reason`` is one line an administrator can act on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def fsync_directory(path: Path) -> None:
+    """Make the entries of directory ``path`` durable."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
+    """Given a zip member, return its path parts inside the install directory. Raise
+    ArchiveError if the member is unsafe."""
+    name = info.filename
+    if "\x00" in name or "\\" in name:
+        raise ArchiveError(f"zip member has an unsafe name: {name!r}")
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        raise ArchiveError(f"zip member has an absolute path: {name}")
+    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if ".." in parts:
+        raise ArchiveError(f"zip member escapes the install directory: {name}")
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise ArchiveError(f"zip member is a symbolic link: {name}")
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise ArchiveError(f"zip member is a device or special file: {name}")
+    return parts
+
+
+def unpack(archive: Path, destination: Path, max_unpacked_bytes: int) -> None:
+    """Given a zip archive and an empty directory, unpack every member into it and fsync
+    files and directories. Raise ArchiveError for an unsafe or unsound archive (a zip bomb
+    among them, see ``zipbomb``); let
+    OSError through for disk failures."""
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            zipbomb.check_declared_sizes(bundle.infolist(), archive.stat().st_size, max_unpacked_bytes)
+            members = [(info, _member_parts(info)) for info in bundle.infolist()]
+            budget = zipbomb.UnpackBudget(max_unpacked_bytes)
+            directories = {destination}
+            for info, parts in members:
+                if not parts:
+                    continue
+                target = destination.joinpath(*parts)
+                if info.is_dir():
+                    _make_directories(destination, parts, directories)
+                    continue
+                _make_directories(destination, parts[:-1], directories)
+                _extract_file(bundle, info, target, budget)
+            # Deepest first, so each directory is synced after its entries.
+            for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
+                fsync_directory(directory)
+    except ArchiveError:
+        raise
+    except zipbomb.ZipBombError as error:
+        raise ArchiveError(error.reason) from error
+    except FileNotFoundError as error:
+        if error.filename == str(archive) or error.filename == archive:
+            raise ArchiveError(f"archive not found: {archive}") from error
+        raise ArchiveError(f"zip member conflicts with another member: {error.filename}") from error
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
+        raise ArchiveError(f"zip member conflicts with another member: {error.filename}") from error
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise ArchiveError(f"bad zip file: {error}") from error
+    except (NotImplementedError, RuntimeError) as error:
+        raise ArchiveError(f"unsupported zip file: {error}") from error
+
+
+def _make_directories(destination: Path, parts: tuple[str, ...], made: set[Path]) -> None:
+    current = destination
+    for part in parts:
+        current = current / part
+        if current not in made:
+            try:
+                os.mkdir(current, 0o755)
+            except FileExistsError:
+                if not current.is_dir() or current.is_symlink():
+                    raise
+            made.add(current)
+
+
+def _extract_file(
+    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: zipbomb.UnpackBudget
+) -> None:
+    mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+    descriptor = os.open(
+        target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
+    )
+    with open(descriptor, "wb") as output, bundle.open(info) as source:
+        budget.copy(source, output, info)  # counts what is really written (zip bombs)
+        output.flush()
+        os.fchmod(output.fileno(), mode)
+        os.fsync(output.fileno())
