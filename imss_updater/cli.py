@@ -18,15 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imss_updater import config, diagnose, notify
+from imss_updater import config, diagnose, notify, settings_check
+from imss_updater.daemon import backlog
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.database.embedded_db import EmbeddedDbError
 from imss_updater.notify import config as notify_config
 from imss_updater.run import importer
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import ComponentReport, RunError, RunReport, Updater
-from imss_updater.settings import SECRET_NAMES, SettingsError, validate_value
+from imss_updater.settings import SECRET_NAMES, SettingsError
+from imss_updater.settings_check import validate_value
 from imss_updater.store import lock
+from imss_updater.store.spool import EventSpool
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(text, code)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_FAILED)
+    except Exception as error:  # never a traceback: one line, the details with -vv
+        log.debug("unexpected error", exc_info=True)
+        return _fail(f"internal error: {error.__class__.__name__}: {error}", EXIT_FAILED)
 
 
 def _fail(reason: str, code: int) -> int:
@@ -171,19 +177,23 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                   "schema up to date" if not applied else "applied: " + ", ".join(applied))
             return EXIT_OK
         config.require_schema(database)
+        spool = EventSpool(bootstrap.state)
+        _flush_spool(spool, database)
         if command == "admin":
             return _set_password(arguments, database)
         if command == "notify":
             return _notify(arguments, database)
         if command == "config":
             return _config(arguments, database)
-        updater = Updater(database, bootstrap.root)
+        updater = Updater(database, bootstrap.root, spool=spool)
         if command == "check":
             reports = updater.check()
             status = database.run_status()
             _emit(arguments, {"components": [r.as_json() for r in reports],
                               "last_check": _check_json(database)}, _table(reports))
-            return EXIT_OK if status.last_check_ok else EXIT_FAILED
+            if not status.last_check_ok:
+                raise CommandFailed(f"check failed: {status.last_check_text or 'no result recorded'}")
+            return EXIT_OK
         if command == "status":
             reports = updater.status()
             run_status = database.run_status()
@@ -201,6 +211,8 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                     "next_run": _iso(run_status.next_run_at),
                     "settings_problem": run_status.settings_problem,
                 },
+                "settings_problems": [str(problem) for problem in settings_check.problems(
+                    database.settings_rows(), [c.id for c in database.catalog()])],
                 "lock_holder": lock.lock_holder(bootstrap.root),
             }
             text = _table(reports) + "\n" + _status_lines(payload)
@@ -225,6 +237,14 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                 raise CommandFailed(str(error), EXIT_USAGE) from error
             return _report(arguments, report)
     raise CommandFailed(f"unknown command {command}", EXIT_USAGE)
+
+
+def _flush_spool(spool: EventSpool, database: Database) -> None:
+    """Write the events kept while the database was away (by this or another process)."""
+    try:
+        backlog.flush(spool, database)
+    except (DatabaseError, OSError) as error:  # the command itself does not need them
+        log.warning("kept events not written now: %s", error)
 
 
 def _notify(arguments: argparse.Namespace, database: Database) -> int:
@@ -345,6 +365,9 @@ def _report(arguments: argparse.Namespace, report: RunReport) -> int:
     lines.append(report.summary())
     _emit(arguments, report.as_json(), "\n".join(lines))
     if not report.ok:
+        if report.problem is not None:
+            code = EXIT_USAGE if report.problem.step == "settings" else EXIT_FAILED
+            raise CommandFailed(report.problem.reason, code)
         failed = [o for o in report.outcomes if not o.ok]
         raise CommandFailed(report.restart_error or (failed[0].message if failed else report.summary()))
     return EXIT_OK
@@ -395,6 +418,8 @@ def _status_lines(payload: dict[str, Any]) -> str:
         f"next scheduled run: {payload['daemon']['next_run'] or 'not planned (is the daemon running?)'}",
         *([f"settings problem: {payload['daemon']['settings_problem']}"]
           if payload["daemon"]["settings_problem"] else []),
+        *[f"settings problem: {problem}" for problem in payload["settings_problems"]
+          if problem not in (payload["daemon"]["settings_problem"] or "")],
     ])
 
 

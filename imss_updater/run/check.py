@@ -62,7 +62,7 @@ def fetch_offers(
             # Control Manager never offers this component, whatever its server.ini says.
             offers[component.id] = Offer(Availability.ABSENT, base_url=offer.base_url)
     failures = sorted({str(index) for index in indexes.values() if isinstance(index, str)})
-    context.database.record_availability(
+    context.write("to record the check result", lambda: context.database.record_availability(
         [
             (
                 component.id,
@@ -74,13 +74,14 @@ def fetch_offers(
         ],
         ok=not failures,
         text="; ".join(failures) if failures else "update source reachable",
-    )
+    ), None)
     return offers
 
 
 def fetch_index(context: RunContext, base: str, client: HttpClient) -> serverini.SourceIndex | str:
     url = f"{base}/{INDEX_NAME}"
-    cached = context.database.cached_index(url)
+    cached = context.write("to read its copy of server.ini",
+                           lambda: context.database.cached_index(url), None)
     try:
         result = client.fetch_index(
             url,
@@ -103,5 +104,7 @@ def fetch_index(context: RunContext, base: str, client: HttpClient) -> serverini
         log.error("%s: %s", url, error)
         return f"{url}: {error}"
     if not result.not_modified:
-        context.database.store_index(url, result.etag, result.last_modified, body)
+        etag, modified = result.etag, result.last_modified
+        context.write("to keep a copy of server.ini",
+                      lambda: context.database.store_index(url, etag, modified, body), None)
     return index

@@ -12,7 +12,8 @@ import logging
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
-from imss_updater.database.db import DatabaseError
+from imss_updater import settings_check
+from imss_updater.database.db import Database, DatabaseError
 from imss_updater.store import lock
 from imss_updater.web import queries
 from imss_updater.web.context import console
@@ -34,13 +35,20 @@ def healthz() -> ResponseReturnValue:
     database: dict[str, object] = {"ok": True}
     last_run: dict[str, object] | None = None
     last_check: dict[str, object] | None = None
+    problems: list[str] = []  # states only, never a setting's value
     try:
         with context.pool.connection() as connection:
             run = connection.run_status()
+            settings_ok = _settings_ok(connection)
         last_run = {"time": _iso(run.last_run_at), "kind": run.last_run_kind, "ok": run.last_run_ok,
                     "text": run.last_run_text}
         last_check = {"time": _iso(run.last_check_at), "ok": run.last_check_ok,
                       "text": run.last_check_text}
+        problems = [name for name, failed in (
+            ("last run failed", run.last_run_ok is False),
+            ("last check failed", run.last_check_ok is False),
+            ("settings invalid or unusable", not settings_ok),
+        ) if failed]
     except DatabaseError as error:
         database = {"ok": False, "error": str(error)}
     try:
@@ -50,8 +58,11 @@ def healthz() -> ResponseReturnValue:
         scheduler_ok = False
     holder = lock.lock_holder(context.config.root)
     healthy = bool(database["ok"]) and scheduler_ok
+    # Degraded: the updater runs but updates fail. 200 as the "warn" of the health-check
+    # response format draft, so that only a dead updater is a failed probe.
     body = {
-        "status": "ok" if healthy else "fail",
+        "status": ("degraded" if problems else "ok") if healthy else "fail",
+        "problems": problems,
         "database": database,
         "scheduler": {"ok": scheduler_ok},
         "last_run": last_run,
@@ -59,6 +70,10 @@ def healthz() -> ResponseReturnValue:
         "lock": {"held": holder is not None, "pid": holder},
     }
     return jsonify(body), 200 if healthy else 503
+
+
+def _settings_ok(database: Database) -> bool:
+    return not settings_check.problems(database.settings_rows(), [c.id for c in database.catalog()])
 
 
 def _label(value: str) -> str:
@@ -96,6 +111,7 @@ def metrics() -> ResponseReturnValue:
         run = database.run_status()
         failures = queries.failure_counts(database)
         notification_failures = queries.notification_failure_counts(database)
+        settings_ok = _settings_ok(database)
     out = _Exposition()
     out.family("imss_component_info", "gauge",
                "Installed and available version per component (available: Unknown or 0.0 too).")
@@ -133,6 +149,9 @@ def metrics() -> ResponseReturnValue:
     out.sample("imss_last_run_timestamp_seconds", _seconds(run.last_run_at))
     out.family("imss_last_run_success", "gauge", "1 if the last run succeeded.")
     out.sample("imss_last_run_success", None if run.last_run_ok is None else int(run.last_run_ok))
+    out.family("imss_settings_valid", "gauge",
+               "1 if the settings are valid and usable (the files they name are readable PEM).")
+    out.sample("imss_settings_valid", int(settings_ok))
     counters = context.config.metrics
     with counters.lock:
         check_seconds = counters.last_check_seconds
