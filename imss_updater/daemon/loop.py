@@ -83,8 +83,13 @@ def scheduled_update(
     with Database(dsn) as database:
         updater = Updater(database, bootstrap.root, cancel=cancel, progress=progress,
                           fallback_settings=fallback_settings, unrecorded=unrecorded, spool=spool)
-        _catalog, settings = updater.load()
-        if not settings.scheduled_update:
+        try:
+            _catalog, settings = updater.load()
+            scheduled = settings.scheduled_update
+        except SettingsError:
+            # The run records the problem as its failure, unless the schedule is off anyway.
+            scheduled = database.settings_rows().get(("Update", "ScheduledUpdate"), "yes").strip() != "no"
+        if not scheduled:
             log.info("scheduled update is off (Update/ScheduledUpdate=no)")
             return None
         database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
@@ -449,9 +454,13 @@ class Daemon:
             database.add_event(self.unrecorded[0])
             self.unrecorded.pop(0)
         try:
-            backlog.flush(self.spool, database)
+            written = backlog.flush(self.spool, database)
         except OSError as error:
             log.error("cannot read the kept events in %s: %s", self.spool.path, error)
+            return
+        if written:  # their notifications were queued just now: send them
+            self.scheduler.add_job(self._deliver, id="deliver-now", replace_existing=True,
+                                   executor="notify")
 
     def catch_up_now(self) -> None:
         """The database is back after a scheduled run fell in its outage: run it now (at
@@ -492,7 +501,7 @@ class Daemon:
                                executor="notify")
 
     def _deliver(self) -> None:
-        if self.database_health.ok:
+        if self.database_health.ok is not False:  # None: not known yet, worth a try
             deliver_notifications(self.dsn)
 
     # -- the job -----------------------------------------------------------------------------

@@ -140,7 +140,9 @@ class Updater(RunContext):
             log.debug("unexpected error while %s", STEPS[run.step], exc_info=True)
             reason = f"unexpected error while {STEPS[run.step]}: {error.__class__.__name__}: {error}"
             self._fail_run(report, run, run.step, reason)
-        if self.database_problem is not None and report.problem is None:
+        if self.database_problem is not None and report.ok:
+            # A refused write in a run that otherwise succeeded fails it; in a run that
+            # failed already, its failures are recorded (or kept) and the refusal logged.
             self._fail_run(report, run, "record", self.database_problem)
         if report.skipped is None:
             self.write("to record the run", lambda: self.database.record_run(mode.value, report.ok,

@@ -120,6 +120,9 @@ class EventSpool:
 
 def _append(descriptor: int, line: dict[str, object]) -> None:
     data = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    size = os.fstat(descriptor).st_size
+    if size and os.pread(descriptor, 1, size - 1) != b"\n":
+        data = b"\n" + data  # after a line torn by a crash: start a line of our own
     os.write(descriptor, data)
     os.fsync(descriptor)
 
