@@ -124,7 +124,8 @@ def test_source_page_refuses_a_missing_signature_ca_file_in_japanese(
             "max_mb": "1024"}
     response = logged_in.post("/settings/source", data=data, headers={"Accept-Language": "ja"})
     assert response.status_code == 400
-    expected = "署名の信頼アンカー (PEMファイル) (Update/SignatureCAFile): ファイル /nonexistent/trust.pem が存在しません"
+    expected = ("署名の信頼アンカー (PEMファイル) (Update/SignatureCAFile): "
+                "ファイル /nonexistent/trust.pem が存在しません")
     assert expected in text(response)
     response = logged_in.post("/settings/source", data=data)
     assert "(Update/SignatureCAFile): the file /nonexistent/trust.pem does not exist" in text(response)
