@@ -11,7 +11,9 @@ file is a missing file.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -74,6 +76,13 @@ def last_run_line(gateway: Gateway) -> str:
     return next(line for line in status.stdout.splitlines() if line.startswith("last run:"))
 
 
+def page_last_run(client: FlaskClient) -> str:
+    page = client.get("/").get_data(as_text=True)
+    found = re.search(r'<dd id="last-run">(.*?)</dd>', page, re.DOTALL)
+    assert found, page
+    return html.unescape(found.group(1))
+
+
 def raising(*_args: object, **_kwargs: object) -> Any:
     raise RuntimeError(FAULT)
 
@@ -121,7 +130,7 @@ STEPS: dict[str, tuple[Callable[[pytest.MonkeyPatch, Gateway], None], bool]] = {
 @pytest.mark.parametrize("step", list(STEPS))
 def test_a_fault_at_each_step_is_recorded_shown_and_mailed(
     step: str, gateway: Gateway, smtp_server: ServerFactory, monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    tmp_path: Path, logged_in: FlaskClient,
 ) -> None:
     relay = smtp_server("plain")
     mail_to(relay, gateway)
@@ -137,6 +146,8 @@ def test_a_fault_at_each_step_is_recorded_shown_and_mailed(
     found = failures(gateway)
     assert FAULT in found["virus_pattern"]
     assert FAULT in last_run_line(gateway)
+    assert FAULT in page_last_run(logged_in)
+    assert logged_in.get("/healthz").get_json()["status"] == "degraded"
     assert FAULT in bodies(relay)
     if whole_run:
         # A run-level failure is every scheduled component's: each group's failure rows decide.
@@ -168,8 +179,9 @@ def test_a_fault_at_each_step_is_recorded_shown_and_mailed(
 ])
 def test_a_missing_ca_file_fails_every_scheduled_run_with_its_reason_and_is_mailed(
     row: str, value: str, expected: str, gateway: Gateway, smtp_server: ServerFactory,
-    tmp_path: Path, client: FlaskClient,
+    tmp_path: Path, logged_in: FlaskClient,
 ) -> None:
+    client = logged_in
     relay = smtp_server("plain")
     mail_to(relay, gateway)
     gateway.tree.add_pattern("P.4", "1569700")
@@ -184,6 +196,7 @@ def test_a_missing_ca_file_fails_every_scheduled_run_with_its_reason_and_is_mail
     assert expected in last_run_line(gateway)
     status = gateway.cli("status")
     assert f"settings problem: Update/{row}: {expected}" in status.stdout
+    assert "Failed (Scheduled)" in page_last_run(client) and expected in page_last_run(client)
     assert "update source reachable" not in status.stdout
     assert subjects(relay) == RUN_LEVEL_GROUPS and expected in bodies(relay)
     health = client.get("/healthz")
