@@ -178,7 +178,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             return EXIT_OK
         config.require_schema(database)
         spool = EventSpool(bootstrap.state)
-        _flush_spool(spool, database)
+        backlog.flush_quietly(spool, database)  # kept by this or another process
         if command == "admin":
             return _set_password(arguments, database)
         if command == "notify":
@@ -237,14 +237,6 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                 raise CommandFailed(str(error), EXIT_USAGE) from error
             return _report(arguments, report)
     raise CommandFailed(f"unknown command {command}", EXIT_USAGE)
-
-
-def _flush_spool(spool: EventSpool, database: Database) -> None:
-    """Write the events kept while the database was away (by this or another process)."""
-    try:
-        backlog.flush(spool, database)
-    except (DatabaseError, OSError) as error:  # the command itself does not need them
-        log.warning("kept events not written now: %s", error)
 
 
 def _notify(arguments: argparse.Namespace, database: Database) -> int:

@@ -58,3 +58,11 @@ def flush(spool: EventSpool, database: Database) -> int:
         log.info("%d event(s) kept while the database was away are now in the event log",
                  len(to_record))
     return len(to_record)
+
+
+def flush_quietly(spool: EventSpool, database: Database) -> None:
+    """``flush``, for a caller that does not need the events now: a problem is logged only."""
+    try:
+        flush(spool, database)
+    except (DatabaseError, OSError) as error:
+        log.warning("kept events not written now: %s", error)

@@ -154,8 +154,8 @@ def flush_spool(spool: EventSpool, dsn: str) -> None:
     """Write what the spool kept while the database was away; a problem is logged only."""
     try:
         with Database(dsn) as database:
-            backlog.flush(spool, database)
-    except (DatabaseError, OSError) as error:
+            backlog.flush_quietly(spool, database)
+    except DatabaseError as error:
         log.warning("kept events not written now: %s", error)
 
 
