@@ -202,7 +202,7 @@ def test_a_missing_ca_file_fails_every_scheduled_run_with_its_reason_and_is_mail
     health = client.get("/healthz")
     assert health.status_code == 200
     assert health.get_json()["status"] == "degraded"
-    assert "settings invalid or unusable" in health.get_json()["problems"]
+    assert health.get_json()["settings"]["valid"] is False  # a missing file makes them unusable
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "imss_settings_valid 0" in metrics and "imss_last_run_success 0" in metrics
     assert 'imss_update_failures_total{component="virus_pattern"} 1' in metrics

@@ -63,6 +63,7 @@ def healthz() -> ResponseReturnValue:
     body = {
         "status": ("degraded" if problems else "ok") if healthy else "fail",
         "problems": problems,
+        "settings": {"valid": "settings invalid or unusable" not in problems if database["ok"] else None},
         "database": database,
         "scheduler": {"ok": scheduler_ok},
         "last_run": last_run,
