@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imss_updater import config, config_commands, diagnose, logsetup, notify, process
+from imss_updater import config, config_commands, diagnose, logsetup, notify, process, settings_check
 from imss_updater.catalog import DEFAULT_IDS
+from imss_updater.daemon import backlog
 from imss_updater.database import psql
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, DatabaseError
@@ -29,8 +30,10 @@ from imss_updater.notify import config as notify_config
 from imss_updater.run import importer, trust
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import ComponentReport, RunError, RunReport, Updater
-from imss_updater.settings import SettingsError, load, validate_value
+from imss_updater.settings import SettingsError, load
+from imss_updater.settings_check import validate_value
 from imss_updater.store import lock
+from imss_updater.store.spool import EventSpool
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(error.reason, EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_FAILED)
+    except Exception as error:  # never a traceback: one line, the details with -vv
+        log.debug("unexpected error", exc_info=True)
+        return _fail(f"internal error: {error.__class__.__name__}: {error}", EXIT_FAILED)
 
 
 def _fail(reason: str, code: int) -> int:
@@ -240,6 +246,8 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                   "schema up to date" if not applied else "applied: " + ", ".join(applied))
             return EXIT_OK
         config.require_schema(database)
+        spool = EventSpool(bootstrap.state)
+        backlog.flush_quietly(spool, database)  # kept by this or another process
         if command == "admin":
             return _set_password(arguments, database)
         if command == "notify":
@@ -248,13 +256,15 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             return _config(arguments, database)
         if command == "trust":
             return _trust(arguments, database)
-        updater = Updater(database, bootstrap.root)
+        updater = Updater(database, bootstrap.root, spool=spool)
         if command == "check":
             reports = updater.check()
             status = database.run_status()
             _emit(arguments, {"components": [r.as_json() for r in reports],
                               "last_check": _check_json(database)}, _table(reports))
-            return EXIT_OK if status.last_check_ok else EXIT_FAILED
+            if not status.last_check_ok:
+                raise CommandFailed(f"check failed: {status.last_check_text or 'no result recorded'}")
+            return EXIT_OK
         if command == "status":
             reports = updater.status()
             run_status = database.run_status()
@@ -273,6 +283,8 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                     "scheduled_update": _scheduled_update(database),
                     "settings_problem": run_status.settings_problem,
                 },
+                "settings_problems": [str(problem) for problem in settings_check.problems(
+                    database.settings_rows(), [c.id for c in database.catalog()])],
                 "lock_holder": lock.lock_holder(bootstrap.root),
             }
             text = _table(reports) + "\n" + _status_lines(payload)
@@ -466,8 +478,10 @@ def _report(arguments: argparse.Namespace, report: RunReport) -> int:
     lines.append(report.summary())
     _emit(arguments, report.as_json(), "\n".join(lines))
     if not report.ok:
-        failed = [o for o in report.outcomes if not o.ok]
-        raise CommandFailed(report.restart_error or (failed[0].message if failed else report.summary()))
+        if report.problem is not None:
+            code = EXIT_USAGE if report.problem.step == "settings" else EXIT_FAILED
+            raise CommandFailed(report.problem.reason, code)
+        raise CommandFailed(report.failure_reason() or report.summary())
     return EXIT_OK
 
 
@@ -518,6 +532,8 @@ def _status_lines(payload: dict[str, Any]) -> str:
         f"next scheduled run: {_next_run_text(payload['daemon'])}",
         *([f"settings problem: {payload['daemon']['settings_problem']}"]
           if payload["daemon"]["settings_problem"] else []),
+        *[f"settings problem: {problem}" for problem in payload["settings_problems"]
+          if problem not in (payload["daemon"]["settings_problem"] or "")],
     ])
 
 

@@ -35,9 +35,16 @@ SECRET_NAMES = frozenset(
 
 @dataclass(frozen=True)
 class Problem:
+    """One bad row: ``why`` is the English reason; ``key`` and ``values`` name the same
+    reason as a text the console translates (``problem.<key>``), when it has one; ``cause``
+    is the problem in another row that this row's value would create."""
+
     section: str
     name: str
     why: str
+    key: str | None = None
+    values: tuple[tuple[str, str], ...] = ()
+    cause: Problem | None = None
 
     def __str__(self) -> str:
         return f"{self.section}/{self.name}: {self.why}"
@@ -288,13 +295,13 @@ def load(rows: Rows, known_components: Iterable[str]) -> Settings:
     proxy_user = read.raw("Proxy", "ProxyUser") or ""
     proxy_password = read.raw("Proxy", "ProxyPassword") or ""
     if use_proxy:
-        if not proxy_host:
-            read.problems.append(Problem("Proxy", "ProxyHost", "empty while UseProxySetting=yes"))
-        try:
-            proxy_port = parse_int(1, 65535)(proxy_port_text)
-        except ValueError as error:
-            read.problems.append(Problem("Proxy", "ProxyPort", f"{error} (value {proxy_port_text!r})"))
-            proxy_port = 0
+        host_problem = proxy_host_problem(proxy_host)
+        if host_problem is not None:
+            read.problems.append(host_problem)
+        port_problem = proxy_port_problem(proxy_port_text)
+        if port_problem is not None:
+            read.problems.append(port_problem)
+        proxy_port = int(proxy_port_text) if port_problem is None else 0
         proxy = ProxyConfig(proxy_host, proxy_port, proxy_user, proxy_password)
     licenses = {
         name: read.typed("License", name, parse_date_or_empty, None)
@@ -368,6 +375,29 @@ def load(rows: Rows, known_components: Iterable[str]) -> Settings:
     return settings
 
 
+def proxy_host_problem(host: str) -> Problem | None:
+    """Return why ``host`` cannot be the proxy (empty, a URL, a host:port), or None."""
+    if not host:
+        return Problem("Proxy", "ProxyHost", "empty while UseProxySetting=yes", "proxy_host_empty")
+    if "://" in host or "/" in host or "@" in host or any(character.isspace() for character in host):
+        return Problem("Proxy", "ProxyHost",
+                       f"{host!r} is not a host name or address (give the host only, no scheme or path)",
+                       "proxy_host_url", (("value", host),))
+    if ":" in host.strip("[]") and host.count(":") == 1:
+        return Problem("Proxy", "ProxyHost",
+                       f"{host!r} is not a host name or address (give the port in Proxy/ProxyPort)",
+                       "proxy_host_port", (("value", host),))
+    return None
+
+
+def proxy_port_problem(text: str) -> Problem | None:
+    """Return why ``text`` is not a proxy port (1-65535), or None."""
+    if text.isdigit() and 1 <= int(text) <= 65535:
+        return None
+    return Problem("Proxy", "ProxyPort", f"must be a port number from 1 to 65535 (value {text!r})",
+                   "proxy_port", (("value", text),))
+
+
 def parse_optional_command(text: str) -> tuple[str, ...]:
     """An empty value means "no such command"; otherwise as parse_command."""
     return parse_command(text) if text.strip() else ()
@@ -380,19 +410,3 @@ def parse_host_list(text: str) -> tuple[str, ...]:
         if any(character in host for character in "/:@ "):
             raise ValueError(f"{host!r} is not a host name (give names only, no scheme or port)")
     return hosts
-
-
-def validate_value(section: str, name: str, value: str, rows: Rows, known_components: Iterable[str]) -> None:
-    """Raise SettingsError if setting ``section/name`` to ``value`` would break the settings.
-
-    Used by ``config set`` so that a typo is refused before it reaches the database.
-    Rows the loader does not use (e.g. notification templates) are accepted as they are.
-    """
-    changed = dict(rows)
-    changed[(section, name)] = value
-    try:
-        load(changed, known_components)
-    except SettingsError as error:
-        own = [problem for problem in error.problems if (problem.section, problem.name) == (section, name)]
-        if own:
-            raise SettingsError(own) from None

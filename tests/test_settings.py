@@ -3,7 +3,8 @@ import datetime
 import pytest
 
 from imss_updater.catalog import DEFAULT_IDS
-from imss_updater.settings import SettingsError, load, validate_value
+from imss_updater.settings import SettingsError, load
+from imss_updater.settings_check import validate_value
 from tests.data import KNOWN, default_rows
 
 

@@ -18,6 +18,7 @@ import os
 import random
 import secrets
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from imss_updater import config, notify
-from imss_updater.daemon import sdnotify
+from imss_updater.daemon import backlog, sdnotify
 from imss_updater.daemon.schedule import Schedule, missed_run, next_run, schedule_for
 from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
@@ -39,6 +40,7 @@ from imss_updater.run.planner import Mode
 from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport, Updater
 from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.store import install, lock
+from imss_updater.store.spool import EventSpool
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ MIN_RUN_GAP_SECONDS = 60.0  # whatever the planner says, scheduled runs start at
 SETTINGS_CHANNEL = "imss_settings"
 DELIVERY_STOP_SECONDS = 3.0  # a channel's attempt is cut short at stop; this is to record it
 RETENTION_SECONDS = 3600.0  # old events, notifications and attempts are deleted this often
+CATCH_UP_JOB_ID = "catch-up"
+CATCH_UP_GAP_SECONDS = 60.0
 
 RunHook = Callable[[Database, RunReport], None]
 """Called after each scheduled run with its report (the notification issue queues mail/traps)."""
@@ -76,16 +80,24 @@ def scheduled_update(
     unrecorded: list[NewEvent] | None = None,
     after_run: RunHook | None = None,
     progress: Progress | None = None,
+    spool: EventSpool | None = None,
 ) -> RunReport | None:
     """Run exactly what the schedule runs: a scheduled update of the scheduled components.
 
     Return None when the scheduled update is turned off (Update/ScheduledUpdate=no).
+    Failure events the database refuses go to ``spool``; those the after-run hook then
+    notified are marked so in it. Raise DatabaseError if the run cannot start.
     """
     with Database(dsn) as database:
         updater = Updater(database, bootstrap.root, cancel=cancel, progress=progress,
-                          fallback_settings=fallback_settings, unrecorded=unrecorded)
-        _catalog, settings = updater.load()
-        if not settings.scheduled_update:
+                          fallback_settings=fallback_settings, unrecorded=unrecorded, spool=spool)
+        try:
+            _catalog, settings = updater.load()
+            scheduled = settings.scheduled_update
+        except SettingsError:
+            # The run records the problem as its failure, unless the schedule is off anyway.
+            scheduled = database.settings_rows().get(("Update", "ScheduledUpdate"), "yes").strip() != "no"
+        if not scheduled:
             log.info("scheduled update is off (Update/ScheduledUpdate=no)")
             return None
         database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
@@ -93,8 +105,13 @@ def scheduled_update(
         if after_run is not None:
             try:
                 after_run(database, report)
+            except DatabaseError as error:  # the kept failures are notified when it is back
+                log.error("notifications not queued now: %s", error)
             except Exception:  # a hook (notifications) must never fail the update
                 log.exception("after-run hook failed")
+            else:
+                if spool is not None and updater.spooled:
+                    spool.mark("notified", updater.spooled)
         return report
 
 
@@ -141,6 +158,15 @@ def main(bootstrap: config.Bootstrap, *, once: bool, as_json: bool) -> int:
     return code
 
 
+def flush_spool(spool: EventSpool, dsn: str) -> None:
+    """Write what the spool kept while the database was away; a problem is logged only."""
+    try:
+        with Database(dsn) as database:
+            backlog.flush_quietly(spool, database)
+    except DatabaseError as error:
+        log.warning("kept events not written now: %s", error)
+
+
 def queue_notifications(database: Database, report: RunReport) -> None:
     """The after-run hook: queue the mail and traps this scheduled run calls for."""
     queued = notify.enqueue_run(database, database.catalog(), report)
@@ -172,7 +198,9 @@ def _deliver_channel(dsn: str, channel: str) -> None:
 
 
 def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
-    report = scheduled_update(bootstrap, dsn, after_run=queue_notifications)
+    spool = EventSpool(bootstrap.state)
+    flush_spool(spool, dsn)
+    report = scheduled_update(bootstrap, dsn, after_run=queue_notifications, spool=spool)
     # Sent after the run, outside its lock: a dead relay never holds up an update.
     deliver_notifications(dsn)
     if report is None:
@@ -184,6 +212,9 @@ def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
         for outcome in report.outcomes:
             print(("OK    " if outcome.ok else "FAIL  ") + outcome.message)
         print(report.summary())
+    reason = report.failure_reason()
+    if reason is not None:  # as every command: one line with the reason on stderr
+        print(f"imss-updater: {reason.splitlines()[0]}", file=sys.stderr)
     return 0 if report.ok else 1
 
 
@@ -242,6 +273,9 @@ class Daemon:
         self.last_start: float | None = None  # time.monotonic() when the last run started
         self.gap_guard_logged = False
         self.unrecorded: list[NewEvent] = []
+        self.spool = EventSpool(bootstrap.state)
+        self.catch_up = False  # a scheduled run fell during a database outage
+        self.last_catch_up = 0.0
         self.last_staleness = 0.0
         self.after_run: RunHook | None = self._after_run
         self.progress: Progress | None = None
@@ -355,6 +389,8 @@ class Daemon:
             self.database_health.failed(str(error))
             self._feed_watchdog()
             return self.database_health.backoff
+        if self.catch_up and not self.job_running.is_set():
+            self.catch_up_now()
         if self.run_now.is_set():
             self.run_now.clear()
             if not self.signal_queued.is_set():
@@ -461,10 +497,31 @@ class Daemon:
         return earliest
 
     def flush_unrecorded(self, database: Database) -> None:
-        """Write the events a run could not record while the database was down."""
+        """Write the events a run could not record while the database was down (the spool
+        file, and those kept in memory when even the spool could not take them)."""
         while self.unrecorded:
             database.add_event(self.unrecorded[0])
             self.unrecorded.pop(0)
+        try:
+            written = backlog.flush(self.spool, database)
+        except OSError as error:
+            log.error("cannot read the kept events in %s: %s", self.spool.path, error)
+            return
+        if written:  # their notifications were queued just now: send them
+            self._deliver()
+
+    def catch_up_now(self) -> None:
+        """The database is back after a scheduled run fell in its outage: run it now (at
+        most once a minute, should the database keep failing the run)."""
+        self.catch_up = False
+        now = datetime.datetime.now(self.timezone)
+        when = max(now, datetime.datetime.fromtimestamp(self.last_catch_up + CATCH_UP_GAP_SECONDS,
+                                                        self.timezone))
+        self.last_catch_up = when.timestamp()
+        log.info("the database is back: running the scheduled update missed during its outage at %s",
+                 when.isoformat(timespec="seconds"))
+        self.scheduler.add_job(self.job, DateTrigger(run_date=when, timezone=self.timezone),
+                               id=CATCH_UP_JOB_ID, replace_existing=True)
 
     def check_staleness(self, database: Database) -> None:
         now = datetime.datetime.now(datetime.UTC)
@@ -518,6 +575,7 @@ class Daemon:
             report = scheduled_update(
                 self.bootstrap, self.dsn, cancel=self.cancel, fallback_settings=self.settings,
                 unrecorded=self.unrecorded, after_run=self.after_run, progress=self.progress,
+                spool=self.spool,
             )
             if report is not None:
                 log.info("scheduled update: %s", report.summary())
@@ -525,7 +583,10 @@ class Daemon:
             log.info("scheduled update interrupted: the updater is stopping")
         except RunError as error:
             log.warning("scheduled update did not run: %s", error)
-        except (DatabaseError, SettingsError, lock.LockUnusable) as error:
+        except DatabaseError as error:
+            log.error("scheduled update did not run: %s (it runs once the database is back)", error)
+            self.catch_up = True
+        except (SettingsError, lock.LockUnusable) as error:
             log.error("scheduled update did not run: %s", error)
         except Exception:
             log.exception("scheduled update failed unexpectedly")

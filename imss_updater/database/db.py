@@ -82,6 +82,7 @@ class NewEvent:
     message: str
     message_ja: str
     reason: str | None = None
+    time: datetime.datetime | None = None  # None: now (an event written later keeps its time)
 
 
 @dataclass(frozen=True)
@@ -403,6 +404,23 @@ class Database:
                 (pid, next_run, settings_problem),
             )
 
+    def note_lock_busy(self) -> datetime.timedelta:
+        """Remember that a scheduled run found the download lock busy; return for how long
+        runs have found it busy without a break (zero, the first time)."""
+        with self.transaction() as cursor:
+            cursor.execute(
+                "UPDATE tb_update_status SET lock_busy_since = coalesce(lock_busy_since, now())"
+                " WHERE id = 1 RETURNING now() - lock_busy_since"
+            )
+            row = cursor.fetchone()
+            return row[0] if row else datetime.timedelta(0)
+
+    def clear_lock_busy(self) -> None:
+        """A scheduled run did not find the download lock busy."""
+        with self.transaction() as cursor:
+            cursor.execute("UPDATE tb_update_status SET lock_busy_since = NULL"
+                           " WHERE id = 1 AND lock_busy_since IS NOT NULL")
+
     def set_stale(self, component_id: str, stale: bool) -> bool:
         """Set a component's stale flag; return True when it changed."""
         with self.transaction() as cursor:
@@ -481,6 +499,12 @@ class Database:
         with self.transaction() as cursor:
             return _insert_event(cursor, event)
 
+    def add_events(self, events: Sequence[NewEvent]) -> None:
+        """Record ``events`` in one transaction: all of them or none."""
+        with self.transaction() as cursor:
+            for event in events:
+                _insert_event(cursor, event)
+
     def events(
         self,
         *,
@@ -513,9 +537,9 @@ class Database:
 
 def _insert_event(cursor: psycopg2.extensions.cursor, event: NewEvent) -> int:
     cursor.execute(
-        "INSERT INTO tb_update_event (kind, component, version, outcome, message,"
-        " message_ja, reason) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (event.kind, event.component, event.version, event.outcome, event.message,
+        "INSERT INTO tb_update_event (time, kind, component, version, outcome, message,"
+        " message_ja, reason) VALUES (coalesce(%s, now()), %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (event.time, event.kind, event.component, event.version, event.outcome, event.message,
          event.message_ja, event.reason),
     )
     row = cursor.fetchone()

@@ -64,7 +64,7 @@ def fetch_offers(
             offers[component.id] = Offer(Availability.ABSENT, base_url=offer.base_url,
                                          authenticated=offer.authenticated)
     failures = sorted({str(index) for index in indexes.values() if isinstance(index, str)})
-    context.database.record_availability(
+    context.write("to record the check result", lambda: context.database.record_availability(
         [
             (
                 component.id,
@@ -77,7 +77,7 @@ def fetch_offers(
         ok=not failures,
         text="; ".join(failures) if failures else "update source reachable",
         authenticated={component.id: offers[component.id].authenticated for component in catalog},
-    )
+    ), None)
     return offers
 
 
@@ -87,7 +87,8 @@ def fetch_index(
     """Return the source's index (conditionally fetched, its signature checked as
     Update/VerifyIndexSignature asks), or the reason it cannot be used."""
     url = f"{base}/{INDEX_NAME}"
-    cached = context.database.cached_index(url)
+    cached = context.write("to read its copy of server.ini",
+                           lambda: context.database.cached_index(url), None)
     try:
         result = client.fetch_index(
             url,
@@ -117,11 +118,17 @@ def fetch_index(
         return f"{url}: {refused.reason}"
     index.authenticated = verdict.authenticated
     if not result.not_modified:
-        context.database.store_index(url, result.etag, result.last_modified, body,
-                                     signature=verdict.signature, signature_checked=verdict.checked)
+        etag, modified = result.etag, result.last_modified
+        signature, checked = verdict.signature, verdict.checked
+        context.write("to keep a copy of server.ini",
+                      lambda: context.database.store_index(url, etag, modified, body, signature=signature,
+                                                           signature_checked=checked), None)
     elif cached is not None and verdict.checked and (verdict.signature, verdict.checked) != (
         cached.signature, cached.signature_checked
     ):
-        context.database.store_index(url, cached.etag, cached.last_modified, cached.body,
-                                     signature=verdict.signature, signature_checked=verdict.checked)
+        kept, signature, checked = cached, verdict.signature, verdict.checked
+        context.write("to keep the index signature",
+                      lambda: context.database.store_index(url, kept.etag, kept.last_modified, kept.body,
+                                                           signature=signature, signature_checked=checked),
+                      None)
     return index

@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from imss_updater import messages
 from imss_updater.catalog import Component
@@ -16,9 +17,12 @@ from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.run.report import Outcome, Progress, RunCancelled, RunReport, parse_or_none
 from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.store import install
+from imss_updater.store.spool import EventSpool
 from imss_updater.versions import Version
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class RunContext:
@@ -34,12 +38,14 @@ class RunContext:
         cancel: threading.Event | None = None,
         fallback_settings: Settings | None = None,
         unrecorded: list[NewEvent] | None = None,
+        spool: EventSpool | None = None,
     ) -> None:
         """``cancel``, when set, stops a run at the next safe point (between download chunks,
         between components, before restarting) with RunCancelled. ``fallback_settings`` are
         used when the rows fail validation (the daemon's last good settings); the problem is
         kept in ``settings_problem``. Failure events that cannot be written because the
-        database is down are appended to ``unrecorded`` for the caller to write later.
+        database is down are appended to ``spool`` (durably, for whoever flushes it later;
+        ``spooled`` lists their ids), or to ``unrecorded`` in memory without a spool.
         """
         self.database = database
         self.root = root
@@ -49,9 +55,14 @@ class RunContext:
         self.fallback_settings = fallback_settings
         self.settings_problem: str | None = None
         self.unrecorded = unrecorded if unrecorded is not None else []
+        self.spool = spool
+        self.spooled: list[str] = []
+        self.database_problem: str | None = None  # the first write the database refused
+        self.phases: dict[str, str] = {}  # each component's last phase, to say where it failed
 
     def progress(self, component_id: str, phase: str, done: int, total: int) -> None:
         """Report progress, and stop here if the daemon is stopping."""
+        self.phases[component_id] = phase
         self._progress(component_id, phase, done, total)
         if self.cancel.is_set() and phase not in ("done", "failed"):
             raise RunCancelled()
@@ -100,9 +111,37 @@ class RunContext:
         try:
             self.database.add_event(event)
         except DatabaseError as error:
-            log.warning("event kept until the database is back: %s", error)
-            self.unrecorded.append(event)
+            self.keep(event, error)
         if replace:
             report.outcomes = [o for o in report.outcomes if o.component != component.id]
         report.outcomes.append(Outcome(component.id, shown, False, text.en, reason))
         log.error("%s", text.en)
+
+    def keep(self, event: NewEvent, error: DatabaseError) -> None:
+        """Keep an event the database refused until it can be written: in the spool file
+        (durably), else in memory."""
+        self.refused("to record an event", error)
+        if self.spool is not None:
+            try:
+                notify = event.kind == "scheduled" and event.outcome == "failure"
+                self.spooled.append(self.spool.append(event, notify=notify))
+                log.warning("event kept in %s until the database is back", self.spool.path)
+                return
+            except OSError as spool_error:
+                log.error("cannot keep the event in %s: %s", self.spool.path, spool_error)
+        log.warning("event kept in memory until the database is back")
+        self.unrecorded.append(event)
+
+    def write(self, what: str, action: Callable[[], T], default: T) -> T:
+        """Do a database operation the run can go on without; if the database refuses it,
+        log it, remember it (``database_problem``) and return ``default``."""
+        try:
+            return action()
+        except DatabaseError as error:
+            self.refused(what, error)
+            return default
+
+    def refused(self, what: str, error: DatabaseError) -> None:
+        log.error("the database refused %s: %s", what, error)
+        if self.database_problem is None:
+            self.database_problem = f"the database refused {what}: {error}"

@@ -180,3 +180,16 @@ def is_stale(
     if stale_after_days is None or last_success is None:
         return False
     return now - last_success > datetime.timedelta(days=stale_after_days)
+
+
+SCHEDULE_INTERVAL_SECONDS = {"15min": 900, "hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
+
+
+def lock_stuck(held: datetime.timedelta, settings: Settings) -> bool:
+    """Given how long scheduled runs have found the download lock busy without a break,
+    return True when that is a failure rather than a skip: busy at two scheduled runs in a
+    row. The next scheduled run comes at least one interval minus the random delay later,
+    so that is the threshold."""
+    interval = SCHEDULE_INTERVAL_SECONDS.get(settings.schedule_frequency, 900)
+    jitter = min(settings.random_delay_seconds, interval // 2)
+    return held.total_seconds() >= interval - jitter

@@ -81,6 +81,15 @@ class Outcome:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class RunProblem:
+    """Why a run as a whole failed: ``step`` is where (settings, check, plan, lock, record,
+    run), ``reason`` the one-line cause."""
+
+    step: str
+    reason: str
+
+
 @dataclass
 class RunReport:
     kind: str
@@ -88,20 +97,43 @@ class RunReport:
     restarts: Restarts = field(default_factory=lambda: Restarts(False, False))
     restart_error: str | None = None
     up_to_date: bool = False
+    problem: RunProblem | None = None  # the run failed as a whole (every wanted component)
+    skipped: str | None = None  # a scheduled run left to the next one (the lock busy once)
 
     @property
     def ok(self) -> bool:
-        return self.restart_error is None and all(outcome.ok for outcome in self.outcomes)
+        return (self.restart_error is None and self.problem is None
+                and all(outcome.ok for outcome in self.outcomes))
 
     def summary(self) -> str:
-        if self.up_to_date and not self.outcomes:
+        """One line: the counts, the first failure's reason, the restart and the run's problem."""
+        if self.up_to_date and not self.outcomes and self.problem is None:
             return "All components are up to date."
+        if self.skipped is not None and not self.outcomes:
+            return f"skipped: {self.skipped}"
         done = sum(1 for outcome in self.outcomes if outcome.ok)
         failed = len(self.outcomes) - done
         text = f"{done} succeeded, {failed} failed"
+        first = next((outcome for outcome in self.outcomes if not outcome.ok), None)
+        if self.problem is not None:
+            text += f"; the update run failed: {self.problem.reason}"
+        elif first is not None and first.reason:
+            text += f" ({first.component}: {first.reason})"
         if self.restart_error:
             text += f"; restart failed: {self.restart_error}"
         return text
+
+    def failure_reason(self) -> str | None:
+        """The one line a command prints on stderr when the run failed (None when it did not):
+        the run's problem, else the restart's failure, else the first failed component's."""
+        if self.ok:
+            return None
+        if self.problem is not None:
+            return self.problem.reason
+        if self.restart_error:
+            return self.restart_error
+        failed = [outcome for outcome in self.outcomes if not outcome.ok]
+        return failed[0].message if failed else self.summary()
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -110,6 +142,8 @@ class RunReport:
             "summary": self.summary(),
             "restarted": {"scan": self.restarts.scan, "policy": self.restarts.policy},
             "restart_error": self.restart_error,
+            "problem": None if self.problem is None else {"step": self.problem.step,
+                                                          "reason": self.problem.reason},
             "results": [
                 {
                     "component": outcome.component,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from imss_updater import messages, process
 from imss_updater.catalog import Component
-from imss_updater.database.db import NewEvent
+from imss_updater.database.db import DatabaseError, NewEvent
 from imss_updater.run.context import RunContext
 from imss_updater.run.planner import Restarts, restarts_for
 from imss_updater.run.report import Outcome, RunReport, display
@@ -91,14 +91,18 @@ def restart_and_settle(
         attempted = next((o.version for o in report.outcomes if o.component == component.id), None)
         reason = f"{error}; rolled back to {back_to}"
         text = messages.update_failed(component, attempted, reason)
-        context.database.record_installed(
-            component.id,
-            state.current_version,
-            state.previous_version,
-            success=False,
-            restart_pending=True,
-            event=NewEvent(kind, component.id, attempted, "failure", text.en, text.ja, reason),
-        )
+        event = NewEvent(kind, component.id, attempted, "failure", text.en, text.ja, reason)
+        try:
+            context.database.record_installed(
+                component.id,
+                state.current_version,
+                state.previous_version,
+                success=False,
+                restart_pending=True,
+                event=event,
+            )
+        except DatabaseError as database_error:
+            context.keep(event, database_error)  # the disk is the truth; the next run records it
         report.outcomes = [o for o in report.outcomes if o.component != component.id]
         report.outcomes.append(Outcome(component.id, attempted, False, text.en, reason))
         log.error("%s", text.en)
@@ -129,15 +133,24 @@ def restart(
                 outside_this_unit(argv, service, settings.restart_timeout, systemd_booted()),
                 timeout=settings.restart_timeout + 10,  # systemd's own start timeout fires first
             )
-        except process.CommandError as error:
-            reason = f"{service} service restart failed: {error.reason}"
+        except Exception as error:  # whatever breaks, the restart failed and is handled as such
+            cause = error.reason if isinstance(error, process.CommandError) else (
+                f"internal error: {error.__class__.__name__}: {error}")
+            if not isinstance(error, process.CommandError):
+                log.debug("restarting the %s service failed", service, exc_info=True)
+            reason = f"{service} service restart failed: {cause}"
             log.error("%s", reason)
-            context.database.record_services(
-                **{"scan": None, "policy": None, service: f"failed: {error.reason}"}
-            )
+            _record_service(context, service, f"failed: {cause}")
             return reason
         log.info("%s service restarted", service)
         stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        context.database.record_services(**{"scan": None, "policy": None, service: f"restarted {stamp}"})
-    context.database.clear_restart_pending(component_ids)
+        _record_service(context, service, f"restarted {stamp}")
+    # If this is refused, the restart stays owed and the next run does it again: harmless.
+    context.write("to record the restart",
+                  lambda: context.database.clear_restart_pending(component_ids), None)
     return None
+
+
+def _record_service(context: RunContext, service: str, text: str) -> None:
+    changes: dict[str, str | None] = {"scan": None, "policy": None, service: text}
+    context.write("to record the service state", lambda: context.database.record_services(**changes), None)

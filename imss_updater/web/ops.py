@@ -13,9 +13,8 @@ import logging
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
-from imss_updater.database.db import DatabaseError
-from imss_updater.settings import SettingsError
-from imss_updater.settings import load as load_settings
+from imss_updater import settings_check
+from imss_updater.database.db import Database, DatabaseError
 from imss_updater.store import lock
 from imss_updater.web import queries
 from imss_updater.web.context import console
@@ -44,15 +43,9 @@ def healthz() -> ResponseReturnValue:
     try:
         with context.pool.connection() as connection:
             run = connection.run_status()
-            rows = connection.settings_rows()
-            known = [component.id for component in connection.catalog()]
+            settings_valid = _settings_ok(connection)  # unusable files count as invalid
         last_run = {"time": _iso(run.last_run_at), "kind": run.last_run_kind, "ok": run.last_run_ok}
         last_check = {"time": _iso(run.last_check_at), "ok": run.last_check_ok}
-        try:
-            load_settings(rows, known)
-            settings_valid = True
-        except SettingsError:
-            settings_valid = False
     except DatabaseError as error:
         log.warning("/healthz: %s", error)
         database_ok = False
@@ -78,6 +71,10 @@ def healthz() -> ResponseReturnValue:
         "lock": {"held": lock.lock_holder(context.config.root) is not None},
     }
     return jsonify(body), 503 if state == "fail" else 200
+
+
+def _settings_ok(database: Database) -> bool:
+    return not settings_check.problems(database.settings_rows(), [c.id for c in database.catalog()])
 
 
 def _label(value: str) -> str:
@@ -115,6 +112,7 @@ def metrics() -> ResponseReturnValue:
         run = database.run_status()
         failures = queries.failure_counts(database)
         notification_failures = queries.notification_failure_counts(database)
+        settings_ok = _settings_ok(database)
     out = _Exposition()
     out.family("imss_component_info", "gauge",
                "Installed and available version per component (available: Unknown or 0.0 too).")
@@ -152,6 +150,9 @@ def metrics() -> ResponseReturnValue:
     out.sample("imss_last_run_timestamp_seconds", _seconds(run.last_run_at))
     out.family("imss_last_run_success", "gauge", "1 if the last run succeeded.")
     out.sample("imss_last_run_success", None if run.last_run_ok is None else int(run.last_run_ok))
+    out.family("imss_settings_valid", "gauge",
+               "1 if the settings are valid and usable (the files they name are readable PEM).")
+    out.sample("imss_settings_valid", int(settings_ok))
     counters = context.config.metrics
     with counters.lock:
         check_seconds = counters.last_check_seconds

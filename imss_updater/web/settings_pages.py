@@ -30,10 +30,10 @@ from imss_updater.settings import (
     WEEKDAYS,
     Problem,
     SettingsError,
-    load,
-    validate_value,
 )
-from imss_updater.web.context import console, notify
+from imss_updater.settings_check import problems as settings_problems
+from imss_updater.settings_check import validate_value
+from imss_updater.web.context import console, notify, t
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,7 @@ def _proxy_changes(form: Form, rows: Rows, catalog: list[Component]) -> tuple[Ch
         ("Proxy", "ProxyPort"): form.get("port", "").strip(),
         ("Proxy", "ProxyUser"): form.get("user", ""),
     }
-    errors: list[str] = []
-    host = changes[("Proxy", "ProxyHost")]
-    if host and (any(character.isspace() for character in host) or "/" in host):
-        errors.append("Proxy/ProxyHost: a host name or address only, without scheme or path")
+    errors: list[str] = []  # the host's and port's form is checked with the other rows
     password = form.get("password", "")
     if form.get("password_clear"):
         changes[("Proxy", "ProxyPassword")] = ""
@@ -230,16 +227,44 @@ def problems_of(changes: Changes, rows: Rows, known: list[str]) -> list[Problem]
             notify_config.validate_value(section, name, value, merged)
         except SettingsError as error:
             problems.extend(problem for problem in error.problems if problem not in problems)
-    together: list[Problem] = []
-    try:
-        load(merged, known)
-    except SettingsError as error:
-        together.extend(error.problems)
+    together: list[Problem] = settings_problems(merged, known)
     if any(section == NOTIFY for section, _name in changes):
         together.extend(notify_config.load(merged, host="localhost")[1])
     problems.extend(problem for problem in together
                     if (problem.section, problem.name) in changes and problem not in problems)
     return problems
+
+
+# The label of each row's field, as the pages show it (the text keys of i18n).
+FIELD_LABELS = {
+    ("Update", "UpdateServer"): "source.url", ("Update", "TMASEServerurl"): "source.tmase",
+    ("Update", "VerifySignature"): "source.verify", ("Update", "CAFile"): "source.ca_file",
+    ("Update", "SignatureCAFile"): "source.signature_ca", ("Update", "MaxDownloadMB"): "source.max_mb",
+    ("Update", "UseProxySetting"): "proxy.use", ("Proxy", "ProxyHost"): "proxy.host",
+    ("Proxy", "ProxyPort"): "proxy.port", ("Proxy", "ProxyUser"): "proxy.user",
+    ("Proxy", "ProxyPassword"): "proxy.password", ("Update", "ScheduledUpdate"): "schedule.enabled",
+    ("Update", "ScheduleFrequency"): "schedule.frequency", ("Update", "ScheduleMinute"): "schedule.minute",
+    ("Update", "ScheduleTime"): "schedule.time", ("Update", "ScheduleWeekday"): "schedule.weekday",
+    ("Update", "ScheduledComponents"): "schedule.components",
+}
+
+
+def describe(problem: Problem) -> str:
+    """Return ``problem`` in the page's language, named by the field the administrator
+    typed (its label, then its row for those who use psql)."""
+    row = f"{problem.section}/{problem.name}"
+    if problem.cause is not None:
+        why = t("problem.causes", cause=describe(problem.cause))
+    elif problem.key is not None:
+        why = t("problem." + problem.key, **dict(problem.values))
+    else:
+        why = problem.why
+    label = FIELD_LABELS.get((problem.section, problem.name))
+    if label is None and problem.section == NOTIFY:
+        label = f"notify.{problem.name}"
+    if label is None or t(label) == label:
+        return t("problem.row", row=row, why=why)
+    return t("problem.field", label=t(label), row=row, why=why)
 
 
 def validate(changes: Changes, rows: Rows, known: list[str]) -> list[str]:
@@ -275,7 +300,7 @@ def save(name: str) -> ResponseReturnValue:
         catalog = database.catalog()
         changes, errors = changes_of(request.form, rows, catalog)
         problems = problems_of(changes, rows, [component.id for component in catalog])
-        errors += [str(problem) for problem in problems]
+        errors += [describe(problem) for problem in problems]
         if errors:
             by_field: dict[str, list[str]] = {}
             for problem in problems:

@@ -19,10 +19,11 @@ from imss_updater.catalog import Component
 from imss_updater.database.db import Database
 from imss_updater.run import trust
 from imss_updater.run.updater import ComponentReport, Outcome, Updater
-from imss_updater.settings import SettingsError, load
+from imss_updater.settings_check import problems as settings_problems
 from imss_updater.store import lock
 from imss_updater.web.context import console, language, notify, t, when
 from imss_updater.web.jobs import Job, JobBusy
+from imss_updater.web.settings_pages import describe
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +152,9 @@ def page() -> ResponseReturnValue:
         run = database.run_status()
         catalog = database.catalog()
     job = context.runner.snapshot()
-    settings_error = None
-    try:
-        load(rows, [component.id for component in catalog])
-    except SettingsError as error:
-        settings_error = str(error)
+    # Invalid rows and unusable files (a CA file deleted after it was set) alike.
+    problems = settings_problems(rows, [component.id for component in catalog])
+    settings_error = "; ".join(describe(problem) for problem in problems) or None
     holder = lock.lock_holder(context.config.root)
     outcome = job_messages(job, catalog) if job is not None and not job.running else None
     return render_template(
