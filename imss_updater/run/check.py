@@ -3,6 +3,7 @@ record what it offers for every component."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Sequence
 
@@ -37,7 +38,17 @@ def http_options(settings: Settings) -> HttpOptions:
         read_timeout=settings.read_timeout,
         retries=settings.retry_count,
         backoff=settings.retry_backoff,
+        low_speed_bytes=settings.low_speed_bytes,
+        low_speed_seconds=settings.low_speed_seconds,
+        index_deadline=settings.index_deadline,
+        download_deadline=settings.download_deadline,
     )
+
+
+def remember_cooldown(context: RunContext, base: str, error: FetchError) -> None:
+    """Record the cool-down a source asked for (Retry-After), if it asked for one."""
+    if error.retry_after is not None:
+        context.database.set_source_cooldown(base, error.retry_after, error.reason)
 
 
 def base_url(component: Component, settings: Settings) -> str:
@@ -79,7 +90,19 @@ def fetch_offers(
 
 
 def fetch_index(context: RunContext, base: str, client: HttpClient) -> serverini.SourceIndex | str:
+    """Return the parsed server.ini of the source at ``base``, or why it cannot be had.
+
+    A source that asked to be left alone (429 or 503 with Retry-After) is not asked again
+    before that time: until then the answer is the reason it gave, a failure, never a
+    success (freshclam reports success during its cool-down; we do not).
+    """
     url = f"{base}/{INDEX_NAME}"
+    cooldown = context.database.source_cooldown(base)
+    if cooldown is not None:
+        if cooldown.until > datetime.datetime.now(datetime.UTC):
+            log.error("not asking %s: %s", base, cooldown.reason)
+            return cooldown.reason
+        context.database.clear_source_cooldown(base)
     cached = context.database.cached_index(url)
     try:
         result = client.fetch_index(
@@ -90,6 +113,7 @@ def fetch_index(context: RunContext, base: str, client: HttpClient) -> serverini
         )
     except FetchError as error:
         log.error("cannot read %s: %s", url, error.reason)
+        remember_cooldown(context, base, error)
         return error.reason
     if result.not_modified and cached is not None:
         body = cached.body
