@@ -5,6 +5,8 @@ pytest_plugins = [
     "tests.support.autree",
     "tests.support.servers",
     "tests.support.proxy",
+    "tests.support.squid",
+    "tests.support.drip",
     "tests.support.gateway",
     "tests.support.daemon",
     "tests.support.browser",

@@ -9,8 +9,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "imss_updater"
 
 ALLOWED = {
     "subprocess": {"process"},
-    "requests": {"source.http"},
-    "urllib3": {"source.http"},
+    # The HTTP seam: the client, the session it builds, and the mapping of their errors.
+    "requests": {"source.http", "source.http_session", "source.http_errors"},
+    "urllib3": {"source.http", "source.http_session", "source.http_errors"},
     "psycopg2": {"database.db", "database.embedded_db", "database.psql"},
     "yagmail": {"notify.mail"},
     "smtplib": {"notify.mail"},

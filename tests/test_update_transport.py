@@ -96,6 +96,29 @@ def test_https_through_the_proxy_uses_connect_with_special_character_password(
     assert password not in result.stderr
 
 
+def test_update_through_squid_with_a_password_outside_latin1_over_http_and_connect(
+    gateway: Gateway, squid, https_server: ServerFactory, test_ca_file: Path  # type: ignore[no-untyped-def]
+) -> None:
+    password = "p@ss:w/rd%41; #&x ü日本"
+    proxy = squid(users={"imss": password})
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    secure = https_server(gateway.tree.directory)
+    for section, name, value in [
+        # The virus pattern comes over plain HTTP, TMASE's source over HTTPS through CONNECT.
+        ("Update", "TMASEServerurl", secure.base_url), ("Update", "CAFile", str(test_ca_file)),
+        ("Proxy", "ProxyHost", "127.0.0.1"), ("Proxy", "ProxyPort", str(proxy.port)),
+        ("Proxy", "ProxyUser", "imss"), ("Proxy", "ProxyPassword", password),
+        ("Update", "UseProxySetting", "yes"),
+    ]:
+        gateway.set(section, name, value)
+    result = gateway.cli("update", "virus_pattern", "-v")
+    assert result.code == 0, result.stderr
+    assert proxy.saw(f"GET {gateway.base_url}/server.ini imss ")
+    assert proxy.saw(f"CONNECT 127.0.0.1:{secure.port} imss ")
+    assert password not in result.stderr
+
+
 def test_wrong_proxy_password_makes_versions_unknown_with_the_reason(gateway: Gateway, tinyproxy) -> None:  # type: ignore[no-untyped-def]
     proxy = tinyproxy(user="imss", password="right")
     for name, value in {"ProxyHost": "127.0.0.1", "ProxyPort": str(proxy.port),

@@ -108,6 +108,13 @@ class InstalledPackage:
 
 
 @dataclass(frozen=True)
+class SourceCooldown:
+    base_url: str
+    until: datetime.datetime
+    reason: str
+
+
+@dataclass(frozen=True)
 class RunStatus:
     last_check_at: datetime.datetime | None
     last_check_ok: bool | None
@@ -492,6 +499,31 @@ class Database:
                 (url, etag, last_modified, psycopg2.Binary(body),
                  None if signature is None else psycopg2.Binary(signature), signature_checked),
             )
+
+    # -- cool-down per source (Retry-After) ----------------------------------------------
+
+    def source_cooldown(self, base_url: str) -> SourceCooldown | None:
+        """Return the cool-down recorded for ``base_url`` (it may have ended), or None."""
+        with self.transaction() as cursor:
+            cursor.execute(
+                "SELECT base_url, until, reason FROM tb_source_cooldown WHERE base_url = %s",
+                (base_url,),
+            )
+            row = cursor.fetchone()
+            return None if row is None else SourceCooldown(row[0], row[1], row[2])
+
+    def set_source_cooldown(self, base_url: str, until: datetime.datetime, reason: str) -> None:
+        with self.transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO tb_source_cooldown (base_url, until, reason) VALUES (%s, %s, %s)"
+                " ON CONFLICT (base_url) DO UPDATE SET until = EXCLUDED.until,"
+                " reason = EXCLUDED.reason, recorded_at = now()",
+                (base_url, until, reason),
+            )
+
+    def clear_source_cooldown(self, base_url: str) -> None:
+        with self.transaction() as cursor:
+            cursor.execute("DELETE FROM tb_source_cooldown WHERE base_url = %s", (base_url,))
 
     # -- events ---------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ record what it offers for every component."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Sequence
 
@@ -38,7 +39,19 @@ def http_options(settings: Settings) -> HttpOptions:
         read_timeout=settings.read_timeout,
         retries=settings.retry_count,
         backoff=settings.retry_backoff,
+        low_speed_bytes=settings.low_speed_bytes,
+        low_speed_seconds=settings.low_speed_seconds,
+        index_deadline=settings.index_deadline,
+        download_deadline=settings.download_deadline,
     )
+
+
+def remember_cooldown(context: RunContext, base: str, error: FetchError) -> None:
+    """Record the cool-down a source asked for (Retry-After), if it asked for one."""
+    if error.retry_after is not None:
+        until, reason = error.retry_after, error.reason
+        context.write("to record the source's cool-down",
+                      lambda: context.database.set_source_cooldown(base, until, reason), None)
 
 
 def base_url(component: Component, settings: Settings) -> str:
@@ -85,8 +98,21 @@ def fetch_index(
     context: RunContext, base: str, client: HttpClient, settings: Settings
 ) -> serverini.SourceIndex | str:
     """Return the source's index (conditionally fetched, its signature checked as
-    Update/VerifyIndexSignature asks), or the reason it cannot be used."""
+    Update/VerifyIndexSignature asks), or the reason it cannot be used.
+
+    A source that asked to be left alone (429 or 503 with Retry-After) is not asked again
+    before that time: until then the answer is the reason it gave, a failure, never a
+    success (freshclam reports success during its cool-down; we do not).
+    """
     url = f"{base}/{INDEX_NAME}"
+    cooldown = context.write("to read the source's cool-down",
+                             lambda: context.database.source_cooldown(base), None)
+    if cooldown is not None:
+        if cooldown.until > datetime.datetime.now(datetime.UTC):
+            log.error("not asking %s: %s", base, cooldown.reason)
+            return cooldown.reason
+        context.write("to clear the source's cool-down",
+                      lambda: context.database.clear_source_cooldown(base), None)
     cached = context.write("to read its copy of server.ini",
                            lambda: context.database.cached_index(url), None)
     try:
@@ -98,6 +124,7 @@ def fetch_index(
         )
     except FetchError as error:
         log.error("cannot read %s: %s", url, error.reason)
+        remember_cooldown(context, base, error)
         return error.reason
     if result.not_modified and cached is not None:
         body = cached.body

@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from imss_updater.catalog import Component
+from imss_updater.run.check import remember_cooldown
 from imss_updater.run.context import RunContext
 from imss_updater.run.installation import install_archive
 from imss_updater.run.planner import Offer
@@ -48,6 +49,7 @@ def fetch_verify_install(
                 progress=lambda done, total: context.progress(component.id, "downloading", done, total),
             )
         except FetchError as error:
+            remember_cooldown(context, offer.base_url, error)
             raise ComponentFailure(error.reason) from error
         context.progress(component.id, "verifying", 0, 0)
         unsigned = verify_package(
