@@ -25,7 +25,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from imss_updater import config, process
-from imss_updater.daemon import loop
+from imss_updater.daemon import runs
 from imss_updater.database.db import DatabaseError
 from imss_updater.run import fetch, updater
 from imss_updater.source.http import HttpClient
@@ -50,9 +50,9 @@ def scheduled_run(gateway: Gateway, tmp_path: Path) -> Any:
     bootstrap = config.from_environment(
         {}, {"dsn": gateway.dsn, "root": str(gateway.root), "state": str(tmp_path / "state")}
     )
-    report = loop.scheduled_update(bootstrap, gateway.dsn, after_run=loop.queue_notifications,
+    report = runs.scheduled_update(bootstrap, gateway.dsn, after_run=runs.queue_notifications,
                                    spool=EventSpool(bootstrap.state))
-    loop.deliver_notifications(gateway.dsn)
+    runs.deliver_notifications(gateway.dsn)
     return report
 
 

@@ -12,32 +12,28 @@ for a scheduled update now, SIGTERM/SIGINT stop the daemon within ``STOP_GRACE_S
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 import random
-import secrets
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from imss_updater import config, notify
-from imss_updater.daemon import backlog, sdnotify
+from imss_updater import config
+from imss_updater.daemon import backlog, runs, sdnotify, status_page, upkeep
+from imss_updater.daemon.health import Health
+from imss_updater.daemon.listener import listen
 from imss_updater.daemon.schedule import Schedule, missed_run, next_run, schedule_for
 from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
-from imss_updater.database.retention import purge_older_than
-from imss_updater.notify.worker import CHANNELS, Deliveries
-from imss_updater.run.planner import Mode
-from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport, Updater
+from imss_updater.notify.worker import Deliveries
+from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport
 from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.store import install, lock
 from imss_updater.store.spool import EventSpool
@@ -48,17 +44,13 @@ JOB_ID = "scheduled-update"
 REPLAN_SECONDS = 30.0
 STALENESS_SECONDS = 600.0
 STOP_GRACE_SECONDS = 8.0
-MAX_BACKOFF_SECONDS = 60.0
 MISSED_RUN_DELAY_SECONDS = 30.0
 MIN_RUN_GAP_SECONDS = 60.0  # whatever the planner says, scheduled runs start at most once a minute
-SETTINGS_CHANNEL = "imss_settings"
 DELIVERY_STOP_SECONDS = 3.0  # a channel's attempt is cut short at stop; this is to record it
 RETENTION_SECONDS = 3600.0  # old events, notifications and attempts are deleted this often
 CATCH_UP_JOB_ID = "catch-up"
 CATCH_UP_GAP_SECONDS = 60.0
 
-RunHook = Callable[[Database, RunReport], None]
-"""Called after each scheduled run with its report (the notification issue queues mail/traps)."""
 Planner = Callable[[Schedule, datetime.datetime, datetime.tzinfo, float], datetime.datetime]
 """(schedule, now, zone, random delay) -> when the next scheduled run starts (schedule.next_run)."""
 
@@ -71,83 +63,10 @@ def local_timezone() -> datetime.tzinfo:
     return zone
 
 
-def scheduled_update(
-    bootstrap: config.Bootstrap,
-    dsn: str,
-    *,
-    cancel: threading.Event | None = None,
-    fallback_settings: Settings | None = None,
-    unrecorded: list[NewEvent] | None = None,
-    after_run: RunHook | None = None,
-    progress: Progress | None = None,
-    spool: EventSpool | None = None,
-) -> RunReport | None:
-    """Run exactly what the schedule runs: a scheduled update of the scheduled components.
-
-    Return None when the scheduled update is turned off (Update/ScheduledUpdate=no).
-    Failure events the database refuses go to ``spool``; those the after-run hook then
-    notified are marked so in it. Raise DatabaseError if the run cannot start.
-    """
-    with Database(dsn) as database:
-        updater = Updater(database, bootstrap.root, cancel=cancel, progress=progress,
-                          fallback_settings=fallback_settings, unrecorded=unrecorded, spool=spool)
-        try:
-            _catalog, settings = updater.load()
-            scheduled = settings.scheduled_update
-        except SettingsError:
-            # The run records the problem as its failure, unless the schedule is off anyway.
-            scheduled = database.settings_rows().get(("Update", "ScheduledUpdate"), "yes").strip() != "no"
-        if not scheduled:
-            log.info("scheduled update is off (Update/ScheduledUpdate=no)")
-            return None
-        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
-        report = updater.update(Mode.SCHEDULED, None)
-        if after_run is not None:
-            try:
-                after_run(database, report)
-            except DatabaseError as error:  # the kept failures are notified when it is back
-                log.error("notifications not queued now: %s", error)
-            except Exception:  # a hook (notifications) must never fail the update
-                log.exception("after-run hook failed")
-            else:
-                if spool is not None and updater.spooled:
-                    spool.mark("notified", updater.spooled)
-        return report
-
-
-def session_key(state: Path) -> bytes:
-    """Return the status page's session-signing key, created once in the state directory
-    (0600), so that sessions survive a restart of the daemon."""
-    state.mkdir(parents=True, exist_ok=True)
-    path = state / "web-session.key"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    key = secrets.token_bytes(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
-    return key
-
-
 def main(bootstrap: config.Bootstrap, *, once: bool, as_json: bool) -> int:
     embedded = None if bootstrap.dsn else EmbeddedDatabase(bootstrap.state, port=bootstrap.db_port)
     if once:
-        started = False
-        if embedded is not None:
-            embedded.ensure_initialized()
-            if not embedded.is_running():
-                embedded.start()
-                started = True
-        try:
-            dsn = bootstrap.dsn or (embedded.dsn() if embedded else "")
-            with Database(dsn) as database:
-                database.init()  # idempotent: every run starts on a current schema
-            return _once(bootstrap, dsn, as_json)
-        finally:
-            if embedded is not None and started:
-                embedded.stop()
+        return runs.run_once(bootstrap, embedded, as_json=as_json)
     daemon = Daemon(bootstrap, embedded)
     code = daemon.serve()
     if daemon.job_still_running():
@@ -156,89 +75,6 @@ def main(bootstrap: config.Bootstrap, *, once: bool, as_json: bool) -> int:
         logging.shutdown()
         os._exit(code)
     return code
-
-
-def flush_spool(spool: EventSpool, dsn: str) -> None:
-    """Write what the spool kept while the database was away; a problem is logged only."""
-    try:
-        with Database(dsn) as database:
-            backlog.flush_quietly(spool, database)
-    except DatabaseError as error:
-        log.warning("kept events not written now: %s", error)
-
-
-def queue_notifications(database: Database, report: RunReport) -> None:
-    """The after-run hook: queue the mail and traps this scheduled run calls for."""
-    queued = notify.enqueue_run(database, database.catalog(), report)
-    if queued:
-        log.info("%d notification(s) queued", queued)
-
-
-def deliver_notifications(dsn: str) -> None:
-    """Send what is queued, each channel in a thread of its own (a silent mail relay does
-    not hold up the traps); a delivery problem is recorded, never raised."""
-    threads = [threading.Thread(target=_deliver_channel, args=(dsn, channel), name=f"notify-{channel}")
-               for channel in CHANNELS]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-
-def _deliver_channel(dsn: str, channel: str) -> None:
-    try:
-        with Database(dsn) as database:
-            result = notify.deliver_pending(database, channel=channel)
-    except DatabaseError as error:
-        log.debug("%s notifications not delivered now: %s", channel, error)
-        return
-    if result.attempts:
-        log.info("%s notifications: %d sent, %d to retry, %d failed", channel, result.sent,
-                 result.retried, result.failed)
-
-
-def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
-    spool = EventSpool(bootstrap.state)
-    flush_spool(spool, dsn)
-    report = scheduled_update(bootstrap, dsn, after_run=queue_notifications, spool=spool)
-    # Sent after the run, outside its lock: a dead relay never holds up an update.
-    deliver_notifications(dsn)
-    if report is None:
-        print(json.dumps({"skipped": "scheduled update is off"}) if as_json else "scheduled update is off")
-        return 0
-    if as_json:
-        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
-    else:
-        for outcome in report.outcomes:
-            print(("OK    " if outcome.ok else "FAIL  ") + outcome.message)
-        print(report.summary())
-    reason = report.failure_reason()
-    if reason is not None:  # as every command: one line with the reason on stderr
-        print(f"imss-updater: {reason.splitlines()[0]}", file=sys.stderr)
-    return 0 if report.ok else 1
-
-
-class Health:
-    """Tracks one dependency's state, logging once per change (no flood) and pacing retries."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.ok: bool | None = None
-        self.backoff = 1.0
-
-    def failed(self, reason: str) -> None:
-        if self.ok is not False:
-            log.error("%s unavailable: %s (retrying with backoff)", self.name, reason)
-        else:
-            log.debug("%s still unavailable: %s", self.name, reason)
-        self.ok = False
-        self.backoff = min(self.backoff * 2, MAX_BACKOFF_SECONDS)
-
-    def succeeded(self) -> None:
-        if self.ok is False:
-            log.info("%s available again", self.name)
-        self.ok = True
-        self.backoff = 1.0
 
 
 class Daemon:
@@ -277,7 +113,7 @@ class Daemon:
         self.catch_up = False  # a scheduled run fell during a database outage
         self.last_catch_up = 0.0
         self.last_staleness = 0.0
-        self.after_run: RunHook | None = self._after_run
+        self.after_run: runs.RunHook | None = self._after_run
         self.progress: Progress | None = None
         self.background: list[Callable[[], None]] = []  # extra services' stop functions
         # Notifications: a worker thread per channel, outside the scheduler, so that neither
@@ -306,7 +142,8 @@ class Daemon:
         signal.signal(signal.SIGUSR1, self._on_usr1)
         self.scheduler.start()
         self.deliveries.start()
-        listener = threading.Thread(target=self._listen, name="settings-listener", daemon=True)
+        listener = threading.Thread(target=listen, args=(lambda: self.dsn, self.stopping, self.wake),
+                                    name="settings-listener", daemon=True)
         listener.start()
         self.start_web()
         log.info("imss-updater daemon started (pid %s, root %s)", os.getpid(), self.bootstrap.root)
@@ -528,16 +365,7 @@ class Daemon:
         if now.timestamp() - self.last_staleness < STALENESS_SECONDS:
             return
         self.last_staleness = now.timestamp()
-        updater = Updater(database, self.bootstrap.root, fallback_settings=self.settings)
-        changes = updater.refresh_staleness(now)
-        for component, stale, last_success in changes:
-            try:
-                notify.enqueue_stale(database, component, last_success, stale)
-            except DatabaseError:
-                raise
-            except Exception:  # a notification problem never stops the daemon's upkeep
-                log.exception("could not queue the staleness notification")
-        if changes:
+        if upkeep.refresh_staleness(database, self.bootstrap.root, self.settings, now):
             self._deliver()
 
     def apply_retention(self, database: Database) -> None:
@@ -545,18 +373,13 @@ class Daemon:
         at start, then once an hour (sooner while a backlog of old rows remains)."""
         if self.settings is None or time.monotonic() < self.next_retention:
             return
-        days = self.settings.retention_days
-        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
-        purged = purge_older_than(database, cutoff)
-        if purged.total:
-            log.info("retention (%d days): deleted %d events, %d notifications, %d delivery attempts",
-                     days, purged.events, purged.notifications, purged.attempts)
-        self.next_retention = time.monotonic() + (RETENTION_SECONDS if purged.complete else 0.0)
+        complete = upkeep.apply_retention(database, self.settings.retention_days)
+        self.next_retention = time.monotonic() + (RETENTION_SECONDS if complete else 0.0)
 
     # -- notifications -----------------------------------------------------------------------
 
     def _after_run(self, database: Database, report: RunReport) -> None:
-        queue_notifications(database, report)
+        runs.queue_notifications(database, report)
         self._deliver()
 
     def _deliver(self) -> None:
@@ -572,7 +395,7 @@ class Daemon:
         self.job_running.set()
         self.last_start = time.monotonic()
         try:
-            report = scheduled_update(
+            report = runs.scheduled_update(
                 self.bootstrap, self.dsn, cancel=self.cancel, fallback_settings=self.settings,
                 unrecorded=self.unrecorded, after_run=self.after_run, progress=self.progress,
                 spool=self.spool,
@@ -598,47 +421,11 @@ class Daemon:
     # -- the status page ---------------------------------------------------------------------
 
     def start_web(self) -> None:
-        """Serve the status page with waitress (threads, no fork, the limits of
-        ``web.server``) on IMSS_WEB. A port that is taken is logged and the daemon goes on:
-        updates matter more than the page."""
-        from imss_updater.web import RunMetrics, WebConfig, create_app
-        from imss_updater.web.server import serve
-
-        metrics = RunMetrics()
-        self.progress = metrics.progress
-        app = create_app(WebConfig(
-            dsn=self.dsn,  # the embedded DSN names its password file; no connection yet
-            root=self.bootstrap.root,
-            secret_key=session_key(self.bootstrap.state),
+        """Serve the status page in this process (see ``status_page.start``)."""
+        started = status_page.start(
+            self.bootstrap, self.dsn,
             scheduler_ok=lambda: self.scheduler.running and not self.stopping.is_set(),
-            metrics=metrics,
-            host=self.bootstrap.web_host,
-        ))
-        try:
-            server = serve(app, self.bootstrap.web_host, self.bootstrap.web_port)
-        except OSError as error:
-            log.error("status page not started on %s:%s: %s", self.bootstrap.web_host,
-                      self.bootstrap.web_port, error)
-            return
-        threading.Thread(target=server.run, name="status-page", daemon=True).start()
-        self.background.append(server.close)
-        log.info("status page on http://%s:%s/", self.bootstrap.web_host, self.bootstrap.web_port)
-
-    # -- settings listener -------------------------------------------------------------------
-
-    def _listen(self) -> None:
-        """Wake the loop whenever tb_global_setting changes (its trigger NOTIFYs)."""
-        backoff = 1.0
-        while not self.stopping.is_set():
-            try:
-                with Database(self.dsn) as database:
-                    database.listen(SETTINGS_CHANNEL)
-                    backoff = 1.0
-                    while not self.stopping.is_set():
-                        if database.wait_notifications(1.0):
-                            log.debug("settings changed: re-planning")
-                            self.wake.set()
-            except Exception as error:  # the loop's polling covers us while this reconnects
-                log.debug("settings listener: %s", error)
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        )
+        if started is not None:
+            self.progress, close = started
+            self.background.append(close)
