@@ -60,10 +60,25 @@ def test_a_never_run_schedule_runs_once_soon_after_start(
     gateway.tree.add_pattern("P.4", "1569700")
     gateway.publish()
     daemon = start_daemon(gateway)
+    wait_until(lambda: current(gateway, "virus_pattern") == "1569700", what="the first run")
+    assert "first start: the first scheduled update runs at" in daemon.log()
+    assert "was missed" not in daemon.log()  # a new install missed nothing
+    assert daemon.stop()[0] == 0
+    assert gateway.events() == [("scheduled", "virus_pattern", "15.697.00", "success")]
+
+
+def test_a_run_missed_while_the_daemon_was_down_is_said_and_run_once(
+    gateway: Gateway, start_daemon: DaemonFactory
+) -> None:
+    quick(gateway)
+    with gateway.database() as database:
+        database.record_scheduled_run(datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2))
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    daemon = start_daemon(gateway)
     wait_until(lambda: current(gateway, "virus_pattern") == "1569700", what="the missed run")
     assert "was missed while the updater was down" in daemon.log()
     assert daemon.stop()[0] == 0
-    assert gateway.events() == [("scheduled", "virus_pattern", "15.697.00", "success")]
 
 
 def test_a_schedule_that_just_ran_is_not_run_again_at_start(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from imss_updater import logsetup
+from tests.support.gateway import Gateway
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +98,22 @@ def test_an_unknown_log_level_is_one_line_and_exit_2() -> None:
     assert result.stderr.strip().splitlines() == [
         "imss-updater: unknown log level 'loud' (use one of: debug, info, warning, error, critical)"
     ]
+
+
+def test_an_unreachable_source_is_one_error_line_naming_the_components_it_affects(
+    gateway: Gateway, refused_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("UpdateServer", "TMASEServerurl"):
+        gateway.set("Update", name, f"http://127.0.0.1:{refused_port}/activeupdate")
+    caplog.set_level(logging.INFO)
+
+    result = gateway.cli("run", "--once")
+
+    assert result.code == 1
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"update source http://127.0.0.1:{refused_port}/activeupdate: ")
+    assert "virus_pattern" in errors[0] and "antispam_pattern" in errors[0]
+    # Each component's failure is still recorded (and logged below ERROR).
+    assert {event[1] for event in gateway.events() if event[3] == "failure"} >= {"virus_pattern",
+                                                                                 "antispam_pattern"}

@@ -304,8 +304,12 @@ class Daemon:
             # Coalesced: however many runs were missed while we were down, run once, soon.
             delay = random.uniform(0, min(float(self.spec.jitter), MISSED_RUN_DELAY_SECONDS))  # noqa: S311
             when = self.not_too_soon(now + datetime.timedelta(seconds=delay), now)
-            log.info("a scheduled run was missed while the updater was down: running once at %s",
-                     when.astimezone(self.timezone).isoformat(timespec="seconds"))
+            if status.last_scheduled_at is None:  # a new install: nothing was missed
+                log.info("first start: the first scheduled update runs at %s",
+                         when.astimezone(self.timezone).isoformat(timespec="seconds"))
+            else:
+                log.info("a scheduled run was missed while the updater was down: running once at %s",
+                         when.astimezone(self.timezone).isoformat(timespec="seconds"))
         else:
             delay = random.uniform(0, float(self.spec.jitter))  # noqa: S311
             when = self.not_too_soon(self.planner(self.spec, now, self.timezone, delay), now)

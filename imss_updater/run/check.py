@@ -69,6 +69,11 @@ def fetch_offers(
     indexes: dict[str, object] = {}
     for base in dict.fromkeys(base_urls.values()):
         indexes[base] = fetch_index(context, base, client, settings)
+        if isinstance(indexes[base], str):
+            # One cause, one ERROR line, naming what it affects (the components' own failure
+            # events say it again, at INFO in the log).
+            affected = [component_id for component_id, url in base_urls.items() if url == base]
+            log.error("update source %s: %s (affects %s)", base, indexes[base], ", ".join(affected))
     offers = offers_from_indexes(catalog, base_urls, indexes)
     for component in catalog:
         offer = offers[component.id]
@@ -109,7 +114,7 @@ def fetch_index(
                              lambda: context.database.source_cooldown(base), None)
     if cooldown is not None:
         if cooldown.until > datetime.datetime.now(datetime.UTC):
-            log.error("not asking %s: %s", base, cooldown.reason)
+            log.debug("not asking %s: %s", base, cooldown.reason)
             return cooldown.reason
         context.write("to clear the source's cool-down",
                       lambda: context.database.clear_source_cooldown(base), None)
@@ -123,7 +128,7 @@ def fetch_index(
             max_bytes=MAX_INDEX_BYTES,
         )
     except FetchError as error:
-        log.error("cannot read %s: %s", url, error.reason)
+        log.debug("cannot read %s: %s", url, error.reason)
         remember_cooldown(context, base, error)
         return error.reason
     if result.not_modified and cached is not None:
@@ -135,13 +140,13 @@ def fetch_index(
     try:
         index = serverini.parse(body.decode("utf-8", errors="replace"))
     except serverini.ServerIniError as error:
-        log.error("%s: %s", url, error)
+        log.debug("%s: %s", url, error)
         return f"{url}: {error}"
     try:
         verdict = authenticate(context, base, url, body, settings, client, cached=cached,
                                not_modified=result.not_modified)
     except IndexRefused as refused:
-        log.error("%s refused: %s", url, refused.reason)
+        log.debug("%s refused: %s", url, refused.reason)
         return f"{url}: {refused.reason}"
     index.authenticated = verdict.authenticated
     if not result.not_modified:

@@ -104,7 +104,10 @@ class RunContext:
         reason: str,
         *,
         replace: bool = False,
+        cause_logged: bool = False,
     ) -> None:
+        """Record one component's failure (event, report); log it at ERROR unless its cause
+        was logged already (an unreachable source, a failed run: one cause, one ERROR line)."""
         shown = version.display if version else None
         text = messages.update_failed(component, shown, reason)
         event = NewEvent(kind, component.id, shown, "failure", text.en, text.ja, reason)
@@ -115,7 +118,7 @@ class RunContext:
         if replace:
             report.outcomes = [o for o in report.outcomes if o.component != component.id]
         report.outcomes.append(Outcome(component.id, shown, False, text.en, reason))
-        log.error("%s", text.en)
+        log.log(logging.INFO if cause_logged else logging.ERROR, "%s", text.en)
 
     def keep(self, event: NewEvent, error: DatabaseError) -> None:
         """Keep an event the database refused until it can be written: in the spool file

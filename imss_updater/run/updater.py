@@ -22,7 +22,16 @@ from imss_updater.run.check import INDEX_NAME, MAX_INDEX_BYTES, fetch_offers, ht
 from imss_updater.run.context import RunContext
 from imss_updater.run.fetch import fetch_verify_install
 from imss_updater.run.installation import UNPACKED_FACTOR
-from imss_updater.run.planner import Decision, Mode, Offer, decide, is_update_available, lock_stuck, unusable
+from imss_updater.run.planner import (
+    Availability,
+    Decision,
+    Mode,
+    Offer,
+    decide,
+    is_update_available,
+    lock_stuck,
+    unusable,
+)
 from imss_updater.run.reconcile import needs_reconcile
 from imss_updater.run.report import (
     ComponentFailure,
@@ -178,8 +187,10 @@ class Updater(RunContext):
                                  lambda: needs_reconcile(self, catalog), True)
             for decision in decisions:
                 if decision.refused:
-                    self.record_failure(report, mode.value, decision.component,
-                                         offers[decision.component.id].version, decision.reason)
+                    offer = offers[decision.component.id]
+                    self.record_failure(report, mode.value, decision.component, offer.version,
+                                        decision.reason,
+                                        cause_logged=offer.availability is Availability.UNKNOWN)
             if not todo and not pending:
                 report.up_to_date = not report.outcomes
                 if mode is Mode.SCHEDULED:
@@ -228,7 +239,8 @@ class Updater(RunContext):
             if component.id in done:
                 continue
             offer = run.offers.get(component.id)
-            self.record_failure(report, run.mode.value, component, offer.version if offer else None, reason)
+            self.record_failure(report, run.mode.value, component, offer.version if offer else None, reason,
+                                cause_logged=True)
 
     def _wanted(self, catalog: Sequence[Component], run: _Run) -> list[Component]:
         """The components a run wanted: the requested ones, or every scheduled one that is
