@@ -22,7 +22,7 @@ from imss_updater.daemon import backlog
 from imss_updater.database import psql
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, DatabaseError
-from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
+from imss_updater.database.embedded_db import EmbeddedDbError
 from imss_updater.notify import config as notify_config
 from imss_updater.run import importer, trust
 from imss_updater.run.planner import Mode
@@ -288,22 +288,12 @@ def _psql(bootstrap: config.Bootstrap) -> int:
         client = psql.find_psql()
     except psql.PsqlNotFound as error:
         raise CommandFailed(str(error)) from error
-    embedded = None if bootstrap.dsn else EmbeddedDatabase(bootstrap.state, port=bootstrap.db_port)
-    started = False
-    if embedded is not None:
-        embedded.ensure_initialized()
-        if not embedded.is_running():
-            embedded.start()
-            started = True
-    try:
-        argv, environment = psql.invocation(bootstrap.dsn or embedded.dsn(), client)  # type: ignore[union-attr]
+    with config.database_dsn(bootstrap) as dsn:
+        argv, environment = psql.invocation(dsn, client)
         try:
             return process.interactive(argv, env=environment)
         except process.CommandError as error:
             raise CommandFailed(error.reason) from error
-    finally:
-        if started and embedded is not None:
-            embedded.stop()
 
 
 def _logs(arguments: argparse.Namespace, database: Database) -> int:

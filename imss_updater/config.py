@@ -84,16 +84,15 @@ def require_private_directories(bootstrap: Bootstrap, *, state: bool, root: bool
 
 
 @contextmanager
-def open_database(bootstrap: Bootstrap, *, keep_running: bool = False) -> Iterator[Database]:
-    """Yield a connected Database.
+def database_dsn(bootstrap: Bootstrap, *, keep_running: bool = False) -> Iterator[str]:
+    """Yield the DSN of the configured database, ready for connections.
 
-    With no DSN, use the embedded cluster under the state directory: created on first use,
-    started if it is not running, and (unless ``keep_running``) stopped again afterwards if
-    this call started it. Raise DatabaseError or EmbeddedDbError with the reason.
+    With no DSN, that is the embedded cluster under the state directory: created on first
+    use, started if it is not running, and (unless ``keep_running``) stopped again
+    afterwards if this call started it. Raise EmbeddedDbError with the reason.
     """
     if bootstrap.dsn is not None:
-        with Database(bootstrap.dsn) as database:
-            yield database
+        yield bootstrap.dsn
         return
     embedded = EmbeddedDatabase(bootstrap.state, port=bootstrap.db_port)
     embedded.ensure_initialized()
@@ -102,13 +101,20 @@ def open_database(bootstrap: Bootstrap, *, keep_running: bool = False) -> Iterat
         embedded.start()
         started = True
     try:
-        with Database(embedded.dsn()) as database:
-            if database.schema_version() == 0:
-                database.init()  # a brand-new embedded database is ready to use at once
-            yield database
+        yield embedded.dsn()
     finally:
         if started and not keep_running:
             embedded.stop()
+
+
+@contextmanager
+def open_database(bootstrap: Bootstrap, *, keep_running: bool = False) -> Iterator[Database]:
+    """Yield a connected Database (see ``database_dsn``); a brand-new embedded database is
+    initialized at once. Raise DatabaseError or EmbeddedDbError with the reason."""
+    with database_dsn(bootstrap, keep_running=keep_running) as dsn, Database(dsn) as database:
+        if bootstrap.dsn is None and database.schema_version() == 0:
+            database.init()  # a brand-new embedded database is ready to use at once
+        yield database
 
 
 def require_schema(database: Database) -> None:

@@ -64,9 +64,9 @@ def local_timezone() -> datetime.tzinfo:
 
 
 def main(bootstrap: config.Bootstrap, *, once: bool, as_json: bool) -> int:
-    embedded = None if bootstrap.dsn else EmbeddedDatabase(bootstrap.state, port=bootstrap.db_port)
     if once:
-        return runs.run_once(bootstrap, embedded, as_json=as_json)
+        return runs.run_once(bootstrap, as_json=as_json)
+    embedded = None if bootstrap.dsn else EmbeddedDatabase(bootstrap.state, port=bootstrap.db_port)
     daemon = Daemon(bootstrap, embedded)
     code = daemon.serve()
     if daemon.job_still_running():

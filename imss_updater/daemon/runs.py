@@ -13,7 +13,6 @@ from collections.abc import Callable
 from imss_updater import config, notify
 from imss_updater.daemon import backlog
 from imss_updater.database.db import Database, DatabaseError, NewEvent
-from imss_updater.database.embedded_db import EmbeddedDatabase
 from imss_updater.notify.worker import CHANNELS
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import Progress, RunReport, Updater
@@ -130,22 +129,10 @@ def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
     return 0 if report.ok else 1
 
 
-
-
-def run_once(bootstrap: config.Bootstrap, embedded: EmbeddedDatabase | None, *, as_json: bool) -> int:
+def run_once(bootstrap: config.Bootstrap, *, as_json: bool) -> int:
     """``run --once``: exactly what the schedule would do, once, on a current schema (the
     embedded database is started for it if needed and stopped again)."""
-    started = False
-    if embedded is not None:
-        embedded.ensure_initialized()
-        if not embedded.is_running():
-            embedded.start()
-            started = True
-    try:
-        dsn = bootstrap.dsn or (embedded.dsn() if embedded else "")
+    with config.database_dsn(bootstrap) as dsn:
         with Database(dsn) as database:
             database.init()  # idempotent: every run starts on a current schema
         return _once(bootstrap, dsn, as_json)
-    finally:
-        if embedded is not None and started:
-            embedded.stop()
