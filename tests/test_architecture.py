@@ -12,7 +12,10 @@ ALLOWED = {
     # The HTTP seam: the client, the session it builds, and the mapping of their errors.
     "requests": {"source.http", "source.http_session", "source.http_errors"},
     "urllib3": {"source.http", "source.http_session", "source.http_errors"},
-    "psycopg2": {"database.db", "database.embedded_db", "database.psql"},
+    "psycopg2": {
+        "database.connection", "database.schema", "database.components", "database.events",
+        "database.sources", "database.embedded_db", "database.psql",
+    },
     "yagmail": {"notify.mail"},
     "smtplib": {"notify.mail"},
     "pysnmp": {"notify.snmp"},

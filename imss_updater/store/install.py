@@ -27,30 +27,25 @@ user plants is ever followed.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
-import secrets
-import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
 
-from imss_updater.store import ownership
-from imss_updater.store.layout import Directories, generations_root, open_staging
+from imss_updater.store.generations import ADOPTED_SEQ, ADOPTED_VERSION, remove_tree
+from imss_updater.store.generations import Generation as Generation  # callers use install's
+from imss_updater.store.generations import InstalledState as InstalledState
+from imss_updater.store.layout import open_staging
 from imss_updater.store.layout import staging_root as staging_root  # callers use install's
+from imss_updater.store.repair import RepairMixin
 from imss_updater.store.unpack import ArchiveError, fsync_directory, unpack
 
 log = logging.getLogger(__name__)
 
 _VERSION_PATTERN = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
-_GENERATION_PATTERN = re.compile(r"([0-9]+)-([0-9]+(?:\.[0-9]+)*)\Z")
-_COMPONENT_PATTERN = re.compile(r"[A-Za-z0-9_-]+\Z")
-_ADOPTED_SEQ = 0
-_ADOPTED_VERSION = "0"
 
 
 class InstallError(Exception):
@@ -61,235 +56,8 @@ class InstallError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Generation:
-    seq: int
-    version: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class InstalledState:
-    current: Generation | None
-    previous: Generation | None
-
-    @property
-    def current_version(self) -> str | None:
-        return self.current.version if self.current else None
-
-    @property
-    def previous_version(self) -> str | None:
-        return self.previous.version if self.previous else None
-
-
-def _os_reason(error: OSError, doing: str) -> str:
-    if isinstance(error, ownership.UntrustedPathError):
-        return error.reason
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"disk full while {doing}"
-    where = f": {error.filename}" if error.filename else ""
-    return f"{error.strerror or error} while {doing}{where}"
-
-
-class ComponentStore:
+class ComponentStore(RepairMixin):
     """The generations of one component under one install root."""
-
-    def __init__(self, root: Path, component_id: str, live_path: str) -> None:
-        """Given the install root, a component id and its live path relative to the root,
-        return a store. Raise ValueError if the id or the live path is unsafe."""
-        if not _COMPONENT_PATTERN.match(component_id):
-            raise ValueError(f"invalid component id: {component_id!r}")
-        relative = PurePosixPath(live_path)
-        if (
-            not live_path
-            or relative.is_absolute()
-            or any(part in ("..", ".") for part in relative.parts)
-            or relative.parts[:2] in (("lib", ".generations"), ("lib", ".staging"))
-        ):
-            raise ValueError(f"invalid live path for {component_id}: {live_path!r}")
-        self._root = root
-        self._id = component_id
-        self._live = root / relative
-        self._generations = generations_root(root) / component_id
-        self._switch_name = f".{self._live.name}.switch"
-        self._switch_link = self._live.parent / self._switch_name
-        self._opened: Directories | None = None
-
-    # ----------------------------------------------------------------- directories
-
-    @contextmanager
-    def _directories(self) -> Iterator[Directories]:
-        """Open the store's directories for the duration of one operation (re-entrant)."""
-        if self._opened is not None:
-            yield self._opened
-            return
-        self._opened = Directories(self._root, self._id, self._live)
-        try:
-            yield self._opened
-        finally:
-            self._opened.close()
-            self._opened = None
-
-    def _generations_dir(self, *, create: bool) -> Path | None:
-        """Return the pinned ``.generations/<id>`` (None if missing and not ``create``); outside
-        an operation, its plain path (for reading only)."""
-        if self._opened is None:
-            return self._generations
-        return self._opened.generations(create=create)
-
-    def _live_dir(self, *, create: bool) -> Path | None:
-        """Return the pinned parent of the live path (None if missing and not ``create``)."""
-        assert self._opened is not None, "changes happen inside _directories()"
-        return self._opened.live_parent(create=create)
-
-    def _reason(self, error: OSError, doing: str) -> str:
-        """The one-line reason for ``error``, naming paths as the administrator knows them."""
-        reason = _os_reason(error, doing)
-        return reason if self._opened is None else self._opened.show(reason)
-
-    # ----------------------------------------------------------------- reading
-
-    def state(self) -> InstalledState:
-        """Return the current and previous generations without changing anything.
-
-        A live path that is a real directory (an install that predates the updater) is
-        reported as current generation seq 0, version "0", at the live path itself; a
-        missing or dangling live path as no current generation.
-        """
-        if self._live.is_dir() and not self._live.is_symlink():
-            return InstalledState(Generation(_ADOPTED_SEQ, _ADOPTED_VERSION, self._live), None)
-        current = self._current()
-        if current is None:
-            return InstalledState(None, None)
-        return InstalledState(current, self._previous_of(current, self._generations_list()))
-
-    def _generations_list(self) -> list[Generation]:
-        """Return the complete generations on disk, lowest seq first."""
-        directory = self._generations_dir(create=False)
-        if directory is None:
-            return []
-        try:
-            entries = list(os.scandir(directory))
-        except FileNotFoundError:
-            return []
-        found = []
-        for entry in entries:
-            match = _GENERATION_PATTERN.match(entry.name)
-            if match and entry.is_dir(follow_symlinks=False):
-                found.append(
-                    Generation(int(match.group(1)), match.group(2), self._generations / entry.name)
-                )
-        return sorted(found, key=lambda generation: (generation.seq, generation.version))
-
-    def _current(self) -> Generation | None:
-        """Return the generation the live link points to, or None if it points to none."""
-        if not self._live.is_symlink():
-            return None
-        target = Path(os.path.realpath(self._live))
-        if target.parent != Path(os.path.realpath(self._generations)):
-            return None
-        match = _GENERATION_PATTERN.match(target.name)
-        if not match or not target.is_dir():
-            return None
-        return Generation(int(match.group(1)), match.group(2), self._generations / target.name)
-
-    @staticmethod
-    def _previous_of(current: Generation, generations: list[Generation]) -> Generation | None:
-        below = [generation for generation in generations if generation.seq < current.seq]
-        return below[-1] if below else None
-
-    # ----------------------------------------------------------------- repair
-
-    def repair(self) -> list[str]:
-        """Make the disk consistent after any interruption; return one line per fix.
-
-        Keeps the live link's target and the previous generation, restores the live link
-        of an interrupted adoption, and removes every other generation, this component's
-        staging leftovers and a leftover temporary link. Raise OSError if the disk cannot
-        be changed.
-        """
-        with self._directories():
-            return self._repair()
-
-    def _repair(self) -> list[str]:
-        fixes: list[str] = []
-        live_dir = self._live_dir(create=False)
-        if live_dir is not None and os.path.lexists(live_dir / self._switch_name):
-            os.unlink(live_dir / self._switch_name)
-            fixes.append(f"{self._id}: removed leftover temporary link {self._switch_link}")
-        fixes.extend(self._remove_staging_leftovers())
-
-        generations = self._generations_list()
-        keep: list[Generation] = []
-        if self._live.is_dir() and not self._live.is_symlink():
-            # A real directory is what the scanner uses; no generation can be current.
-            pass
-        else:
-            current = self._current()
-            if current is None:
-                adopted = [g for g in generations if g.seq == _ADOPTED_SEQ]
-                if adopted:
-                    # Only an adoption interrupted between moving the directory away and
-                    # linking it back leaves the live path without a target.
-                    self._switch(adopted[0])
-                    fixes.append(
-                        f"{self._id}: relinked {self._live} to adopted generation "
-                        f"{adopted[0].path.name}"
-                    )
-                    current = adopted[0]
-                elif self._live.is_symlink():
-                    fixes.append(f"{self._id}: live link {self._live} points to no generation")
-            if current is not None:
-                keep.append(current)
-                previous = self._previous_of(current, generations)
-                if previous is not None:
-                    keep.append(previous)
-        fixes.extend(self._remove_generations_except(keep))
-        for line in fixes:
-            log.info("repair: %s", line)
-        return fixes
-
-    def _remove_staging_leftovers(self) -> list[str]:
-        fixes = []
-        with self._directories() as opened:
-            for entry in os.scandir(opened.staging):
-                if entry.name.partition(".")[0] == self._id:
-                    _remove_tree(opened.staging / entry.name)
-                    shown = self._root / "lib" / ".staging" / entry.name
-                    fixes.append(f"{self._id}: removed leftover staging {shown}")
-        return fixes
-
-    def _remove_generations_except(self, keep: list[Generation]) -> list[str]:
-        """Remove every entry of the generations directory not named in ``keep``."""
-        kept = {generation.path.name for generation in keep}
-        fixes = []
-        directory = self._generations_dir(create=False)
-        if directory is None:
-            return []
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-        for entry in entries:
-            if entry.name not in kept:
-                self._discard(entry.name)
-                fixes.append(f"{self._id}: removed generation {entry.name}")
-        return fixes
-
-    def _discard(self, name: str) -> None:
-        """Delete generation ``name`` so that no partly deleted generation is ever visible:
-        move it into staging first (atomic), then delete it there."""
-        with self._directories() as opened:
-            directory = self._generations_dir(create=False)
-            if directory is None:
-                return
-            trash = opened.staging / f"{self._id}.trash-{secrets.token_hex(6)}"
-            try:
-                os.rename(directory / name, trash)
-            except OSError as error:
-                if error.errno != errno.EXDEV:
-                    raise
-                _remove_tree(directory / name)
-                return
-            fsync_directory(directory)
-            _remove_tree(trash)
 
     # ----------------------------------------------------------------- changing
 
@@ -367,8 +135,8 @@ class ComponentStore:
         directory = self._generations_dir(create=True)
         live_dir = self._live_dir(create=True)
         assert directory is not None and live_dir is not None  # created when missing
-        name = f"{_ADOPTED_SEQ}-{_ADOPTED_VERSION}"
-        adopted = Generation(_ADOPTED_SEQ, _ADOPTED_VERSION, self._generations / name)
+        name = f"{ADOPTED_SEQ}-{ADOPTED_VERSION}"
+        adopted = Generation(ADOPTED_SEQ, ADOPTED_VERSION, self._generations / name)
         switch = live_dir / self._switch_name
         if os.path.lexists(switch):
             os.unlink(switch)
@@ -387,23 +155,12 @@ class ComponentStore:
         directory = self._generations_dir(create=True)
         assert directory is not None  # created when missing
         existing = self._generations_list()
-        seq = max([_ADOPTED_SEQ, *(generation.seq for generation in existing)]) + 1
+        seq = max([ADOPTED_SEQ, *(generation.seq for generation in existing)]) + 1
         generation = Generation(seq, version, self._generations / f"{seq}-{version}")
         os.rename(staging, directory / generation.path.name)
         fsync_directory(directory)
         fsync_directory(staging.parent)
         return generation
-
-    def _switch(self, generation: Generation) -> None:
-        """Point the live link at ``generation`` atomically and durably."""
-        live_dir = self._live_dir(create=True)
-        assert live_dir is not None  # created when missing
-        switch = live_dir / self._switch_name
-        if os.path.lexists(switch):
-            os.unlink(switch)
-        os.symlink(os.path.relpath(generation.path, self._live.parent), switch)
-        os.replace(switch, live_dir / self._live.name)
-        fsync_directory(live_dir)
 
     def _abandon(
         self, staging: Path, generation: Generation | None, before: Generation | None
@@ -417,7 +174,7 @@ class ComponentStore:
                 if self._current() != generation:
                     self._discard(generation.path.name)
             elif os.path.lexists(staging):
-                _remove_tree(staging)
+                remove_tree(staging)
             live_dir = self._live_dir(create=False)
             if live_dir is not None and os.path.lexists(live_dir / self._switch_name):
                 os.unlink(live_dir / self._switch_name)
@@ -457,17 +214,10 @@ def repair_all(root: Path, components: Iterable[tuple[str, str]]) -> list[str]:
             if entry.name.partition(".")[0] not in known:
                 shown = root / "lib" / ".staging" / entry.name
                 try:
-                    _remove_tree(staging / entry.name)
+                    remove_tree(staging / entry.name)
                 except OSError as error:
                     fixes.append(f"could not remove leftover staging {shown}: {error}")
                     continue
                 fixes.append(f"removed leftover staging {shown}")
                 log.info("repair: removed leftover staging %s", shown)
     return fixes
-
-
-def _remove_tree(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
