@@ -279,6 +279,7 @@ class Daemon:
         self.last_staleness = 0.0
         self.after_run: RunHook | None = self._after_run
         self.progress: Progress | None = None
+        self.timed: Callable[[Callable[[], RunReport | None]], RunReport | None] = lambda run: run()
         self.background: list[Callable[[], None]] = []  # extra services' stop functions
         # Notifications: a worker thread per channel, outside the scheduler, so that neither
         # a slow relay nor a dead receiver delays an update, the other channel, or a stop.
@@ -572,11 +573,11 @@ class Daemon:
         self.job_running.set()
         self.last_start = time.monotonic()
         try:
-            report = scheduled_update(
+            report = self.timed(lambda: scheduled_update(  # the metrics time it
                 self.bootstrap, self.dsn, cancel=self.cancel, fallback_settings=self.settings,
                 unrecorded=self.unrecorded, after_run=self.after_run, progress=self.progress,
                 spool=self.spool,
-            )
+            ))
             if report is not None:
                 log.info("scheduled update: %s", report.summary())
         except RunCancelled:
@@ -606,6 +607,7 @@ class Daemon:
 
         metrics = RunMetrics()
         self.progress = metrics.progress
+        self.timed = metrics.scheduled_run
         app = create_app(WebConfig(
             dsn=self.dsn,  # the embedded DSN names its password file; no connection yet
             root=self.bootstrap.root,
