@@ -124,5 +124,9 @@ class RunMetrics(Collector):
     # -- the collector ----------------------------------------------------------------------
 
     def collect(self) -> Iterable[Metric]:
+        """The families, without the ``*_created`` series (the start of each series says
+        nothing to an alert; the process start time is ``process_start_time_seconds``)."""
         for metric in (self.downloaded, self.run_seconds, self.check_seconds, self.restart_failed):
-            yield from metric.collect()
+            for family in metric.collect():  # fresh objects at each call: ours to trim
+                family.samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
+                yield family
