@@ -204,8 +204,8 @@ def test_a_missing_ca_file_fails_every_scheduled_run_with_its_reason_and_is_mail
     assert health.get_json()["status"] == "degraded"
     assert health.get_json()["settings"]["valid"] is False  # a missing file makes them unusable
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert "imss_settings_valid 0" in metrics and "imss_last_run_success 0" in metrics
-    assert 'imss_update_failures_total{component="virus_pattern"} 1' in metrics
+    assert "imss_settings_valid 0.0" in metrics and "imss_last_run_success 0.0" in metrics
+    assert 'imss_update_failures_total{component="virus_pattern"} 1.0' in metrics
 
 
 def test_a_proxy_switched_on_without_a_host_fails_the_run_and_is_mailed(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from imss_updater.database.db import Database
 from imss_updater.web import i18n
@@ -537,14 +538,14 @@ def test_send_test_shows_a_dead_relay_as_failed_and_metrics_count_it(
                         ("MailFrom", "imss@example.com"), ("MailTo", "admin@example.com")):
         gateway.set("Notification", name, value)
     body = text(client.get("/metrics"))
-    assert 'imss_notification_failures_total{channel="mail",outcome="failed"} 0' in body
+    assert 'imss_notification_failures_total{channel="mail",outcome="failed"} 0.0' in body
     response = logged_in.post("/settings/notifications/test", data={"csrf_token": token(logged_in)},
                               follow_redirects=True)
     assert "Test Mail to admin@example.com failed:" in text(response)
     assert 'class="delivery-failed"' in text(logged_in.get("/logs"))
     body = text(client.get("/metrics"))
-    assert 'imss_notification_failures_total{channel="mail",outcome="failed"} 1' in body
-    assert 'imss_notification_failures_total{channel="trap",outcome="retry"} 0' in body
+    assert 'imss_notification_failures_total{channel="mail",outcome="failed"} 1.0' in body
+    assert 'imss_notification_failures_total{channel="trap",outcome="retry"} 0.0' in body
 
 
 def test_send_test_without_any_channel_says_so_and_sends_nothing(
@@ -634,13 +635,15 @@ def test_metrics_are_prometheus_text_with_versions_failures_and_bytes(
     response = client.get("/metrics")
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     body = text(response)
-    assert 'imss_component_info{component="virus_pattern",current="1569700",available="1569700"} 1' in body
-    assert 'imss_component_info{component="spam_engine",current="",available="0.0"} 1' in body
-    assert 'imss_update_failures_total{component="intellitrap_pattern"} 1' in body
+    info = {tuple(sorted(sample.labels.items())) for family in text_string_to_metric_families(body)
+            for sample in family.samples if sample.name == "imss_component_info"}
+    assert (("available", "15.697.00"), ("component", "virus_pattern"), ("current", "15.697.00")) in info
+    assert (("available", "0.0"), ("component", "spam_engine"), ("current", "")) in info
+    assert 'imss_update_failures_total{component="intellitrap_pattern"} 1.0' in body
     assert re.search(r'imss_component_last_success_timestamp_seconds\{component="virus_pattern"\} \d', body)
-    downloaded = re.search(r"^imss_downloaded_bytes_total (\d+)$", body, re.MULTILINE)
-    assert downloaded and int(downloaded.group(1)) > 0
-    assert "imss_download_lock_held 0" in body
+    downloaded = re.search(r"^imss_downloaded_bytes_total (\S+)$", body, re.MULTILINE)
+    assert downloaded and float(downloaded.group(1)) > 0
+    assert "imss_download_lock_held 0.0" in body
     for line in body.splitlines():
         assert line.startswith("#") or re.match(r"^[a-z_]+(\{.*\})? \S+$", line), line
 

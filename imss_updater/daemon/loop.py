@@ -115,6 +115,7 @@ class Daemon:
         self.last_staleness = 0.0
         self.after_run: runs.RunHook | None = self._after_run
         self.progress: Progress | None = None
+        self.timed: Callable[[Callable[[], RunReport | None]], RunReport | None] = lambda run: run()
         self.background: list[Callable[[], None]] = []  # extra services' stop functions
         # Notifications: a worker thread per channel, outside the scheduler, so that neither
         # a slow relay nor a dead receiver delays an update, the other channel, or a stop.
@@ -399,11 +400,11 @@ class Daemon:
         self.job_running.set()
         self.last_start = time.monotonic()
         try:
-            report = runs.scheduled_update(
+            report = self.timed(lambda: runs.scheduled_update(  # the metrics time it
                 self.bootstrap, self.dsn, cancel=self.cancel, fallback_settings=self.settings,
                 unrecorded=self.unrecorded, after_run=self.after_run, progress=self.progress,
                 spool=self.spool,
-            )
+            ))
             if report is not None:
                 log.info("scheduled update: %s", report.summary())
         except RunCancelled:
@@ -431,5 +432,5 @@ class Daemon:
             scheduler_ok=lambda: self.scheduler.running and not self.stopping.is_set(),
         )
         if started is not None:
-            self.progress, close = started
+            self.progress, self.timed, close = started
             self.background.append(close)

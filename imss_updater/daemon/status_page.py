@@ -10,9 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imss_updater import config
-from imss_updater.run.report import Progress
+from imss_updater.run.report import Progress, RunReport
 
 log = logging.getLogger(__name__)
+
+TimedRun = Callable[[Callable[[], RunReport | None]], RunReport | None]
+"""Calls a scheduled run and times it for ``/metrics`` (``RunMetrics.scheduled_run``)."""
 
 
 def session_key(state: Path) -> bytes:
@@ -35,11 +38,12 @@ def session_key(state: Path) -> bytes:
 
 def start(
     bootstrap: config.Bootstrap, dsn: str, *, scheduler_ok: Callable[[], bool]
-) -> tuple[Progress, Callable[[], None]] | None:
+) -> tuple[Progress, TimedRun, Callable[[], None]] | None:
     """Serve the status page with waitress (threads, no fork, the limits of ``web.server``)
     on IMSS_WEB in a thread of this process. Return the progress callback that feeds its
-    metrics and the function that stops it; None when the port cannot be had (logged: the
-    daemon goes on, updates matter more than the page)."""
+    metrics, the function that times a scheduled run for them, and the one that stops it;
+    None when the port cannot be had (logged: the daemon goes on, updates matter more than
+    the page)."""
     from imss_updater.web import RunMetrics, WebConfig, create_app
     from imss_updater.web.server import serve
 
@@ -59,4 +63,4 @@ def start(
         return None
     threading.Thread(target=server.run, name="status-page", daemon=True).start()
     log.info("status page on http://%s:%s/", bootstrap.web_host, bootstrap.web_port)
-    return metrics.progress, server.close
+    return metrics.progress, metrics.scheduled_run, server.close

@@ -22,7 +22,7 @@ from imss_updater.run.planner import Mode
 from imss_updater.run.updater import RunError, RunReport, Updater
 from imss_updater.settings import SettingsError
 from imss_updater.store.lock import LockUnusable
-from imss_updater.web.metrics import RunMetrics
+from imss_updater.web.metrics import RunClock, RunMetrics
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,10 @@ class JobRunner:
         thread.join(timeout)
         return not thread.is_alive()
 
-    def _progress(self, job: Job, component_id: str, phase: str, done: int, total: int) -> None:
+    def _progress(
+        self, job: Job, clock: RunClock, component_id: str, phase: str, done: int, total: int
+    ) -> None:
+        clock.progressed()
         with self.lock:
             entry = job.progress.setdefault(component_id, ComponentProgress())
             if phase == "downloading":
@@ -131,10 +134,11 @@ class JobRunner:
         log.info("console %s started for %s", job.kind, ", ".join(job.components) or "all components")
         try:
             with Database(self.dsn) as database:
+                clock = RunClock()
                 updater = Updater(
                     database, self.root,
                     progress=lambda component_id, phase, done, total: self._progress(
-                        job, component_id, phase, done, total
+                        job, clock, component_id, phase, done, total
                     ),
                 )
                 if job.kind == "check":
@@ -147,9 +151,11 @@ class JobRunner:
                         job.check_text = status.last_check_text
                 elif job.kind == "update":
                     report = updater.update(Mode.MANUAL, job.components)
+                    self.metrics.finish_run(clock, report)
                     self._finish_report(job, report)
                 else:
                     report = updater.rollback(job.components)
+                    self.metrics.finish_run(clock, report, checked=False)
                     self._finish_report(job, report)
         except RunError as error:
             with self.lock:

@@ -54,6 +54,16 @@ def failure_counts(database: Database) -> dict[str, int]:
         return {str(row[0]): int(row[1]) for row in cursor.fetchall()}
 
 
+def update_counts(database: Database) -> dict[tuple[str, str], int]:
+    """Return the number of scheduled and manual update events per (component, outcome)."""
+    with database.transaction() as cursor:
+        cursor.execute(
+            "SELECT component, outcome, count(*) FROM tb_update_event WHERE kind IN ('scheduled', 'manual')"
+            " GROUP BY component, outcome"
+        )
+        return {(str(row[0]), str(row[1])): int(row[2]) for row in cursor.fetchall()}
+
+
 def notification_failure_counts(database: Database) -> dict[tuple[str, str], int]:
     """Return the number of failed notification delivery attempts per (channel, outcome):
     ``retry`` (failed, tried again later) and ``failed`` (given up), all time."""
