@@ -116,6 +116,15 @@ def test_status_in_japanese_gives_the_schedule_and_the_daemon_in_japanese(
     assert fact(page, "daemon").startswith("アップデートプログラムが実行されていません")
 
 
+def test_invalid_settings_make_schedule_and_services_unknown_not_wrong(
+    logged_in: FlaskClient, gateway: Gateway
+) -> None:
+    gateway.set("Update", "ScheduleTime", "25:99")
+    page = text(logged_in.get("/"))
+    assert fact(page, "schedule") == "Unknown: the settings are invalid"
+    assert re.search(r'id="scan-state" class="warning">Unknown \(the settings are invalid\)<', page)
+
+
 # -- licences --------------------------------------------------------------------------------------
 
 def test_licence_expiry_is_shown_with_a_warning_thirty_days_before(

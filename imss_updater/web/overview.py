@@ -89,7 +89,7 @@ def service_state(cache: ServiceCache, command: tuple[str, ...] | None) -> tuple
     """Given the status command (None while the settings are invalid), return the
     service's state as text and whether it needs attention."""
     if command is None:
-        return t("overview.service_unknown", reason=t("overview.schedule_invalid")), True
+        return t("overview.service_unknown", reason=t("overview.settings_invalid")), True
     state: ServiceState = cache.state(command)
     if state.running is None:
         return t("overview.service_unknown", reason=state.reason), True

@@ -11,6 +11,7 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "overview.schedule_off": ("Off (Update/ScheduledUpdate = no)", "無効 (Update/ScheduledUpdate = no)"),
     "overview.schedule_on": ("On: {words}", "有効: {words}"),
     "overview.schedule_invalid": ("Unknown: the settings are invalid", "不明: 設定が正しくありません"),
+    "overview.settings_invalid": ("the settings are invalid", "設定が正しくありません"),
     "schedule.15min": ("every 15 minutes", "15分ごと"),
     "schedule.hourly": ("every hour at minute {minute}", "毎時{minute}分"),
     "schedule.daily": ("every day at {time} (gateway local time, {zone})",
