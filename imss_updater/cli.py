@@ -134,6 +134,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
         if command == "status":
             reports = updater.status()
             run_status = database.run_status()
+            settings = output.settings_or_none(database)
             payload = {
                 "components": [r.as_json() for r in reports],
                 "last_check": output.check_json(database),
@@ -141,14 +142,18 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                     "time": output.iso(run_status.last_run_at), "kind": run_status.last_run_kind,
                     "ok": run_status.last_run_ok, "result": run_status.last_run_text,
                 },
-                "services": {"scan": run_status.scan_service, "policy": run_status.policy_service},
+                "services": {"scan": run_status.scan_service, "policy": run_status.policy_service,
+                             **output.service_states(settings)},
                 "daemon": {
                     "pid": run_status.daemon_pid,
                     "heartbeat": output.iso(run_status.daemon_heartbeat),
+                    "alive": output.daemon_alive(run_status),
                     "next_run": output.iso(run_status.next_run_at),
-                    "scheduled_update": output.scheduled_update(database),
+                    "scheduled_update": settings.scheduled_update if settings else None,
+                    "schedule": output.schedule_words(settings),
                     "settings_problem": run_status.settings_problem,
                 },
+                "licenses": output.license_states(settings),
                 "settings_problems": [str(problem) for problem in settings_check.problems(
                     database.settings_rows(), [c.id for c in database.catalog()])],
                 "lock_holder": lock.lock_holder(bootstrap.root),

@@ -86,6 +86,9 @@ class ComponentsMixin(Connection):
                     " WHERE id = %s",
                     (version, status, reason, verified.get(component_id, False), component_id),
                 )
+                if version is not None and status == "known":  # the history view's "first seen"
+                    cursor.execute("INSERT INTO tb_version_seen (component, version) VALUES (%s, %s)"
+                                   " ON CONFLICT DO NOTHING", (component_id, version))
             cursor.execute(
                 "UPDATE tb_update_status SET last_check_at = now(), last_check_ok = %s,"
                 " last_check_text = %s WHERE id = 1",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from imss_updater.database.components import ComponentsMixin, ComponentState, InstalledPackage
 from imss_updater.database.connection import DatabaseError, mask_dsn
 from imss_updater.database.events import Event, EventsMixin, NewEvent
+from imss_updater.database.history import HistoryMixin, VersionSeen
 from imss_updater.database.run_status import RunStatus, RunStatusMixin
 from imss_updater.database.schema import SQL_DIR, SchemaMixin, migrations
 from imss_updater.database.settings_rows import SettingsMixin
@@ -26,10 +27,12 @@ __all__ = [
     "NewEvent",
     "RunStatus",
     "SourceCooldown",
+    "VersionSeen",
     "mask_dsn",
     "migrations",
 ]
 
 
-class Database(SchemaMixin, SettingsMixin, ComponentsMixin, RunStatusMixin, SourcesMixin, EventsMixin):
+class Database(SchemaMixin, SettingsMixin, ComponentsMixin, RunStatusMixin, SourcesMixin, EventsMixin,
+               HistoryMixin):
     """One connection to the updater's database. Use as a context manager."""

@@ -11,6 +11,7 @@ from typing import cast
 
 from flask import current_app, flash, g, request, session
 
+from imss_updater.run.services import ServiceCache
 from imss_updater.web.hosts import HostPolicy
 from imss_updater.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from imss_updater.web.jobs import JobRunner
@@ -46,6 +47,7 @@ class Console:
     pool: DatabasePool
     runner: JobRunner
     hosts: HostPolicy
+    services: ServiceCache = field(default_factory=ServiceCache)  # status commands, ~30 s
 
 
 def console() -> Console:
@@ -90,7 +92,7 @@ def flashed_text(message: str) -> str:
 
 
 def when(moment: datetime.datetime | None) -> str:
-    """Format a timestamp in the gateway's local time, or "Never"."""
+    """Format a timestamp in the gateway's local time with its zone, or "Never"."""
     if moment is None:
         return t("status.never")
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from imss_updater.store.lock import LOCK_MESSAGE_EN, LOCK_MESSAGE_JA
+from imss_updater.web import texts_overview
 
 LANGUAGES = ("en", "ja")
 DEFAULT_LANGUAGE = "en"
@@ -361,6 +362,7 @@ TEXTS: Mapping[str, tuple[str, str]] = {
         " 127.0.0.1 を使用するか、Web/AllowedHosts にホスト名を追加してください。",
     ),
     "error.back": ("Back to System Status", "システムステータスに戻る"),
+    **texts_overview.TEXTS,
 }
 
 

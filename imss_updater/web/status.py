@@ -19,8 +19,10 @@ from imss_updater.catalog import Component
 from imss_updater.database.db import Database
 from imss_updater.run import trust
 from imss_updater.run.updater import ComponentReport, Outcome, Updater
+from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.settings_check import problems as settings_problems
 from imss_updater.store import lock
+from imss_updater.web import overview
 from imss_updater.web.context import console, language, notify, t, when
 from imss_updater.web.jobs import Job, JobBusy
 from imss_updater.web.settings_pages import describe
@@ -37,6 +39,7 @@ class Row:
     selectable: bool
     flags: list[tuple[str, str]]  # (css class, text)
     unscheduled: bool
+    age: str | None  # since the last successful update
 
 
 def _rows(
@@ -56,6 +59,8 @@ def _rows(
             flags.append(("flag-unsigned", t("flag.unsigned")))
         if report.available is not None and not report.authenticated:  # SPEC 3.1
             flags.append(("flag-unauthenticated", t("flag.unauthenticated")))
+        if report.signed_before:  # SPEC 3.1: an unsigned package is refused until trust reset
+            flags.append(("flag-signed-before", t("flag.signed_before")))
         if report.stale:  # the daemon flags it from the Staleness rows (seed 001)
             days = (now - report.last_success_at).days if report.last_success_at else 0
             flags.append(("flag-stale", t("flag.stale", days=days)))
@@ -67,6 +72,7 @@ def _rows(
             selectable=report.licensed and report.enabled,
             flags=flags,
             unscheduled=not report.scheduled,
+            age=overview.age(report.last_success_at, now) if report.last_success_at else None,
         ))
     return shown
 
@@ -157,6 +163,8 @@ def page() -> ResponseReturnValue:
     settings_error = "; ".join(describe(problem) for problem in problems) or None
     holder = lock.lock_holder(context.config.root)
     outcome = job_messages(job, catalog) if job is not None and not job.running else None
+    settings = _settings(rows, catalog)
+    services = context.services
     return render_template(
         "status.html",
         rows=_rows(reports, rows, catalog),
@@ -168,7 +176,18 @@ def page() -> ResponseReturnValue:
         job_progress=progress_json(job) if job is not None else None,
         outcome=outcome,
         settings_error=settings_error,
+        facts=overview.facts(settings, run, holder),
+        licenses=overview.license_lines(settings),
+        scan_state=overview.service_state(services, settings.scan_status if settings else None),
+        policy_state=overview.service_state(services, settings.policy_status if settings else None),
     )
+
+
+def _settings(rows: dict[tuple[str, str], str], catalog: list[Component]) -> Settings | None:
+    try:
+        return load(rows, [component.id for component in catalog])
+    except SettingsError:
+        return None  # the page says which rows are wrong (settings_error)
 
 
 def _selection() -> list[str]:
