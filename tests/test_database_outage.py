@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from imss_updater import config
@@ -196,3 +197,29 @@ def test_a_scheduled_run_that_falls_in_an_outage_is_caught_up_when_the_database_
     catch_up.func()
     assert on_disk(gateway, "virus_pattern") == "1569700"
     assert gateway.events() == [("scheduled", "virus_pattern", "15.697.00", "success")]
+
+
+def test_a_console_run_keeps_the_failures_the_database_refuses_in_the_spool(
+    gateway: Gateway, refused_port: int, tmp_path: Path
+) -> None:
+    from imss_updater.web import RunMetrics
+    from imss_updater.web.jobs import JobRunner
+
+    for name in ("UpdateServer", "TMASEServerurl"):
+        gateway.set("Update", name, f"http://127.0.0.1:{refused_port}/activeupdate")
+    connection = psycopg2.connect(gateway.dsn)
+    with connection, connection.cursor() as cursor:  # a real refusal, as a full disk would
+        cursor.execute("CREATE FUNCTION refuse_event() RETURNS trigger AS $$ BEGIN"
+                       " RAISE EXCEPTION 'No space left on device (injected fault)'; END $$"
+                       " LANGUAGE plpgsql")
+        cursor.execute("CREATE TRIGGER refuse_event BEFORE INSERT ON tb_update_event"
+                       " FOR EACH ROW EXECUTE FUNCTION refuse_event()")
+    connection.close()
+    state = tmp_path / "console-state"
+    runner = JobRunner(gateway.dsn, gateway.root, RunMetrics(), spool=EventSpool(state))
+
+    runner.start("update", ["virus_pattern"])
+
+    assert runner.wait(60)
+    kept = [line["event"] for line in spool_lines(state) if "event" in line]
+    assert [event["component"] for event in kept] == ["virus_pattern"]  # type: ignore[index]

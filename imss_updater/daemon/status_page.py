@@ -55,6 +55,7 @@ def start(
         scheduler_ok=scheduler_ok,
         metrics=metrics,
         host=bootstrap.web_host,
+        state=bootstrap.state,
     ))
     try:
         server = serve(app, bootstrap.web_host, bootstrap.web_port)

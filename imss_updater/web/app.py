@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from imss_updater.database.db import DatabaseError
+from imss_updater.store.spool import EventSpool
 from imss_updater.web import accounts, auth, history, logs, ops, settings_pages, status
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
 from imss_updater.web.hosts import HostPolicy, host_name
@@ -62,7 +63,8 @@ def create_app(config: WebConfig) -> Flask:
     app.extensions["imss_console"] = Console(
         config=config,
         pool=pool,
-        runner=JobRunner(config.dsn, config.root, config.metrics),
+        runner=JobRunner(config.dsn, config.root, config.metrics,
+                         spool=EventSpool(config.state) if config.state else None),
         hosts=HostPolicy(config.host, pool),
     )
     for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,

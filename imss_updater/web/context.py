@@ -30,7 +30,8 @@ class WebConfig:
     ``dsn``: PostgreSQL DSN; ``root``: install root; ``secret_key``: session signing key
     (persisted by the daemon); ``scheduler_ok``: whether the scheduler runs (``/healthz``);
     ``metrics``: counters the daemon may also feed from its scheduled runs; ``host``: the
-    host of IMSS_WEB (the console answers to it, see ``hosts``).
+    host of IMSS_WEB (the console answers to it, see ``hosts``); ``state``: the state
+    directory, whose event spool keeps the failures of console runs the database refused.
     """
 
     dsn: str
@@ -39,6 +40,7 @@ class WebConfig:
     scheduler_ok: Callable[[], bool] = _always_ok
     metrics: RunMetrics = field(default_factory=RunMetrics)
     host: str = "127.0.0.1"
+    state: Path | None = None
 
 
 @dataclass

@@ -22,6 +22,7 @@ from imss_updater.run.planner import Mode
 from imss_updater.run.updater import RunError, RunReport, Updater
 from imss_updater.settings import SettingsError
 from imss_updater.store.lock import LockUnusable
+from imss_updater.store.spool import EventSpool
 from imss_updater.web.metrics import RunClock, RunMetrics
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,10 @@ class JobBusy(Exception):
 class JobRunner:
     """Starts at most one Job at a time against ``dsn`` and ``root``."""
 
-    def __init__(self, dsn: str, root: Path, metrics: RunMetrics) -> None:
+    def __init__(self, dsn: str, root: Path, metrics: RunMetrics, *,
+                 spool: EventSpool | None = None) -> None:
         self.dsn = dsn
+        self.spool = spool  # failure events the database refuses are kept there
         self.root = root
         self.metrics = metrics
         self.lock = threading.Lock()
@@ -136,7 +139,7 @@ class JobRunner:
             with Database(self.dsn) as database:
                 clock = RunClock()
                 updater = Updater(
-                    database, self.root,
+                    database, self.root, spool=self.spool,
                     progress=lambda component_id, phase, done, total: self._progress(
                         job, clock, component_id, phase, done, total
                     ),
