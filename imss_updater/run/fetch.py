@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from pathlib import Path
 
 from imss_updater.catalog import Component
 from imss_updater.run.check import remember_cooldown
@@ -15,7 +17,7 @@ from imss_updater.run.verify import verify_package
 from imss_updater.settings import Settings
 from imss_updater.source import serverini
 from imss_updater.source.http import FetchError, HttpClient
-from imss_updater.store import install
+from imss_updater.store import layout
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,20 @@ def fetch_verify_install(
         signature_url = serverini.payload_url(offer.base_url, serverini.signature_path(entry.path))
     except serverini.PathEscapeError as error:
         raise ComponentFailure(str(error)) from error
-    staging = install.staging_root(context.root)
+    with contextlib.ExitStack() as stack:
+        # Written through the staging directory as opened and checked: another user who can
+        # change lib/ cannot swap .staging for a link meanwhile.
+        staging = layout.open_staging(stack, context.root, for_children=True)
+        _download_verify_install(context, component, offer, settings, client, kind, staging,
+                                 url, signature_url)
+
+
+def _download_verify_install(
+    context: RunContext, component: Component, offer: Offer, settings: Settings, client: HttpClient,
+    kind: str, staging: Path, url: str, signature_url: str,
+) -> None:
+    entry = offer.entry
+    assert entry is not None and offer.base_url is not None  # checked by the caller
     token = uuid.uuid4().hex[:12]
     archive = staging / f"download-{component.id}-{token}.zip"
     signature_file = staging / f"download-{component.id}-{token}.sig"
@@ -50,14 +65,16 @@ def fetch_verify_install(
             )
         except FetchError as error:
             remember_cooldown(context, offer.base_url, error)
-            raise ComponentFailure(error.reason) from error
+            # Name the staging directory as the administrator knows it, not by its descriptor.
+            shown = str(context.root / "lib" / layout.STAGING)
+            raise ComponentFailure(error.reason.replace(str(staging), shown)) from error
         context.progress(component.id, "verifying", 0, 0)
         unsigned = verify_package(
             context, component, settings, client, archive, signature_file, signature_url
         )
         context.progress(component.id, "installing", 0, 0)
         install_archive(context, component, settings, archive, entry.version, unsigned=unsigned,
-                             kind=kind)
+                        kind=kind)
     finally:
         archive.unlink(missing_ok=True)
         signature_file.unlink(missing_ok=True)

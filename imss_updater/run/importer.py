@@ -16,6 +16,7 @@ The signature is the file beside the package with the same base name and ``.sig`
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import shutil
@@ -33,7 +34,7 @@ from imss_updater.run.trust import refuse_unsigned_if_pinned
 from imss_updater.run.updater import ComponentFailure, Outcome, RunError, RunReport, Updater
 from imss_updater.settings import Settings
 from imss_updater.source import signature
-from imss_updater.store import install, lock
+from imss_updater.store import layout, lock
 from imss_updater.versions import Version, VersionError
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,22 @@ def _import_locked(
     if reason is not None:
         _fail(updater, report, component, wanted, reason)
         return False
-    staging = install.staging_root(updater.root)
+    with contextlib.ExitStack() as stack:
+        # Through the staging directory as opened and checked (another user who can change
+        # lib/ cannot swap .staging for a link meanwhile).
+        staging = layout.open_staging(stack, updater.root, for_children=True)
+        return _copy_verify_install(updater, report, settings, component, wanted, package, staging)
+
+
+def _copy_verify_install(
+    updater: Updater,
+    report: RunReport,
+    settings: Settings,
+    component: Component,
+    wanted: Version,
+    package: Path,
+    staging: Path,
+) -> bool:
     token = uuid.uuid4().hex[:12]
     # "download-" names: a crash leaves files that the next run's reconcile removes.
     copy = staging / f"download-{component.id}-{token}.zip"

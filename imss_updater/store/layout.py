@@ -42,15 +42,18 @@ def _open_lib(stack: ExitStack, root: Path) -> int:
     return descriptor
 
 
-def open_staging(stack: ExitStack, root: Path, lib: int | None = None) -> Path:
+def open_staging(
+    stack: ExitStack, root: Path, lib: int | None = None, *, for_children: bool = False
+) -> Path:
     """Open ``R/lib/.staging`` as a directory of ours (see staging_root), closed with
-    ``stack``; return its pinned path."""
+    ``stack``; return its pinned path (``for_children``: one the commands this process runs
+    can use too), so that swapping ``.staging`` meanwhile redirects nothing."""
     parent = _open_lib(stack, root) if lib is None else lib
     descriptor = ownership.open_private(parent, STAGING, shown=root / "lib" / STAGING,
                                         create=True, replace=True)
     assert descriptor is not None  # created when missing
     stack.callback(os.close, descriptor)
-    return ownership.pinned(descriptor)
+    return ownership.pinned_for_children(descriptor) if for_children else ownership.pinned(descriptor)
 
 
 class Directories:

@@ -131,6 +131,12 @@ def pinned(descriptor: int) -> Path:
     return Path(f"/proc/self/fd/{descriptor}")
 
 
+def pinned_for_children(descriptor: int) -> Path:
+    """Like ``pinned``, but a path that the commands this process runs as root (openssl)
+    can use too: ``/proc/self`` would name the child itself."""
+    return Path(f"/proc/{os.getpid()}/fd/{descriptor}")
+
+
 def open_beneath(root: Path, relative: str, *, create: bool, mode: int = 0o755) -> int | None:
     """Open directory ``root/relative`` and return its descriptor, or None if it is missing
     and not ``create``. Missing directories are created with ``mode``. ``root`` itself may be
