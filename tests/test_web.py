@@ -424,6 +424,7 @@ def test_notifications_page_saves_channels_switches_and_templates(
         "SNMPv3AuthPassword": "auth-pass-1", "SNMPv3PrivPassword": "priv-pass-1",
         "PatternUpdateSuccessMail": "yes", "SpamUpdateFailureSubject": "  spam failed on %HOST%  ",
         "SpamUpdateFailureMessage": "Failed:\r\n%COMPONENT% %VERSION%\r\nReason: %REASON%\r\n",
+        "RepeatFailureHours": "6", "NotifyRecovery": "no",
     })
     del data["EngineUpdateFailureTrap"]
     response = logged_in.post("/settings/notifications", data=data, follow_redirects=True)
@@ -437,6 +438,7 @@ def test_notifications_page_saves_channels_switches_and_templates(
     assert stored["EngineUpdateFailureTrap"] == "no"
     assert stored["SpamUpdateFailureSubject"] == "spam failed on %HOST%"
     assert stored["SpamUpdateFailureMessage"] == "Failed:\n%COMPONENT% %VERSION%\nReason: %REASON%"
+    assert stored["RepeatFailureHours"] == "6" and stored["NotifyRecovery"] == "no"
     page = text(logged_in.get("/settings/notifications"))
     assert 'id="PatternUpdateSuccessMail" checked' in page
     assert 'value="relay.example.com"' in page
@@ -444,6 +446,8 @@ def test_notifications_page_saves_channels_switches_and_templates(
 
 @pytest.mark.parametrize(("field", "bad", "extra"), [
     ("SMTPPort", "99999", {}),
+    ("RepeatFailureHours", "-1", {}),
+    ("NotifyRecovery", "maybe", {}),
     ("SMTPSecurity", "tls", {}),
     ("SMTPCAFile", "relative.pem", {}),
     ("MailFrom", "nobody", {"SMTPServer": "relay.example.com", "MailTo": "a@example.com"}),

@@ -50,12 +50,13 @@ NOTIFY = notify_config.SECTION
 NOTIFY_TEXT_FIELDS = (
     "SMTPServer", "SMTPPort", "SMTPSecurity", "SMTPUser", "MailFrom", "MailTo", "SMTPCAFile",
     "SNMPServer", "SNMPVersion", "SNMPv3User", "SNMPNotifyType",
-    "Language", "HostName",
+    "Language", "HostName", "RepeatFailureHours", "NotifyRecovery",
 )
 NOTIFY_SECRETS = ("SMTPPassword", "SNMPCommunity", "SNMPv3AuthPassword", "SNMPv3PrivPassword")
 NOTIFY_SWITCHES = ("Mail", "Trap")
 NOTIFY_TEMPLATES = ("Subject", "Message")
-NOTIFY_DEFAULTS = {"Language": "en", "HostName": "", "SMTPCAFile": "", "SNMPNotifyType": "trap"}
+NOTIFY_DEFAULTS = {"Language": "en", "HostName": "", "SMTPCAFile": "", "SNMPNotifyType": "trap",
+                   "RepeatFailureHours": "24", "NotifyRecovery": "yes"}
 
 blueprint = Blueprint("settings", __name__, url_prefix="/settings")
 
