@@ -8,7 +8,6 @@ import email.utils
 import errno
 import os
 import re
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from imss_updater.source.http import FetchError, HttpClient, HttpOptions
 from imss_updater.source.http_errors import MAX_RETRY_AFTER, parse_retry_after
 from tests.support.drip import HostileFactory
+from tests.support.local import tiny_tmpfs
 from tests.support.servers import write_file
 
 PAYLOAD = "pattern/vsapi697.zip"
@@ -245,18 +245,8 @@ def test_retry_after_is_capped_and_ignored_when_past_or_unreadable() -> None:
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs mounted for this test (the test runs as root)."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mount_point)],
-        capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
+    with tiny_tmpfs(tmp_path / "tiny") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_a_download_larger_than_the_free_space_is_refused_before_any_request(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from imss_updater.store import lock
 from tests.support.drip import HostileFactory, HostileServer
 from tests.support.gateway import Gateway
+from tests.support.local import tiny_tmpfs
 
 
 def install_first_version(gateway: Gateway) -> None:
@@ -133,18 +133,8 @@ def test_a_payload_answered_with_retry_after_puts_its_source_in_cool_down_too(
 @pytest.fixture
 def tiny_staging(gateway: Gateway) -> Iterator[Path]:
     """The install root's staging directory on a 1 MiB tmpfs (the test runs as root)."""
-    staging = gateway.root / "lib" / ".staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(staging)],
-        capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
+    with tiny_tmpfs(gateway.root / "lib" / ".staging") as staging:
         yield staging
-    finally:
-        subprocess.run(["umount", "-l", str(staging)], check=False)
 
 
 def test_a_download_without_room_in_staging_is_refused_before_it_starts(

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.local import stop_process, wait_for_text
+from tests.support.pg import free_port
+
 TINYPROXY_CREDENTIAL = re.compile(r"^[-A-Za-z0-9._]+$")
 START_TIMEOUT = 10.0
 
@@ -48,31 +51,12 @@ class RunningProxy:
     def saw(self, text: str, timeout: float = 5.0) -> bool:
         """Return True once ``text`` appears in the log (tinyproxy writes it shortly after
         the request); False after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if text in self.log():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+        return wait_for_text(self.log, text, timeout)
 
     def stop(self) -> None:
         if self.gate is not None:
             self.gate.stop()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        stop_process(self.process)
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -98,7 +82,7 @@ def start_tinyproxy(directory: Path, *, user: str = "", password: str = "") -> R
     log_path = directory / "tinyproxy.log"
     output_path = directory / "tinyproxy.out"
     for _ in range(5):  # the free port can be taken by someone else before tinyproxy binds it
-        port = _free_port()
+        port = free_port()
         lines = [
             f"Port {port}",
             "Listen 127.0.0.1",

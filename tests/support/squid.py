@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.local import stop_process, wait_for_text
 from tests.support.pg import free_port
 
 START_TIMEOUT = 20.0
@@ -53,22 +54,10 @@ class RunningSquid:
     def saw(self, text: str, timeout: float = 5.0) -> bool:
         """Return True once ``text`` appears in the access log (squid writes a line when a
         request ends); False after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if text in self.log():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+        return wait_for_text(self.log, text, timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, timeout=10)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
