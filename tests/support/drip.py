@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import trustme
 
+from tests.support.local import LoopbackListener
 from tests.support.servers import SERVER_HOSTNAMES
 
 ONE_BYTE_A_SECOND = 1.0
@@ -43,13 +44,14 @@ class _Misbehaviour:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class HostileServer:
+class HostileServer(LoopbackListener):
     """A slow or uncooperative HTTP(S) server for ``directory`` on 127.0.0.1 (see the module
     docstring). ``interval`` is the pause between drips, in seconds."""
 
     def __init__(
         self, directory: Path, *, tls: trustme.LeafCert | None = None, interval: float = ONE_BYTE_A_SECOND
     ) -> None:
+        super().__init__()
         self.directory = Path(directory)
         self.interval = interval
         self.scheme = "https" if tls is not None else "http"
@@ -62,24 +64,8 @@ class HostileServer:
         self._lock = threading.Lock()
         self._requests: list[str] = []
         self.connections = 0
-        self._stopping = threading.Event()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(32)
-        self._listener.settimeout(0.1)
-        self.port: int = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    # -- lifecycle and addresses -----------------------------------------------------------
-
-    def start(self) -> HostileServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
+    # -- addresses (start and stop: LoopbackListener) --------------------------------------
 
     @property
     def base_url(self) -> str:

@@ -1,13 +1,16 @@
 """Small helpers the local test peers share: waiting for a log line, stopping a process,
-a tiny tmpfs (for disk-full tests)."""
+a tiny tmpfs (for disk-full tests), a loopback listener thread."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -49,3 +52,30 @@ def tiny_tmpfs(mount_point: Path, size: str = "1m") -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+class LoopbackListener:
+    """A TCP listener on 127.0.0.1 (a free port, ``port``) served by one daemon thread that
+    runs ``_serve`` until ``stop``; subclasses accept on ``_listener`` (0.1 s timeout) while
+    ``_stopping`` is not set."""
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(32)
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        raise NotImplementedError

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.local import stop_process, wait_for_text
+from tests.support.local import LoopbackListener, stop_process, wait_for_text
 from tests.support.pg import free_port
 
 TINYPROXY_CREDENTIAL = re.compile(r"^[-A-Za-z0-9._]+$")
@@ -117,33 +117,18 @@ def start_tinyproxy(directory: Path, *, user: str = "", password: str = "") -> R
     raise RuntimeError(f"tinyproxy did not start: {output_path.read_text(errors='replace')}")
 
 
-class AuthGate:
+class AuthGate(LoopbackListener):
     """A relay in front of tinyproxy that enforces Basic proxy authentication with any
     characters in the credentials (see the module docstring)."""
 
     def __init__(self, upstream_port: int, user: str, password: str) -> None:
+        super().__init__()
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self.expected = f"Basic {token}"
         self.upstream_port = upstream_port
         self.accepted = 0
         self.rejected = 0
         self._lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(32)
-        self._listener.settimeout(0.1)
-        self.port: int = self._listener.getsockname()[1]
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def start(self) -> AuthGate:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
