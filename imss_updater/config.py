@@ -5,9 +5,10 @@ They come from environment variables, overridden by command-line options.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imss_updater.database.db import Database, DatabaseError
@@ -32,6 +33,8 @@ class Bootstrap:
     web_host: str
     web_port: int
     db_port: int
+    node: str = field(default_factory=socket.gethostname)  # IMSS_NODE (SPEC 7)
+    mirror: str | None = None  # IMSS_MIRROR host:port, where this node serves the mirror as leader
 
     @property
     def embedded(self) -> bool:
@@ -57,6 +60,11 @@ def from_environment(env: Mapping[str, str], overrides: Mapping[str, str | None]
     db_port_text = pick("db_port", "IMSS_DB_PORT", str(DEFAULT_DB_PORT)) or str(DEFAULT_DB_PORT)
     if not db_port_text.isdigit() or not 0 < int(db_port_text) < 65536:
         raise BootstrapError(f"IMSS_DB_PORT must be a port number, got {db_port_text!r}")
+    mirror = env.get("IMSS_MIRROR") or None
+    if mirror is not None:
+        mirror_host, _colon, mirror_port = mirror.rpartition(":")
+        if not mirror_host or not mirror_port.isdigit() or not 0 < int(mirror_port) < 65536:
+            raise BootstrapError(f"IMSS_MIRROR must be host:port, got {mirror!r}")
     return Bootstrap(
         dsn=pick("dsn", "IMSS_DSN", None),
         root=Path(pick("root", "IMSS_ROOT", DEFAULT_ROOT) or DEFAULT_ROOT),
@@ -64,6 +72,8 @@ def from_environment(env: Mapping[str, str], overrides: Mapping[str, str | None]
         web_host=host.strip("[]"),
         web_port=int(port_text),
         db_port=int(db_port_text),
+        node=env.get("IMSS_NODE") or socket.gethostname(),
+        mirror=mirror,
     )
 
 

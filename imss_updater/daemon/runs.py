@@ -35,16 +35,18 @@ def scheduled_update(
     after_run: RunHook | None = None,
     progress: Progress | None = None,
     spool: EventSpool | None = None,
+    make_updater: Callable[..., Updater] = Updater,
 ) -> RunReport | None:
     """Run exactly what the schedule runs: a scheduled update of the scheduled components.
+    ``make_updater`` builds the Updater (a fleet node's takes its source from the mirror).
 
     Return None when the scheduled update is turned off (Update/ScheduledUpdate=no).
     Failure events the database refuses go to ``spool``; those the after-run hook then
     notified are marked so in it. Raise DatabaseError if the run cannot start.
     """
     with Database(dsn) as database:
-        updater = Updater(database, bootstrap.root, cancel=cancel, progress=progress,
-                          fallback_settings=fallback_settings, unrecorded=unrecorded, spool=spool)
+        updater = make_updater(database, bootstrap.root, cancel=cancel, progress=progress,
+                               fallback_settings=fallback_settings, unrecorded=unrecorded, spool=spool)
         try:
             _catalog, settings = updater.load()
             scheduled = settings.scheduled_update
