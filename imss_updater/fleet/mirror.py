@@ -165,20 +165,23 @@ class Mirror:
         for entry in self.root.glob("incoming-*"):
             _remove(entry)
 
-    def open_file(self, relative: str) -> tuple[int, str] | None:
-        """Open ``relative`` for reading from the current release, else the previous one;
-        return (descriptor, release id), or None if neither holds it as a plain file."""
+    def open_file(self, relative: str, *, current_only: bool = False) -> tuple[int, str] | None:
+        """Open ``relative`` for reading from the current release, else (unless
+        ``current_only``) the previous one; return (descriptor, release id), or None if
+        neither holds it as a plain file."""
         try:
             parts = segments(relative)
         except MirrorPathError:
             return None
-        for name in (CURRENT, PREVIOUS):
-            identifier = self._link(name)
-            if identifier is None:
-                continue
-            opened = _open_under(self.root / RELEASES, [identifier, *parts])
-            if opened is not None:
-                return opened, identifier
+        for _attempt in range(3):  # a release published meanwhile: look again in the new ones
+            names = [self._link(CURRENT)] + ([] if current_only else [self._link(PREVIOUS)])
+            for identifier in names:
+                opened = None if identifier is None else _open_under(self.root / RELEASES,
+                                                                     [identifier, *parts])
+                if opened is not None and identifier is not None:
+                    return opened, identifier
+            if names[0] == self._link(CURRENT):
+                return None
         return None
 
     # -- the links ------------------------------------------------------------------------

@@ -62,13 +62,11 @@ def make_app(mirror: Mirror, serving: Callable[[], bool]) -> Callable[[dict[str,
         if not path.startswith(PREFIX):
             return _simple(start_response, "404 Not Found")
         relative = path[len(PREFIX):]
-        opened = mirror.open_file(relative)
+        # An index is only ever the current one; a package may also be the previous one's.
+        opened = mirror.open_file(relative, current_only=relative in (INDEX, INDEX_SIGNATURE))
         if opened is None:
             return _simple(start_response, "404 Not Found")
-        descriptor, release = opened
-        if relative in (INDEX, INDEX_SIGNATURE) and release != mirror.current():
-            os.close(descriptor)  # an index is only ever the current one
-            return _simple(start_response, "404 Not Found")
+        descriptor, _release = opened
         status = os.fstat(descriptor)
         tag = etag_for(status)
         headers = [("ETag", tag), ("Cache-Control", "no-cache")]
