@@ -14,6 +14,7 @@ from imss_updater.fleet.mirror import Mirror, release_id
 from imss_updater.fleet.mirror_server import MirrorServer
 from tests.support.pg import free_port
 
+
 def index_for(number: int) -> bytes:
     return f"[PATTERN]\nP.4=pattern/lpt{number}.zip,1569{number:03d}00,{1000 + number}\n".encode()
 

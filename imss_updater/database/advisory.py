@@ -63,7 +63,7 @@ class Timeouts:
 class LeaderLock:
     """One dedicated connection that tries for, holds, and checks the leader lock."""
 
-    def __init__(self, dsn: str, timeouts: Timeouts) -> None:
+    def __init__(self, dsn: str, timeouts: Timeouts, node: str = "") -> None:
         idle_ms, statement_ms = int(timeouts.idle_session * 1000), int(timeouts.statement * 1000)
         options = (f"-c idle_session_timeout={idle_ms} -c statement_timeout={statement_ms}"
                    f" -c idle_in_transaction_session_timeout={statement_ms}"
@@ -74,7 +74,7 @@ class LeaderLock:
                 dsn, connect_timeout=max(2, int(timeouts.statement)), options=options,
                 keepalives=1, keepalives_idle=timeouts.keepalive_idle, keepalives_interval=1,
                 keepalives_count=3, tcp_user_timeout=statement_ms,
-                application_name="imss-updater fleet lock",
+                application_name=f"imss-updater fleet lock {node}"[:63],
             )
         except psycopg2.Error as error:
             raise DatabaseError(f"cannot connect to the database ({mask_dsn(dsn)}): "

@@ -133,7 +133,7 @@ class Election:
             try:
                 if self.lock is None or self.lock.closed:
                     self.lock = advisory.LeaderLock(
-                        self.dsn(), advisory.Timeouts.for_failover(self.failover_seconds))
+                        self.dsn(), advisory.Timeouts.for_failover(self.failover_seconds), self.node)
                 if not self.lock.try_acquire():
                     self._problem_solved()
                     return
