@@ -6,18 +6,16 @@ as the daemons hold them; the daemon-level tests (SIGKILL, SIGSTOP) are in test_
 
 from __future__ import annotations
 
-import json
-import select
-import threading
 from collections.abc import Iterator
 
 import psycopg2
 import pytest
 
 from imss_updater.database.db import Database
-from imss_updater.fleet import CHANNEL, announcement
+from imss_updater.fleet import announcement
 from imss_updater.fleet.election import Election
 from tests.support.daemon import wait_until
+from tests.support.fleet import Listener, leader_row, terminate
 
 FAILOVER = 6.0
 
@@ -43,54 +41,6 @@ def nodes(db_dsn: str) -> Iterator[list[Node]]:
     yield started
     for node in started:
         node.election.stop()
-
-
-def terminate(dsn: str, pid: int | None) -> None:
-    assert pid is not None
-    connection = psycopg2.connect(dsn)
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    finally:
-        connection.close()
-
-
-def leader_row(dsn: str) -> tuple[str, int]:
-    connection = psycopg2.connect(dsn)
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute("SELECT node, term FROM tb_fleet_leader")
-            row = cursor.fetchone()
-    finally:
-        connection.close()
-    assert row is not None
-    return row[0], int(row[1])
-
-
-class Listener:
-    """LISTEN imss_fleet on a connection of the test's, collecting payloads in a thread."""
-
-    def __init__(self, dsn: str) -> None:
-        self.connection = psycopg2.connect(dsn)
-        self.connection.autocommit = True
-        with self.connection.cursor() as cursor:
-            cursor.execute(f"LISTEN {CHANNEL}")
-        self.payloads: list[dict[str, object]] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            if select.select([self.connection], [], [], 0.2)[0]:
-                self.connection.poll()
-                self.payloads.extend(json.loads(n.payload) for n in self.connection.notifies)
-                self.connection.notifies.clear()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join()
-        self.connection.close()
 
 
 def test_one_node_leads_the_other_waits_and_the_leader_is_recorded_with_its_term(
