@@ -124,7 +124,8 @@ def test_sigkill_of_the_leader_hands_the_lead_to_another_node_within_the_failove
                "the first leader's announcement")
     assert leader.daemon is not None
     leader.daemon.signal(signal.SIGKILL)
-    wait_until(lambda: leader_row(gateway.dsn) == ("gw-b", 2), FAILOVER, "gw-b to lead within FailoverSeconds")
+    wait_until(lambda: leader_row(gateway.dsn) == ("gw-b", 2), FAILOVER,
+                   "gw-b to lead within FailoverSeconds")
     wait_until(lambda: announced_release(gateway.dsn) == ("gw-b", 2, release_id(index)), 60,
                "the new leader's announcement")
     assert member.get("/activeupdate/server.ini") == (200, index)
@@ -170,7 +171,8 @@ def test_a_hung_leader_loses_the_lead_and_serves_nothing_when_it_wakes(
     assert leader.daemon is not None
     leader.daemon.signal(signal.SIGSTOP)  # hung: its sockets stay open
     try:
-        wait_until(lambda: leader_row(gateway.dsn) == ("gw-b", 2), FAILOVER, "gw-b to lead within FailoverSeconds")
+        wait_until(lambda: leader_row(gateway.dsn) == ("gw-b", 2), FAILOVER,
+                   "gw-b to lead within FailoverSeconds")
     finally:
         leader.daemon.signal(signal.SIGCONT)
     wait_until(lambda: "is no longer the leader" in leader.log(), 30, "gw-a to notice")
@@ -178,3 +180,43 @@ def test_a_hung_leader_loses_the_lead_and_serves_nothing_when_it_wakes(
     wait_until(lambda: announced_release(gateway.dsn) == ("gw-b", 2, release_id(index)), 60,
                "the new leader's announcement")
     assert member.get("/activeupdate/server.ini") == (200, index)
+
+
+def test_the_next_release_downloads_only_the_changed_package_and_keeps_the_previous_one(
+    gateway: Gateway, two_nodes: tuple[FleetNode, FleetNode]
+) -> None:
+    leader, _member = two_nodes
+    package: str = leader.package  # type: ignore[attr-defined]
+    first_index = gateway.tree.ini_path().read_bytes()
+    wait_until(lambda: announced_release(gateway.dsn) == ("gw-a", 1, release_id(first_index)), 60,
+               "the first release")
+    engine = gateway.tree.add_engine("VSAPI_LINUX_X86_64", "21.0.1008")
+    gateway.publish()
+    second_index = gateway.tree.ini_path().read_bytes()
+    assert leader.daemon is not None
+    leader.daemon.signal(signal.SIGUSR1)
+    wait_until(lambda: announced_release(gateway.dsn) == ("gw-a", 1, release_id(second_index)), 60,
+               "the second release")
+    assert (origin_gets(gateway, package), origin_gets(gateway, "/" + engine.path)) == (1, 1)
+    assert "1 downloaded from the source, 1 carried over" in leader.log()
+    assert leader.get("/activeupdate/server.ini") == (200, second_index)
+    kept = sorted(entry.name for entry in (leader.state / "mirror" / "releases").iterdir())
+    assert kept == sorted([release_id(first_index), release_id(second_index)])
+
+
+def test_a_package_whose_signature_fails_at_the_leader_is_left_out_of_the_mirror(
+    gateway: Gateway, tmp_path: Path, start_daemon: DaemonFactory
+) -> None:
+    fleet(gateway)
+    entry = gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    gateway.tree.corrupt_payload("P.4")
+    index = gateway.tree.ini_path().read_bytes()
+    leader = FleetNode(gateway, tmp_path, "gw-a")
+    leader.start(start_daemon)
+    wait_until(lambda: announced_release(gateway.dsn) == ("gw-a", 1, release_id(index)), 60,
+               "the release to be announced")
+    assert "mirror: virus_pattern 15.697.00 left out" in leader.log()
+    assert leader.get("/" + "activeupdate/" + entry.path)[0] == 404
+    assert leader.get("/activeupdate/server.ini") == (200, index)  # the index stays as the source has it
+    assert leader.installed("virus_pattern") is None

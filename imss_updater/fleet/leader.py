@@ -146,6 +146,9 @@ class Fleet:
             except SyncFailed as error:
                 log.error("fleet: the mirror keeps release %s: %s", self.mirror.current(), error)
                 return
+            except OSError as error:  # the state directory's disk refused
+                log.error("fleet: cannot write the mirror under %s: %s", self.mirror.root, error)
+                return
         if result.published:
             log.info("fleet: mirrored release %s (%d downloaded from the source, %d carried over%s)",
                      result.release, len(result.downloaded), len(result.carried),
