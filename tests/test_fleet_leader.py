@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from imss_updater.catalog import DEFAULT_CATALOG
+from imss_updater.database.db import Database
 from imss_updater.fleet.mirror import release_id
 from imss_updater.store.install import ComponentStore
 from tests.support.daemon import DaemonFactory, RunningDaemon, wait_until
-from tests.support.fleet import Listener, announced_release, leader_row, lock_backend, terminate
+from tests.support.fleet import Listener, announced_release, leader_row, lock_backend, roles, terminate
 from tests.support.gateway import Gateway
 from tests.support.pg import free_port
 
@@ -34,6 +35,9 @@ class FleetNode:
         self.state = tmp_path / f"state-{name}"
         self.mirror = f"127.0.0.1:{free_port()}"
         self.daemon: RunningDaemon | None = None
+        with Database(gateway.dsn, node=name) as database:  # its schedule just ran
+            database.ensure_node()
+            database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
 
     def start(self, start_daemon: DaemonFactory) -> RunningDaemon:
         self.daemon = start_daemon(self.gateway, env={
@@ -60,13 +64,11 @@ class FleetNode:
 
 
 def fleet(gateway: Gateway) -> None:
-    """Fleet mode, quick failover, no random delay, and a schedule that just ran (so only
-    the takeover and SIGUSR1 start runs)."""
+    """Fleet mode, quick failover, no random delay (each FleetNode's schedule just ran, so
+    only the takeover and SIGUSR1 start runs)."""
     for section, name, value in (("Fleet", "Enabled", "yes"), ("Fleet", "FailoverSeconds", str(FAILOVER)),
                                  ("Update", "RandomDelaySeconds", "0")):
         gateway.set(section, name, value)
-    with gateway.database() as database:
-        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
 
 
 def origin_gets(gateway: Gateway, path: str) -> int:
@@ -104,6 +106,8 @@ def test_the_leader_downloads_once_installs_from_its_mirror_and_a_member_takes_i
     assert f"from http://{leader.mirror}/activeupdate/pattern" in member.log()
     assert origin_gets(gateway, package) == 1
     assert not _listening(member)  # a member serves no mirror
+    assert {name: role for name, role in roles(gateway.dsn).items() if name.startswith("gw-")} == {
+        "gw-a": "leader", "gw-b": "member"}
 
 
 def _listening(node: FleetNode) -> bool:
@@ -131,6 +135,8 @@ def test_sigkill_of_the_leader_hands_the_lead_to_another_node_within_the_failove
     assert member.get("/activeupdate/server.ini") == (200, index)
     assert member.installed("virus_pattern") == "1569700"
     assert origin_gets(gateway, package) == 2  # the new leader's mirror needed it once more
+    assert {name: role for name, role in roles(gateway.dsn).items() if name.startswith("gw-")} == {
+        "gw-a": "member", "gw-b": "leader"}
 
 
 def test_a_leader_whose_lock_backend_ends_mid_publish_neither_publishes_nor_announces(

@@ -105,15 +105,18 @@ class LeaderLock:
         return bool(row[0])
 
     def take_office(self, node: str, mirror_address: str | None) -> int:
-        """Record ``node`` as the leader with the next term; return that term. Call only
-        while holding the lock."""
+        """Record ``node`` as the leader with the next term (and as the one node whose role
+        is ``leader`` in tb_fleet_node); return that term. Call only while holding the lock."""
         row: tuple[Any, ...] = self._one(
-            "INSERT INTO tb_fleet_leader (id, node, term, since, mirror_address)"
+            "WITH office AS (INSERT INTO tb_fleet_leader (id, node, term, since, mirror_address)"
             " VALUES (true, %s, 1, now(), %s)"
             " ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node, term = tb_fleet_leader.term + 1,"
             " since = now(), mirror_address = EXCLUDED.mirror_address, release = NULL,"
-            " announced = NULL RETURNING term",
-            (node, mirror_address),
+            " announced = NULL RETURNING term),"
+            " roles AS (UPDATE tb_fleet_node SET role = CASE WHEN node = %s THEN 'leader' ELSE 'member' END"
+            " WHERE role = 'leader' OR node = %s)"
+            " SELECT term FROM office",
+            (node, mirror_address, node, node),
         )
         return int(row[0])
 
@@ -171,20 +174,10 @@ def current_leader(dsn: str) -> LeaderRecord | None:
     return None if row is None else LeaderRecord(row[0], int(row[1]), row[2], row[3], row[4])
 
 
-def record_role(dsn: str, node: str, role: str, mirror_address: str | None) -> None:
-    """Record this node's role (``leader`` or ``member``) in tb_fleet_node, when that table
-    exists (migration 013)."""
+def record_role(dsn: str, node: str, role: str) -> None:
+    """Record this node's role (``leader`` or ``member``) in tb_fleet_node."""
     with _short(dsn) as connection, connection, connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass('tb_fleet_node') IS NOT NULL")
-        found = cursor.fetchone()
-        if not found or not found[0]:
-            return
-        cursor.execute(
-            "INSERT INTO tb_fleet_node (node, role, mirror_address) VALUES (%s, %s, %s)"
-            " ON CONFLICT (node) DO UPDATE SET role = EXCLUDED.role,"
-            " mirror_address = EXCLUDED.mirror_address",
-            (node, role, mirror_address),
-        )
+        cursor.execute("UPDATE tb_fleet_node SET role = %s WHERE node = %s", (role, node))
 
 
 class _short:

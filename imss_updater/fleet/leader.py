@@ -74,12 +74,12 @@ class Fleet:
         self.announced: tuple[int, str] | None = None  # (term, release) announced last
 
     def start(self) -> None:
+        self._record_role("member")  # until it wins: whatever it was before a restart
         if self.bootstrap.mirror is None:
             log.warning("fleet: IMSS_MIRROR is not set, so %s cannot serve a mirror: it never leads",
                         self.bootstrap.node)
         else:
             self.election.start()
-        self._record_role("member")
 
     def stop(self) -> None:
         self.election.stop()
@@ -102,7 +102,6 @@ class Fleet:
                                   self.bootstrap.mirror, error)
                         threading.Thread(target=self.election.stop, daemon=True).start()
                         return
-            self._record_role("leader")
             self.run_now()  # mirror the source's release now: the members take it from here
         else:
             self._close_server()
@@ -116,7 +115,7 @@ class Fleet:
 
     def _record_role(self, role: str) -> None:
         try:
-            advisory.record_role(self.dsn(), self.bootstrap.node, role, self.bootstrap.mirror)
+            advisory.record_role(self.dsn(), self.bootstrap.node, role)
         except DatabaseError as error:
             log.debug("fleet: role not recorded now: %s", error)
 
@@ -136,7 +135,7 @@ class Fleet:
         return report
 
     def _sync(self, dsn: str, term: int, fallback: Settings | None, cancel: threading.Event | None) -> None:
-        with Database(dsn) as database:
+        with Database(dsn, node=self.bootstrap.node) as database:
             context = RunContext(database, self.bootstrap.root, fallback_settings=fallback, cancel=cancel)
             catalog, settings = context.load()
             try:
@@ -173,7 +172,11 @@ class Fleet:
         except DatabaseError as error:
             log.warning("fleet: the leader is not known now: %s", error)
             leader = None
-        if leader is None or leader.mirror_address is None or leader.node == bootstrap.node:
+        if leader is not None and leader.node == bootstrap.node and self.election.thread is not None:
+            # It took the lock and waits out the old leader's lease: its takeover run follows.
+            log.info("fleet: %s is taking over as leader; it updates once it leads", bootstrap.node)
+            return None
+        if leader is None or leader.mirror_address is None:
             log.info("fleet: no leader's mirror known; updating from the configured source")
             return runs.scheduled_update(bootstrap, dsn, **options)
         leaders_mirror = updater_for(fleet.mirror_url(leader.mirror_address))

@@ -60,6 +60,17 @@ def _leader(dsn: str, columns: str) -> tuple[object, ...] | None:  # type: ignor
     return None if row is None else tuple(row)
 
 
+def roles(dsn: str) -> dict[str, str]:
+    """Each node's recorded role (tb_fleet_node)."""
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute("SELECT node, role FROM tb_fleet_node")
+            return {str(node): str(role) for node, role in cursor.fetchall()}
+    finally:
+        connection.close()
+
+
 class Listener:
     """LISTEN imss_fleet on a connection of the test's, collecting payloads in a thread."""
 
