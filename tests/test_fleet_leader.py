@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.database.db import Database
+from imss_updater.database.embedded_db import find_server_bin
 from imss_updater.fleet.mirror import release_id
 from imss_updater.store.install import ComponentStore
 from tests.support.daemon import DaemonFactory, RunningDaemon, wait_until
 from tests.support.fleet import Listener, announced_release, leader_row, lock_backend, roles, terminate
 from tests.support.gateway import Gateway
-from tests.support.pg import free_port
+from tests.support.pg import create_database, free_port, make_state_dir, start_cluster
 
 FAILOVER = 6
 
@@ -226,3 +229,37 @@ def test_a_package_whose_signature_fails_at_the_leader_is_left_out_of_the_mirror
     assert leader.get("/" + "activeupdate/" + entry.path)[0] == 404
     assert leader.get("/activeupdate/server.ini") == (200, index)  # the index stays as the source has it
     assert leader.installed("virus_pattern") is None
+
+
+def test_a_leader_that_loses_the_database_stops_serving_and_leads_again_when_it_is_back(
+    gateway: Gateway, tmp_path: Path, start_daemon: DaemonFactory
+) -> None:
+    state = make_state_dir("imss-pg-fleet-")
+    cluster = start_cluster(state)
+    try:
+        dsn = create_database(cluster, "fleet")
+        with Database(dsn) as database, gateway.database() as original:
+            database.init()
+            for (section, name), value in original.settings_rows().items():
+                database.set_setting(section, name, value)
+        gateway.dsn = dsn
+        fleet(gateway)
+        gateway.tree.add_pattern("P.4", "1569700")
+        gateway.publish()
+        index = gateway.tree.ini_path().read_bytes()
+        leader = FleetNode(gateway, tmp_path, "gw-a")
+        leader.start(start_daemon)
+        wait_until(lambda: announced_release(dsn) == ("gw-a", 1, release_id(index)), 60, "the announcement")
+        assert leader.get("/activeupdate/server.ini") == (200, index)
+        subprocess.run(["runuser", "-u", "postgres", "--", str(find_server_bin() / "pg_ctl"), "-D",
+                        str(cluster.data_dir), "stop", "-m", "immediate"], check=True, capture_output=True)
+        wait_until(lambda: not _listening(leader), FAILOVER, "the mirror to stop within FailoverSeconds")
+        assert "is no longer the leader" in leader.log()
+        cluster.start()
+        wait_until(lambda: leader_row(dsn) == ("gw-a", 2), 60, "gw-a to lead again")
+        wait_until(lambda: _listening(leader) and leader.get("/activeupdate/server.ini") == (200, index), 30,
+                   "the mirror to serve again")
+        assert origin_gets(gateway, "/" + gateway.tree.entries["P.4"].path) == 1  # kept, not fetched again
+    finally:
+        cluster.stop()
+        shutil.rmtree(state, ignore_errors=True)
