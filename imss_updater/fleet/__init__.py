@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 
-CHANNEL = "imss_fleet"
+from imss_updater.database.advisory import CHANNEL
+
+__all__ = ["CHANNEL", "announcement", "mirror_url"]
 MIRROR_PATH = "/activeupdate"
 
 

@@ -39,7 +39,7 @@ RELEASES = "releases"
 INDEX = "server.ini"
 INDEX_SIGNATURE = "server.ini.sig"
 _RELEASE_ID = re.compile(r"^[0-9a-f]{16}$")
-_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+~-]*$")
+_SEGMENT = re.compile(r"^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*$")  # no hidden name, no ".."
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
