@@ -149,7 +149,7 @@ def test_a_leader_whose_lock_backend_ends_mid_publish_neither_publishes_nor_anno
     entry = gateway.tree.add_pattern("P.4", "1569700", size_bytes=300_000)
     gateway.publish()
     index = gateway.tree.ini_path().read_bytes()
-    gateway.server.set_delay(3.0, "/" + entry.path)  # the leader is mid-download for a while
+    gateway.server.set_delay(12.0, "/" + entry.path)  # the first leader is mid-download for 12 s
     listener = Listener(gateway.dsn)
     first, second = FleetNode(gateway, tmp_path, "gw-a"), FleetNode(gateway, tmp_path, "gw-b")
     try:
@@ -157,7 +157,9 @@ def test_a_leader_whose_lock_backend_ends_mid_publish_neither_publishes_nor_anno
         wait_until(lambda: "mirror: downloading" in first.log(), 30, "gw-a to be downloading")
         second.start(start_daemon)
         wait_until(lambda: "stands for election" in second.log(), 30, "gw-b to stand")
+        assert "mirrored release" not in first.log()  # still downloading
         terminate(gateway.dsn, lock_backend(gateway.dsn, "gw-a"))
+        gateway.server.set_delay(0.0, "/" + entry.path)  # the new leader's download is quick
         wait_until(lambda: leader_row(gateway.dsn) == ("gw-b", 2), FAILOVER, "gw-b to lead")
         wait_until(lambda: announced_release(gateway.dsn) == ("gw-b", 2, release_id(index)), 60,
                    "the new leader's announcement")
