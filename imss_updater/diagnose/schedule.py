@@ -25,7 +25,6 @@ WEEKDAYS_JA = {"sun": "日曜日", "mon": "月曜日", "tue": "火曜日", "wed"
                "fri": "金曜日", "sat": "土曜日"}
 CONSOLE_SCHEDULE_EN = "the console's Settings > Scheduled Update page"
 CONSOLE_SCHEDULE_JA = "管理コンソールの 設定 > 予約アップデート の画面"
-NOT_CARRIED_BY_CONTROL_MANAGER = frozenset({"url_filter_engine"})  # seed 004 Q4: always 0.0 there
 
 
 def schedule_words(settings: Settings) -> tuple[str, str]:
@@ -168,9 +167,9 @@ class ScheduleChecks(Recorder):
             if status == Availability.UNKNOWN or state is None:
                 unknown.append(component)
             elif status == Availability.ABSENT:
-                # 0.0 from a Control Manager means it has not downloaded the component (Q4);
-                # an ActiveUpdate source simply does not carry it.
-                if is_control_manager(source) and component.id not in NOT_CARRIED_BY_CONTROL_MANAGER:
+                # 0.0 from a Control Manager means it has not downloaded the component (Q4),
+                # unless a Control Manager never carries it; an ActiveUpdate source just does not.
+                if is_control_manager(source) and component.on_control_manager:
                     absent.append(component)
                 else:
                     absent_noted.append(component)
