@@ -86,7 +86,8 @@ def missing_certificate(chain: Sequence[PresentedCertificate]) -> MissingCertifi
     others = len(chain) - 1
     sent = (f"sent {others} other certificate(s), none of which issued it" if others
             else "sent only its own certificate")
-    detail_ja = (f"中間証明書がありません: サーバの証明書は '{missing}' が発行したものですが、サーバは中間証明書 "
+    detail_ja = (f"中間証明書がありません: サーバの証明書は '{missing}' が発行したものですが、"
+                 f"サーバは中間証明書 "
                  f"'{missing}' を送信していません")
     if others:
         detail_ja += f" (他に {others} 件の証明書を送信)"

@@ -142,12 +142,14 @@ class NetworkChecks(Recorder):
         if error.kind == "tls_certificate" and error.verify_code in CHAIN_CODES:
             missing = None
             try:
-                missing = missing_certificate(probe.presented_chain(self.reconnect(settings, host, port), host))
+                chain = probe.presented_chain(self.reconnect(settings, host, port), host)
+                missing = missing_certificate(chain)
             except probe.ProbeError as again:
                 log.debug("second connection for the chain probe failed: %s", again.reason)
             if missing is not None:
                 self.add(name, False, f"{error.reason}; {missing.detail}", missing.hint,
-                         ja=Japanese(f"{host} の証明書を受け入れられません; {missing.detail_ja}", missing.hint_ja))
+                         ja=Japanese(f"{host} の証明書を受け入れられません; {missing.detail_ja}",
+                                     missing.hint_ja))
                 return "TLS handshake failed"
         hints = {
             "tls_certificate": "add the CA that signed the server certificate to Update/CAFile, and "

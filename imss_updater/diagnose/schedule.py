@@ -83,7 +83,8 @@ class ScheduleChecks(Recorder):
         if not off:
             self.add("components on the schedule", True,
                      f"all {len(used)} components in use are updated on the schedule{note}",
-                     ja=Japanese(f"使用中の {len(used)} 件のコンポーネントはすべて予約アップデートの対象です{note_ja}"))
+                     ja=Japanese(f"使用中の {len(used)} 件のコンポーネントはすべて予約アップデートの"
+                                 f"対象です{note_ja}"))
             return
         wanted = ",".join(c.id for c in catalog if c.id in settings.scheduled_components or c in off)
         self.add("components on the schedule", False,
@@ -117,7 +118,8 @@ class ScheduleChecks(Recorder):
             self.add("stale components", True,
                      "none: every component in use was updated within its Staleness limit "
                      "(or has no limit)",
-                     ja=Japanese("なし: 使用中のコンポーネントはすべて Staleness の期限内にアップデートされています"
+                     ja=Japanese("なし: 使用中のコンポーネントはすべて Staleness の期限内に"
+                                 "アップデートされています"
                                  " (または期限なし)"))
             return
         self.add("stale components", False, f"{len(stale)} not updated for too long: " + "; ".join(stale),
@@ -134,7 +136,8 @@ class ScheduleChecks(Recorder):
             self.add("last check", None,
                      "skipped: no check has run yet, so no available version is known (run "
                      "`imss-updater check`; the network steps below fetch server.ini as a check would)",
-                     ja=Japanese("スキップ: まだ一度も確認が実行されていないため、利用可能なバージョンは不明です"
+                     ja=Japanese("スキップ: まだ一度も確認が実行されていないため、"
+                                 "利用可能なバージョンは不明です"
                                  " (`imss-updater check` を実行してください。以下のネットワークの確認で "
                                  "server.ini を取得します)"))
             return
@@ -163,7 +166,8 @@ class ScheduleChecks(Recorder):
         for component in in_use(settings, catalog, self.today):
             state = states.get(component.id)
             status = state.available_status if state else Availability.UNKNOWN
-            source = settings.update_server if component.source is SourceRole.UPDATE else settings.tmase_server
+            source = (settings.update_server if component.source is SourceRole.UPDATE
+                      else settings.tmase_server)
             if status == Availability.UNKNOWN or state is None:
                 unknown.append(component)
             elif status == Availability.ABSENT:
@@ -178,7 +182,8 @@ class ScheduleChecks(Recorder):
                 offered = parse_or_none(state.available_version)
                 current = parse_or_none(state.current_version)
                 if offered is not None and (current is None or offered > current):
-                    newer.append(f"{component.name_en} {current.display if current else '-'} -> {offered.display}")
+                    installed = current.display if current else "-"
+                    newer.append(f"{component.name_en} {installed} -> {offered.display}")
         detail = f"{known} known"
         detail_ja = f"{known} 件は判明"
         if newer:
@@ -199,7 +204,8 @@ class ScheduleChecks(Recorder):
                      f"0.0 for {names(absent)}: the Control Manager server offers no version; " + detail,
                      "the Control Manager server has not downloaded these components: review its "
                      "download settings so it downloads every component this gateway uses",
-                     ja=Japanese(f"0.0: {names(absent, 'ja')} (Control Manager サーバにバージョンがありません); "
+                     ja=Japanese(f"0.0: {names(absent, 'ja')} "
+                                 "(Control Manager サーバにバージョンがありません); "
                                  + detail_ja,
                                  "Control Manager サーバがこれらのコンポーネントをダウンロードしていません。"
                                  "Control Manager サーバのダウンロード設定を見直してください"))
