@@ -58,7 +58,8 @@ def run_bounded(config: WebConfig, seconds: float = PAGE_SECONDS) -> list[diagno
             "run `imss-updater diagnose` on the gateway for the whole report",
             diagnose.Japanese(f"診断は {seconds:.0f} 秒以内に終了しませんでした。最後に表示された項目の"
                               "後の確認はネットワークの応答を待っています",
-                              "ゲートウェイで `imss-updater diagnose` を実行すると、すべての結果を確認できます")))
+                              "ゲートウェイで `imss-updater diagnose` を実行すると、"
+                              "すべての結果を確認できます")))
     return shown
 
 
@@ -92,12 +93,9 @@ def lines(steps: list[diagnose.Step]) -> list[Line]:
 @blueprint.route("/diagnose", methods=["GET", "POST"])
 def page() -> ResponseReturnValue:
     """GET shows the button; POST (an administrator, with the CSRF token) runs the steps."""
-    context = {"seconds": f"{NETWORK_TIMEOUT:.0f}", "steps": None, "busy": False, "failures": 0}
-    if request.method == "POST":
-        steps = run_bounded(console().config)
-        if steps is None:
-            context["busy"] = True
-        else:
-            context["steps"] = lines(steps)
-            context["failures"] = sum(1 for step in steps if step.ok is False)
-    return render_template("diagnose.html", **context)
+    steps = run_bounded(console().config) if request.method == "POST" else []
+    return render_template(
+        "diagnose.html", seconds=f"{NETWORK_TIMEOUT:.0f}", busy=steps is None,
+        steps=lines(steps) if steps else None,
+        failures=sum(1 for step in steps or [] if step.ok is False),
+    )
