@@ -12,6 +12,8 @@ import pytest
 import trustme
 
 from imss_updater.diagnose import to_text
+from imss_updater.diagnose.certificates import missing_certificate
+from imss_updater.source.probe import PresentedCertificate
 from tests.support.gateway import Gateway
 from tests.support.servers import SERVER_HOSTNAMES, ServerFactory, StaticServer
 from tests.test_diagnose import checked, diagnose, publish, status_script, step, use_source
@@ -242,3 +244,37 @@ def test_a_chain_that_verifies_is_unaffected_by_the_chain_probe(
     use_source(gateway, server.base_url)
     gateway.set("Update", "CAFile", str(pem_file(tmp_path / "root.pem", chain_ca.cert_pem)))
     assert step(diagnose(gateway), "TLS handshake").ok is True
+
+
+def test_a_check_failing_on_a_missing_issuer_says_which_certificates_may_be_missing(
+    gateway: Gateway, chain_leaf: trustme.LeafCert, servers: list[StaticServer], other_ca_file: Path,
+) -> None:
+    publish(gateway)
+    server = StaticServer(gateway.tree.directory, chain_leaf).start()
+    servers.append(server)
+    use_source(gateway, server.base_url)
+    gateway.set("Update", "CAFile", str(other_ca_file))
+    result = gateway.cli("check")
+    assert result.code == 1
+    assert "unable to get local issuer certificate (missing intermediate or root certificate" in result.stderr
+    assert "`imss-updater diagnose` names which" in result.stderr
+
+
+def _cert(subject: str, issuer: str, ca_issuers: tuple[str, ...] = ()) -> PresentedCertificate:
+    return PresentedCertificate(((("commonName", subject),),), ((("commonName", issuer),),), ca_issuers)
+
+
+def test_a_chain_ending_in_a_root_the_server_sends_itself_names_that_root() -> None:
+    missing = missing_certificate([_cert("gw.example", "Issuing CA"), _cert("Issuing CA", "Corp Root"),
+                                   _cert("Corp Root", "Corp Root")])
+    assert missing is not None and missing.kind == "root"
+    assert "the server sent the root 'Corp Root' itself, but it is not trusted" in missing.detail
+
+
+def test_a_self_signed_server_certificate_and_a_published_intermediate_are_named() -> None:
+    own = missing_certificate([_cert("cm.example", "cm.example")])
+    assert own is not None and own.kind == "self_signed" and "'cm.example' is self-signed" in own.detail
+    published = missing_certificate([_cert("au.example", "Public TLS CA 1", ("http://ca.example/1.crt",))])
+    assert published is not None and published.kind == "intermediate"
+    assert "(its CA publishes it at http://ca.example/1.crt)" in published.detail
+    assert missing_certificate([]) is None
