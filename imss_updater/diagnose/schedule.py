@@ -162,6 +162,7 @@ class ScheduleChecks(Recorder):
         absent: list[Component] = []
         absent_noted: list[Component] = []
         newer: list[str] = []
+        newer_ja: list[str] = []
         known = 0
         for component in in_use(settings, catalog, self.today):
             state = states.get(component.id)
@@ -184,11 +185,12 @@ class ScheduleChecks(Recorder):
                 if offered is not None and (current is None or offered > current):
                     installed = current.display if current else "-"
                     newer.append(f"{component.name_en} {installed} -> {offered.display}")
+                    newer_ja.append(f"{component.name_ja} {installed} -> {offered.display}")
         detail = f"{known} known"
         detail_ja = f"{known} 件は判明"
         if newer:
             detail += "; newer than installed: " + ", ".join(newer)
-            detail_ja += "; インストール済みより新しいもの: " + ", ".join(newer)
+            detail_ja += "; インストール済みより新しいもの: " + "、".join(newer_ja)
         if absent_noted:
             detail += f"; not carried by the source (0.0): {names(absent_noted)}"
             detail_ja += f"; アップデート元にないもの (0.0): {names(absent_noted, 'ja')}"
