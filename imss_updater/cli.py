@@ -255,10 +255,11 @@ def _diagnose(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int
             steps = diagnose.run_diagnosis(database, None, bootstrap.root, known_addresses=known)
     except (DatabaseError, EmbeddedDbError) as error:
         steps = diagnose.run_diagnosis(None, str(error), bootstrap.root, known_addresses=known)
-    output.emit(arguments, diagnose.to_json(steps), diagnose.to_text(steps))
+    output.emit(arguments, diagnose.to_json(steps, arguments.lang), diagnose.to_text(steps, arguments.lang))
     if not diagnose.passed(steps):
         first = next(step for step in steps if step.ok is False)
-        raise CommandFailed(f"{first.name}: {first.detail}")
+        name, detail, _ = first.texts(arguments.lang)
+        raise CommandFailed(f"{name}: {detail}")
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.store.spool import EventSpool
-from imss_updater.web import accounts, auth, history, logs, ops, settings_pages, status
+from imss_updater.web import accounts, auth, diagnose, history, logs, ops, settings_pages, status
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
 from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
@@ -69,7 +69,7 @@ def create_app(config: WebConfig) -> Flask:
         hosts=HostPolicy(config.host, pool),
     )
     for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,
-                      ops.blueprint, history.blueprint):
+                      ops.blueprint, history.blueprint, diagnose.blueprint):
         app.register_blueprint(blueprint)
     app.before_request(_check_host)  # first: nothing else runs for a foreign host name
     app.before_request(_guard)
