@@ -98,6 +98,7 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "job.kind.update": ("manual update", "手動アップデート"),
     "job.kind.rollback": ("rollback", "ロールバック"),
     "job.kind.check": ("check", "確認"),
+    "job.kind.import": ("import", "インポート"),
     "job.started": ("Started: {kind}.", "開始しました: {kind}。"),
     "job.nothing_selected": ("Select at least one component.", "コンポーネントを1つ以上選択してください。"),
     # The appliance's pop-ups, in the seed's words (004: 「手動アップデートに成功しました」).
@@ -105,6 +106,39 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "job.rollback_ok": ("Rollback succeeded.", "ロールバックが成功しました。"),
     "job.update_failed": ("Manual update failed.", "手動アップデートに失敗しました。"),
     "job.rollback_failed": ("Rollback failed.", "ロールバックに失敗しました。"),
+    "job.import_ok": ("Import succeeded.", "インポートに成功しました。"),
+    "job.import_failed": ("Import failed.", "インポートに失敗しました。"),
+    # offline import (seed 000)
+    "import.title": ("Import a Component File", "コンポーネントファイルのインポート"),
+    "import.link": ("Import a component file obtained separately",
+                    "別途入手したコンポーネントファイルをインポート"),
+    "import.intro": ("For a gateway without access to the update source: a package as published "
+                     "(<id>-<version>.zip) or a raw pattern file (lpt$vpn.###), with its signature "
+                     "file when there is one. It is verified and installed like a download, and logged "
+                     "as a manual update.",
+                     "アップデート元に接続できないゲートウェイ向け: 公開されているパッケージ "
+                     "(<id>-<version>.zip) またはパターンファイル (lpt$vpn.###) を、署名ファイルがあれば"
+                     "それと一緒に指定します。ダウンロードと同じ検証を経てインストールされ、手動アップデートとして"
+                     "記録されます。"),
+    "import.package": ("Component file", "コンポーネントファイル"),
+    "import.signature": ("Signature file (.sig, optional)", "署名ファイル (.sig、省略可)"),
+    "import.component": ("Component (when the file name does not say)",
+                         "コンポーネント (ファイル名でわからない場合)"),
+    "import.component_auto": ("from the file name", "ファイル名から判断"),
+    "import.version": ("Version (when the file name does not say)",
+                       "バージョン (ファイル名でわからない場合)"),
+    "import.force": ("Install even if not newer than the installed version",
+                     "インストール済みより新しくなくてもインストールする"),
+    "import.submit": ("Import", "インポート"),
+    "import.limit": ("At most {mb} MB.", "最大 {mb} MB。"),
+    "import.expired": ("The import form has expired; open it again.",
+                       "インポートフォームの有効期限が切れました。もう一度開いてください。"),
+    "import.no_file": ("Choose the component file to import.",
+                       "インポートするコンポーネントファイルを選択してください。"),
+    "import.bad_name": ("Not a file name the importer accepts: {name}",
+                        "インポートできないファイル名です: {name}"),
+    "import.unavailable": ("Imports need the updater's state directory, which this console was not given.",
+                           "このコンソールには状態ディレクトリが設定されていないため、インポートできません。"),
     "job.up_to_date": ("All components are up to date.", "すべてのコンポーネントは最新です。"),
     "job.check_ok": ("Check finished: the update source was reachable.",
                      "確認が完了しました: アップデート元に接続できました。"),

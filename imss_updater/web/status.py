@@ -118,8 +118,8 @@ def job_messages(job: Job, catalog: list[Component]) -> tuple[bool, str, list[st
     if job.kind == "update" and report.up_to_date and not report.outcomes:
         return True, t("job.up_to_date"), details
     if report.ok:
-        return True, t("job.update_ok" if job.kind == "update" else "job.rollback_ok"), details
-    return False, t("job.update_failed" if job.kind == "update" else "job.rollback_failed"), details
+        return True, t(f"job.{job.kind}_ok"), details
+    return False, t(f"job.{job.kind}_failed"), details
 
 
 def _outcome_text(outcome: Outcome, component: Component | None, kind: str) -> str:
