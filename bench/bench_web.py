@@ -80,6 +80,7 @@ class OpenLoop:
         self.port, self.cookie, self.path = port, cookie, path
         self.latencies: list[float] = []
         self.errors = 0
+        self.error_kinds: dict[str, int] = {}
         self._lock = threading.Lock()
         self._due: queue.Queue[float | None] = queue.Queue()
         self._stop = threading.Event()
@@ -91,7 +92,7 @@ class OpenLoop:
         """Send ``rate`` views a second for ``seconds``, or until ``until`` is set; wait for
         the answers and return the figures of this run."""
         with self._lock:
-            self.latencies, self.errors = [], 0
+            self.latencies, self.errors, self.error_kinds = [], 0, {}
         started = time.perf_counter()
         sent = 0
         while True:
@@ -121,12 +122,22 @@ class OpenLoop:
                 self._due.task_done()
                 return
             try:
-                connection.request("GET", self.path, headers={"Cookie": self.cookie})
-                response = connection.getresponse()
+                try:
+                    connection.request("GET", self.path, headers={"Cookie": self.cookie})
+                    response = connection.getresponse()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    # waitress closed the idle keep-alive connection (channel_timeout): a
+                    # browser opens a new one and sends again, so does this client.
+                    connection.close()
+                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                    connection.request("GET", self.path, headers={"Cookie": self.cookie})
+                    response = connection.getresponse()
                 response.read()
                 ok = response.status == 200
-            except (OSError, http.client.HTTPException):
+                kind = f"HTTP {response.status}"
+            except (OSError, http.client.HTTPException) as error:
                 ok = False
+                kind = error.__class__.__name__
                 connection.close()
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
             elapsed = time.perf_counter() - due
@@ -135,6 +146,7 @@ class OpenLoop:
                     self.latencies.append(elapsed)
                 else:
                     self.errors += 1
+                    self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
             self._due.task_done()
 
     def figures(self) -> str:
@@ -146,7 +158,7 @@ class OpenLoop:
             return values[min(len(values) - 1, int(len(values) * fraction))] * 1000
 
         return (f"{len(values)} views, p50 {percentile(0.50):.1f} ms, p99 {percentile(0.99):.1f} ms, "
-                f"max {values[-1] * 1000:.1f} ms, errors {self.errors}")
+                f"max {values[-1] * 1000:.1f} ms, errors {self.errors} {self.error_kinds or ''}")
 
 
 def queries_per_view(dsn: str, root: Path) -> int:
