@@ -208,6 +208,12 @@ def remove_components(dsn: str) -> None:
         cursor.execute("DELETE FROM tb_component WHERE id LIKE 'extra_%%'")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load() -> str:
     return "load average " + " ".join(f"{value:.1f}" for value in os.getloadavg())
 
@@ -273,8 +279,11 @@ def main() -> int:
         views = OpenLoop(port, cookie)
         views.run(200, seconds=1)  # open every keep-alive connection, warm the pool and templates
         for rate in (float(text) for text in arguments.rates.split(",")):
+            cpu = cpu_seconds(daemon.pid)
             figures = views.run(rate, seconds=arguments.seconds)
-            print(f"open loop {rate:.0f}/s for {arguments.seconds:.0f} s: {figures} ({load()})")
+            per_view = (cpu_seconds(daemon.pid) - cpu) / max(1, len(views.latencies)) * 1000
+            print(f"open loop {rate:.0f}/s for {arguments.seconds:.0f} s: {figures}; daemon CPU "
+                  f"{per_view:.1f} ms per view ({load()})")
 
         started = time.perf_counter()
         tree.add_pattern("P.8", "240100", size_bytes=arguments.size_mb * 1024 * 1024)
