@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the language of the report (steps, details and hints)")
     package = commands.add_parser("import", parents=[common],
                                   help="install a component package obtained separately")
-    package.add_argument("file", type=Path)
+    package.add_argument("file", type=Path,
+                         help="<id>-<version>.zip, or a raw pattern file such as lpt$vpn.697")
     package.add_argument("--component", metavar="ID", help=COMPONENT_IDS_HELP)
     package.add_argument("--version", metavar="V")
     package.add_argument("--force", action="store_true",

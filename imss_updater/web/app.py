@@ -20,11 +20,22 @@ from werkzeug.wrappers import Response
 
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.store.spool import EventSpool
-from imss_updater.web import accounts, auth, diagnose, history, logs, ops, settings_pages, status
+from imss_updater.web import (
+    accounts,
+    auth,
+    diagnose,
+    history,
+    imports,
+    logs,
+    ops,
+    settings_pages,
+    status,
+)
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
 from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
 from imss_updater.web.pool import DatabasePool
+from imss_updater.web.uploads import ConsoleRequest
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,7 @@ def create_app(config: WebConfig) -> Flask:
         static_folder=str(WEB_DIR / "static"),
         static_url_path="/static",
     )
+    app.request_class = ConsoleRequest  # the import form's files go to the state directory
     app.config.update(
         SECRET_KEY=config.secret_key,
         SESSION_COOKIE_NAME="imss_session",
@@ -69,7 +81,7 @@ def create_app(config: WebConfig) -> Flask:
         hosts=HostPolicy(config.host, pool),
     )
     for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,
-                      ops.blueprint, history.blueprint, diagnose.blueprint):
+                      ops.blueprint, history.blueprint, diagnose.blueprint, imports.blueprint):
         app.register_blueprint(blueprint)
     app.before_request(_check_host)  # first: nothing else runs for a foreign host name
     app.before_request(_guard)

@@ -17,6 +17,7 @@ from imss_updater.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from imss_updater.web.jobs import JobRunner
 from imss_updater.web.metrics import RunMetrics
 from imss_updater.web.pool import DatabasePool
+from imss_updater.web.uploads import UploadTickets
 
 
 def _always_ok() -> bool:
@@ -52,6 +53,7 @@ class Console:
     runner: JobRunner
     hosts: HostPolicy
     services: ServiceCache = field(default_factory=ServiceCache)  # status commands, ~30 s
+    uploads: UploadTickets = field(default_factory=UploadTickets)  # import forms shown
 
 
 def console() -> Console:

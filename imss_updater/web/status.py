@@ -11,7 +11,7 @@ import datetime
 import logging
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from imss_updater import messages
@@ -30,6 +30,9 @@ from imss_updater.web.settings_pages import describe
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("status", __name__)
+# The id of the last job whose result this session was shown: like the appliance's pop-up,
+# the result dialog appears once, on the first view after the job ended.
+RESULT_SHOWN = "job_result_shown"
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,8 @@ def job_messages(job: Job, catalog: list[Component]) -> tuple[bool, str, list[st
     if job.kind == "update" and report.up_to_date and not report.outcomes:
         return True, t("job.up_to_date"), details
     if report.ok:
-        return True, t("job.update_ok" if job.kind == "update" else "job.rollback_ok"), details
-    return False, t("job.update_failed" if job.kind == "update" else "job.rollback_failed"), details
+        return True, t(f"job.{job.kind}_ok"), details
+    return False, t(f"job.{job.kind}_failed"), details
 
 
 def _outcome_text(outcome: Outcome, component: Component | None, kind: str) -> str:
@@ -162,7 +165,10 @@ def page() -> ResponseReturnValue:
     problems = settings_problems(rows, [component.id for component in catalog])
     settings_error = "; ".join(describe(problem) for problem in problems) or None
     holder = lock.lock_holder(context.config.root)
-    outcome = job_messages(job, catalog) if job is not None and not job.running else None
+    outcome = None
+    if job is not None and not job.running and session.get(RESULT_SHOWN) != job.id:
+        outcome = job_messages(job, catalog)
+        session[RESULT_SHOWN] = job.id
     settings = _settings(rows, catalog)
     services = context.services
     return render_template(
