@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.store.spool import EventSpool
-from imss_updater.web import accounts, auth, history, logs, ops, settings_pages, status
+from imss_updater.web import accounts, auth, fleet, history, logs, ops, settings_pages, status
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
 from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
@@ -69,7 +69,7 @@ def create_app(config: WebConfig) -> Flask:
         hosts=HostPolicy(config.host, pool),
     )
     for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,
-                      ops.blueprint, history.blueprint):
+                      ops.blueprint, history.blueprint, fleet.blueprint):
         app.register_blueprint(blueprint)
     app.before_request(_check_host)  # first: nothing else runs for a foreign host name
     app.before_request(_guard)
@@ -78,6 +78,7 @@ def create_app(config: WebConfig) -> Flask:
     app.register_error_handler(DatabaseError, _database_error)
     app.jinja_env.globals.update(
         _=t, csrf_token=auth.csrf_token, lang=language, when=when, flashed_text=flashed_text,
+        show_fleet=fleet.show_fleet,
     )
     return app
 
