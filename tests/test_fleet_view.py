@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import psycopg2
+from flask import Flask
 from flask.testing import FlaskClient
 
 from imss_updater.database.db import Database
+from tests.support.browser import log_on
 from tests.support.daemon import DaemonFactory
 from tests.support.gateway import Gateway
 from tests.support.nodes import node_cli
@@ -54,6 +56,13 @@ def two_nodes(gateway: Gateway, tmp_path: Path) -> dict[str, Path]:
     _run(gateway, "a", roots["a"], "update", "virus_pattern")
     _make_leader(gateway.dsn, "a")
     return roots
+
+
+def log_on_again(app: Flask) -> str:
+    """Log on in a new browser; return the status page it then sees."""
+    client = app.test_client()
+    assert log_on(client).status_code == 302
+    return client.get("/").get_data(as_text=True)
 
 
 def _age_heartbeat(dsn: str, node: str, seconds: int) -> None:
@@ -143,21 +152,28 @@ def test_the_fleet_page_marks_versions_behind_the_leader_in_red_and_in_words(
 
 
 def test_the_navigation_links_the_fleet_page_only_in_a_fleet(
-    logged_in: FlaskClient, gateway: Gateway, tmp_path: Path
+    logged_in: FlaskClient, console_app: Flask, gateway: Gateway, tmp_path: Path
 ) -> None:
+    # The console reads the flag at log-on and then once a minute: forget() stands for the minute.
+    nav = console_app.extensions["imss_console"].fleet_nav
     assert 'id="nav-fleet"' not in logged_in.get("/").get_data(as_text=True)  # a single gateway
     gateway.set("Fleet", "Enabled", "yes")
+    nav.forget()
     assert 'id="nav-fleet"' in logged_in.get("/").get_data(as_text=True)
     gateway.set("Fleet", "Enabled", "no")
+    nav.forget()
     assert 'id="nav-fleet"' not in logged_in.get("/logs").get_data(as_text=True)
     _run(gateway, "b", tmp_path, "db", "init")  # a second node joins the database
+    nav.forget()
     assert 'id="nav-fleet"' in logged_in.get("/logs").get_data(as_text=True)
+    assert 'id="nav-fleet"' in log_on_again(console_app)
 
 
 def test_the_logs_page_shows_every_nodes_events_with_a_node_column_and_filters_by_node(
-    logged_in: FlaskClient, gateway: Gateway, tmp_path: Path
+    logged_in: FlaskClient, console_app: Flask, gateway: Gateway, tmp_path: Path
 ) -> None:
     two_nodes(gateway, tmp_path)
+    console_app.extensions["imss_console"].fleet_nav.forget()  # read at log-on, before b joined
     page = logged_in.get("/logs").get_data(as_text=True)
     assert 'id="log-node"' in page
     nodes = re.findall(r'<td class="node">([^<]*)</td>', page)

@@ -12,6 +12,7 @@ from typing import cast
 from flask import current_app, flash, g, request, session
 
 from imss_updater.run.services import ServiceCache
+from imss_updater.web.fleet_nav import FleetNav
 from imss_updater.web.hosts import HostPolicy
 from imss_updater.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from imss_updater.web.jobs import JobRunner
@@ -52,6 +53,7 @@ class Console:
     runner: JobRunner
     hosts: HostPolicy
     services: ServiceCache = field(default_factory=ServiceCache)  # status commands, ~30 s
+    fleet_nav: FleetNav = field(default_factory=FleetNav)  # the Fleet link, ~60 s
 
 
 def console() -> Console:

@@ -1,7 +1,7 @@
 """The Fleet page (SPEC 7): every gateway sharing the database, its role, heartbeat, last
 check, mirror URL and installed versions (those behind the leader's marked in red, with
 words), each node linking to its events on the logs page. The navigation shows the page
-only in a fleet: Fleet/Enabled=yes or more than one node registered (one statement a page)."""
+only in a fleet: Fleet/Enabled=yes or more than one node registered (``fleet_nav``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from flask.typing import ResponseReturnValue
 from imss_updater import fleet_view, overview
 from imss_updater.database.connection import local_node
 from imss_updater.database.db import DatabaseError
-from imss_updater.web import queries
 from imss_updater.web.context import console, language, t
 
 blueprint = Blueprint("fleet", __name__)
@@ -19,9 +18,12 @@ blueprint = Blueprint("fleet", __name__)
 
 def show_fleet() -> bool:
     """For the navigation: True in a fleet (a database error hides the link, never the page)."""
+    shown = console().fleet_nav.cached()
+    if shown is not None:
+        return shown
     try:
         with console().pool.connection() as database:
-            return queries.in_fleet(database)
+            return console().fleet_nav.refresh(database)
     except DatabaseError:  # the page itself reports a database problem; the link stays away
         return False
 

@@ -83,7 +83,9 @@ def page() -> ResponseReturnValue:
         names = {component.id: component.name_ja if language() == "ja" else component.name_en
                  for component in catalog}
         since, until = _date("from"), _date("to")
-        fleet = queries.in_fleet(database)
+        fleet = console().fleet_nav.cached()
+        if fleet is None:
+            fleet = console().fleet_nav.refresh(database)
         nodes = database.node_names() if fleet else []
         where = queries.EventFilter(
             node=_choice("node", set(nodes)) if fleet else None,
