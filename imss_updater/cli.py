@@ -335,6 +335,7 @@ def _logs(arguments: argparse.Namespace, database: Database) -> int:
                 "id": event.id, "time": event.time.isoformat(), "kind": event.kind,
                 "component": event.component, "version": event.version, "outcome": event.outcome,
                 "message": event.message, "message_ja": event.message_ja, "reason": event.reason,
+                "node": event.node,
             }
             for event in events
         ]

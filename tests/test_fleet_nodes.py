@@ -140,6 +140,7 @@ def test_two_nodes_on_one_database_keep_their_own_versions_events_status_and_hea
               for node in ("a", "b")}
     assert [event["version"] for event in logged["a"]] == ["15.698.00", "15.697.00"]
     assert [event["version"] for event in logged["b"]] == ["15.697.00"]
+    assert {event["node"] for event in logged["a"]} == {"a"}
     with Database(gateway.dsn, node="a") as a, Database(gateway.dsn, node="b") as b:
         a.record_daemon(pid=1001, next_run=None, settings_problem=None)  # what a's daemon writes
         assert a.run_status().daemon_pid == 1001
