@@ -24,8 +24,9 @@ def show_fleet() -> bool:
     try:
         with console().pool.connection() as database:
             return console().fleet_nav.refresh(database)
-    except DatabaseError:  # the page itself reports a database problem; the link stays away
-        return False
+    except DatabaseError:  # the page itself reports a database problem
+        console().fleet_nav.keep()
+        return console().fleet_nav.shown
 
 
 def heartbeat_text(row: fleet_view.NodeRow) -> str:

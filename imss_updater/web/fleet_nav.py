@@ -31,6 +31,12 @@ class FleetNav:
             self.shown, self.until = shown, time.monotonic() + NAV_SECONDS
         return shown
 
+    def keep(self) -> None:
+        """The database could not say: keep the last answer for NAV_SECONDS (an error page
+        during an outage must not wait for another connection attempt)."""
+        with self.lock:
+            self.until = time.monotonic() + NAV_SECONDS
+
     def forget(self) -> None:
         """Read it again on the next page (after a change made through the console)."""
         with self.lock:
