@@ -24,6 +24,7 @@ from imss_updater.web import (
     accounts,
     auth,
     diagnose,
+    fleet,
     history,
     imports,
     logs,
@@ -81,7 +82,8 @@ def create_app(config: WebConfig) -> Flask:
         hosts=HostPolicy(config.host, pool),
     )
     for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,
-                      ops.blueprint, history.blueprint, diagnose.blueprint, imports.blueprint):
+                      ops.blueprint, history.blueprint, diagnose.blueprint, imports.blueprint,
+                      fleet.blueprint):
         app.register_blueprint(blueprint)
     app.before_request(_check_host)  # first: nothing else runs for a foreign host name
     app.before_request(_guard)
@@ -90,6 +92,7 @@ def create_app(config: WebConfig) -> Flask:
     app.register_error_handler(DatabaseError, _database_error)
     app.jinja_env.globals.update(
         _=t, csrf_token=auth.csrf_token, lang=language, when=when, flashed_text=flashed_text,
+        show_fleet=fleet.show_fleet,
     )
     return app
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from imss_updater.store.lock import LOCK_MESSAGE_EN, LOCK_MESSAGE_JA
-from imss_updater.web import texts_diagnose, texts_overview
+from imss_updater.web import texts_diagnose, texts_fleet, texts_overview
 
 LANGUAGES = ("en", "ja")
 DEFAULT_LANGUAGE = "en"
@@ -404,6 +404,7 @@ TEXTS: Mapping[str, tuple[str, str]] = {
     "error.back": ("Back to System Status", "システムステータスに戻る"),
     **texts_overview.TEXTS,
     **texts_diagnose.TEXTS,
+    **texts_fleet.TEXTS,
 }
 
 
