@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 from imss_updater.web.settings_pages import PAGES as SETTINGS_PAGES
-from tests.support.axe import Violation, load_axe, one_character_lines, page_overflow, run_axe, serious
+from tests.support.axe import (
+    Violation,
+    load_axe,
+    one_character_lines,
+    page_overflow,
+    run_axe,
+    serious,
+    used_fonts,
+)
 from tests.support.browser import ADMIN_PASSWORD, LiveConsole
 from tests.support.gateway import Gateway
 
@@ -39,6 +47,7 @@ LANGUAGES = ("en", "ja")
 SHORT_TEXTS = "th, td, .flag, dt, button, nav a, label.choice, h1, h2, legend"
 SHORT_TEXT_LIMIT = 24  # characters; longer texts (messages) may wrap anywhere
 WIDTHS = (420, 1280)
+WAIT_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +76,13 @@ def _something_on_every_page(gateway: Gateway) -> None:
     gateway.cli("check")  # fails for the TMASE source: that is the point
 
 
+def _wait(browser: Any) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT_SECONDS, ignored_exceptions=[StaleElementReferenceException])
+
+
 def _switch_language(browser: Any, language: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -75,7 +91,7 @@ def _switch_language(browser: Any, language: str) -> None:
         return
     Select(browser.find_element(By.ID, "lang-select")).select_by_value(language)
     browser.find_element(By.ID, "lang-switch").click()
-    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
+    _wait(browser).until(lambda driver: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == language)
 
 
 def _log_on(browser: Any, url: str) -> None:
@@ -84,7 +100,7 @@ def _log_on(browser: Any, url: str) -> None:
     browser.get(url + "/login")
     browser.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD)
     browser.find_element(By.ID, "login-submit").click()
-    assert browser.find_elements(By.ID, "components"), "the log-on did not reach the status page"
+    _wait(browser).until(lambda driver: driver.find_elements(By.ID, "components"))
 
 
 def _visit(browser: Any, url: str, language: str) -> Iterator[str]:
@@ -104,13 +120,17 @@ def test_every_console_page_has_no_serious_or_critical_accessibility_violation(
 
     _something_on_every_page(gateway)
     found: dict[str, list[Violation]] = {}
+    backticks: list[str] = []
     browser.get(live_console.url + "/login")
     _switch_language(browser, language)
     found["login"] = run_axe(browser, axe_source)
     for name in _visit(browser, live_console.url, language):
         found[name] = run_axe(browser, axe_source)
+        if "`" in browser.find_element(By.TAG_NAME, "body").text:  # Markdown shown literally
+            backticks.append(name)
     browser.get(live_console.url + "/")
     browser.find_element(By.ID, "logout").click()
+    _wait(browser).until(lambda driver: driver.find_elements(By.ID, "password"))
     gateway.set("Admin", "PasswordHash", "")  # the log-on page without a password set
     browser.get(live_console.url + "/login")
     assert browser.find_elements(By.ID, "no-password")
@@ -123,6 +143,7 @@ def test_every_console_page_has_no_serious_or_critical_accessibility_violation(
                 for violation in serious(violations)]
     assert not blocking, f"axe found serious or critical violations ({language}):\n" + "\n".join(blocking)
     assert len(found) == len(PAGES) + 2  # every page was checked
+    assert not backticks, f"backticks shown literally on {backticks}"
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -141,6 +162,10 @@ def test_japanese_pages_wrap_no_header_badge_or_short_cell_one_character_per_lin
             overflowing.append(f"{name}: the page is {scroll_width} px wide in a {inner_width} px window")
     assert not broken, f"one character per line at {width} px:\n" + "\n".join(broken)
     assert not overflowing, "\n".join(overflowing)
+    browser.get(live_console.url + "/")
+    # Drawn in a proportional face: never the monospace IPAGothic (IPAPGothic is proportional).
+    faces = used_fonts(browser, "h1")
+    assert faces and "IPAGothic" not in faces, faces
 
 
 def test_the_history_page_in_the_browser_lists_each_version_newest_first_with_the_current_one_marked(
@@ -151,6 +176,7 @@ def test_the_history_page_in_the_browser_lists_each_version_newest_first_with_th
     _something_on_every_page(gateway)
     _log_on(browser, live_console.url)
     browser.find_element(By.ID, "history-link").click()
+    _wait(browser).until(lambda driver: driver.find_elements(By.ID, "history-virus_pattern"))
     section = browser.find_element(By.ID, "history-virus_pattern")
     rows = section.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert [row.get_attribute("data-version") for row in rows] == ["15.698.00", "15.697.00"]

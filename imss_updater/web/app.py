@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from imss_updater.database.db import DatabaseError
 from imss_updater.store.spool import EventSpool
 from imss_updater.web import accounts, auth, history, logs, ops, settings_pages, status
+from imss_updater.web.markup import code_spans
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
 from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
@@ -78,6 +79,7 @@ def create_app(config: WebConfig) -> Flask:
     app.jinja_env.globals.update(
         _=t, csrf_token=auth.csrf_token, lang=language, when=when, flashed_text=flashed_text,
     )
+    app.jinja_env.filters["code_spans"] = code_spans
     return app
 
 

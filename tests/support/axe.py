@@ -125,3 +125,16 @@ def page_overflow(driver: Any) -> tuple[int, int]:
     width, inner = driver.execute_script(
         "return [document.scrollingElement.scrollWidth, window.innerWidth];")
     return int(width), int(inner)
+
+
+def used_fonts(driver: Any, selector: str) -> set[str]:
+    """Return the names of the font faces Chromium really drew the first ``selector`` with."""
+    driver.execute_cdp_cmd("DOM.enable", {})
+    driver.execute_cdp_cmd("CSS.enable", {})
+    driver.execute_cdp_cmd("DOM.getDocument", {"depth": -1})  # node ids live until the next call
+    element = driver.execute_cdp_cmd("Runtime.evaluate", {"expression": f"document.querySelector({selector!r})"})
+    object_id = element["result"].get("objectId")
+    assert object_id, f"nothing matches {selector!r}"
+    node = driver.execute_cdp_cmd("DOM.requestNode", {"objectId": object_id})["nodeId"]
+    fonts = driver.execute_cdp_cmd("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    return {str(font["familyName"]) for font in fonts}
