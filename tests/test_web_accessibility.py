@@ -91,7 +91,8 @@ def _switch_language(browser: Any, language: str) -> None:
         return
     Select(browser.find_element(By.ID, "lang-select")).select_by_value(language)
     browser.find_element(By.ID, "lang-switch").click()
-    _wait(browser).until(lambda driver: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == language)
+    html = (By.TAG_NAME, "html")
+    _wait(browser).until(lambda driver: driver.find_element(*html).get_attribute("lang") == language)
 
 
 def _log_on(browser: Any, url: str) -> None:
@@ -148,20 +149,23 @@ def test_every_console_page_has_no_serious_or_critical_accessibility_violation(
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_japanese_pages_wrap_no_header_badge_or_short_cell_one_character_per_line(
-    width: int, browser: Any, live_console: LiveConsole, gateway: Gateway, shots: Path
+    width: int, browser: Any, live_console: LiveConsole, gateway: Gateway, shots: Path, axe_source: str
 ) -> None:
     _something_on_every_page(gateway)
     browser.set_window_size(width, 1400)
     broken: list[str] = []
     overflowing: list[str] = []
+    blocking: list[str] = []
     for name in _visit(browser, live_console.url, "ja"):
         browser.save_screenshot(str(shots / f"ja-{width}-{name}.png"))
+        blocking += [f"{name}: {violation.line()}" for violation in serious(run_axe(browser, axe_source))]
         broken += [f"{name}: {text}" for text in one_character_lines(browser, SHORT_TEXTS, SHORT_TEXT_LIMIT)]
         scroll_width, inner_width = page_overflow(browser)
         if scroll_width > inner_width:
             overflowing.append(f"{name}: the page is {scroll_width} px wide in a {inner_width} px window")
     assert not broken, f"one character per line at {width} px:\n" + "\n".join(broken)
     assert not overflowing, "\n".join(overflowing)
+    assert not blocking, f"axe at {width} px:\n" + "\n".join(blocking)  # narrow layouts too
     browser.get(live_console.url + "/")
     # Drawn in a proportional face: never the monospace IPAGothic (IPAPGothic is proportional).
     faces = used_fonts(browser, "h1")

@@ -20,10 +20,10 @@ from werkzeug.wrappers import Response
 from imss_updater.database.db import DatabaseError
 from imss_updater.store.spool import EventSpool
 from imss_updater.web import accounts, auth, history, logs, ops, settings_pages, status
-from imss_updater.web.markup import code_spans
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
 from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
+from imss_updater.web.markup import code_spans
 from imss_updater.web.pool import DatabasePool
 
 log = logging.getLogger(__name__)

@@ -38,9 +38,9 @@ axe.run(document, {resultTypes: ['violations']}).then(
   error => done({error: String(error)}));
 """
 
-# For each element matching arguments[0] whose text is at most arguments[1] characters: its text laid out line by line (one Range per
-# character, grouped by the top of its box); an element is reported when its text has more than
-# one character and some line holds exactly one.
+# For each element matching arguments[0] whose text is at most arguments[1] characters: its
+# text laid out line by line (one Range per character, grouped by the top of its box); an
+# element is reported when its text has more than one character and some line holds exactly one.
 _ONE_CHARACTER_LINES = """
 const offenders = [];
 for (const element of document.querySelectorAll(arguments[0])) {
@@ -132,7 +132,8 @@ def used_fonts(driver: Any, selector: str) -> set[str]:
     driver.execute_cdp_cmd("DOM.enable", {})
     driver.execute_cdp_cmd("CSS.enable", {})
     driver.execute_cdp_cmd("DOM.getDocument", {"depth": -1})  # node ids live until the next call
-    element = driver.execute_cdp_cmd("Runtime.evaluate", {"expression": f"document.querySelector({selector!r})"})
+    query = f"document.querySelector({selector!r})"
+    element = driver.execute_cdp_cmd("Runtime.evaluate", {"expression": query})
     object_id = element["result"].get("objectId")
     assert object_id, f"nothing matches {selector!r}"
     node = driver.execute_cdp_cmd("DOM.requestNode", {"objectId": object_id})["nodeId"]
