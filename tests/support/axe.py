@@ -94,7 +94,10 @@ def load_axe() -> str:
         if os.environ.get("CI"):
             pytest.fail(why)
         pytest.skip(why)
-    return path.read_text(encoding="utf-8")
+    source = path.read_text(encoding="utf-8")
+    if not source.startswith(f"/*! axe v{AXE_VERSION}\n"):
+        pytest.fail(f"{path} is not axe-core {AXE_VERSION}: {source[:30]!r} (run scripts/setup)")
+    return source
 
 
 def run_axe(driver: Any, source: str) -> list[Violation]:
