@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
+from imss_updater.web.markup import code_spans
 from imss_updater.web.settings_pages import PAGES as SETTINGS_PAGES
 from tests.support.axe import (
     Violation,
@@ -105,7 +107,11 @@ def _log_on(browser: Any, url: str) -> None:
 
 
 def _visit(browser: Any, url: str, language: str) -> Iterator[str]:
-    """Open every page in ``language`` (logged on), yielding each page's name."""
+    """Open the log-on page, then (logged on) every page of PAGES, in ``language``; yield each
+    page's name once it is shown."""
+    browser.get(url + "/login")
+    _switch_language(browser, language)
+    yield "login"
     _log_on(browser, url)
     _switch_language(browser, language)
     for page in PAGES:
@@ -122,9 +128,6 @@ def test_every_console_page_has_no_serious_or_critical_accessibility_violation(
     _something_on_every_page(gateway)
     found: dict[str, list[Violation]] = {}
     backticks: list[str] = []
-    browser.get(live_console.url + "/login")
-    _switch_language(browser, language)
-    found["login"] = run_axe(browser, axe_source)
     for name in _visit(browser, live_console.url, language):
         found[name] = run_axe(browser, axe_source)
         if "`" in browser.find_element(By.TAG_NAME, "body").text:  # Markdown shown literally
@@ -191,3 +194,17 @@ def test_the_history_page_in_the_browser_lists_each_version_newest_first_with_th
     _switch_language(browser, "ja")
     assert browser.find_element(By.TAG_NAME, "h1").text == "コンポーネントの履歴"
     assert browser.find_element(By.CSS_SELECTOR, "#history-virus_pattern tr.current .flag").text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_help_texts_show_commands_as_code_not_as_markdown_backticks(
+    language: str, logged_in: FlaskClient
+) -> None:
+    for path in ("/settings/licenses", "/logs"):
+        page = logged_in.get(path, headers={"Accept-Language": language}).get_data(as_text=True)
+        assert "`" not in page, path
+        assert "<code>imss-updater " in page, path
+
+
+def test_code_spans_escape_the_text_around_and_inside_the_command() -> None:
+    assert code_spans("run `a <b>` & <i>") == "run <code>a &lt;b&gt;</code> &amp; &lt;i&gt;"
