@@ -18,6 +18,7 @@ from imss_updater.web.markup import code_spans
 from imss_updater.web.settings_pages import PAGES as SETTINGS_PAGES
 from tests.support.axe import (
     Violation,
+    broken_dates,
     load_axe,
     one_character_lines,
     page_overflow,
@@ -163,6 +164,7 @@ def test_japanese_pages_wrap_no_header_badge_or_short_cell_one_character_per_lin
         browser.save_screenshot(str(shots / f"ja-{width}-{name}.png"))
         blocking += [f"{name}: {violation.line()}" for violation in serious(run_axe(browser, axe_source))]
         broken += [f"{name}: {text}" for text in one_character_lines(browser, SHORT_TEXTS, SHORT_TEXT_LIMIT)]
+        broken += [f"{name}: the date {date} wraps" for date in broken_dates(browser)]
         scroll_width, inner_width = page_overflow(browser)
         if scroll_width > inner_width:
             overflowing.append(f"{name}: the page is {scroll_width} px wide in a {inner_width} px window")

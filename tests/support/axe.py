@@ -132,13 +132,48 @@ def page_overflow(driver: Any) -> tuple[int, int]:
 
 def used_fonts(driver: Any, selector: str) -> set[str]:
     """Return the names of the font faces Chromium really drew the first ``selector`` with."""
+    from selenium.common.exceptions import WebDriverException
+
     driver.execute_cdp_cmd("DOM.enable", {})
     driver.execute_cdp_cmd("CSS.enable", {})
-    driver.execute_cdp_cmd("DOM.getDocument", {"depth": -1})  # node ids live until the next call
     query = f"document.querySelector({selector!r})"
-    element = driver.execute_cdp_cmd("Runtime.evaluate", {"expression": query})
-    object_id = element["result"].get("objectId")
-    assert object_id, f"nothing matches {selector!r}"
-    node = driver.execute_cdp_cmd("DOM.requestNode", {"objectId": object_id})["nodeId"]
-    fonts = driver.execute_cdp_cmd("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
-    return {str(font["familyName"]) for font in fonts}
+    for _attempt in range(5):
+        # chromedriver asks for the document itself now and then, which ends the node ids
+        # handed out before: then ask again.
+        try:
+            driver.execute_cdp_cmd("DOM.getDocument", {"depth": -1})
+            element = driver.execute_cdp_cmd("Runtime.evaluate", {"expression": query})
+            object_id = element["result"].get("objectId")
+            assert object_id, f"nothing matches {selector!r}"
+            node = driver.execute_cdp_cmd("DOM.requestNode", {"objectId": object_id})["nodeId"]
+            fonts = driver.execute_cdp_cmd("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+            return {str(font["familyName"]) for font in fonts}
+        except WebDriverException as error:
+            if "does not belong to the document" not in str(error):
+                raise
+    raise AssertionError(f"the node ids for {selector!r} kept going stale")
+
+
+# Each ISO date (with its time and zone) in a text node under arguments[0]: reported when the
+# browser lays it out on more than one line (2027-/12-01).
+_BROKEN_DATES = """
+const broken = [];
+const pattern = /\\d{4}-\\d\\d-\\d\\d( \\d\\d:\\d\\d(:\\d\\d)?( [A-Z]{2,5}| [+-]\\d{2}:?\\d{2})?)?/g;
+const walker = document.createTreeWalker(document.querySelector(arguments[0]), NodeFilter.SHOW_TEXT);
+for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+  for (const match of node.data.matchAll(pattern)) {
+    const range = document.createRange();
+    range.setStart(node, match.index);
+    range.setEnd(node, match.index + match[0].length);
+    const tops = new Set([...range.getClientRects()].filter(box => box.width > 0)
+                         .map(box => Math.round(box.top)));
+    if (tops.size > 1) { broken.push(match[0]); }
+  }
+}
+return broken;
+"""
+
+
+def broken_dates(driver: Any, selector: str = "main") -> list[str]:
+    """Return each date (and time) under ``selector`` that wraps onto a second line."""
+    return [str(date) for date in driver.execute_script(_BROKEN_DATES, selector)]
