@@ -35,6 +35,7 @@ from imss_updater.web import (
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
 from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
+from imss_updater.web.markup import code_spans
 from imss_updater.web.pool import DatabasePool
 from imss_updater.web.uploads import ConsoleRequest
 
@@ -94,6 +95,7 @@ def create_app(config: WebConfig) -> Flask:
         _=t, csrf_token=auth.csrf_token, lang=language, when=when, flashed_text=flashed_text,
         show_fleet=fleet.show_fleet,
     )
+    app.jinja_env.filters["code_spans"] = code_spans
     return app
 
 
