@@ -41,6 +41,9 @@ PAGES: tuple[Page, ...] = (
     Page("status", "/"),
     Page("history", "/history"),
     Page("logs", "/logs"),
+    Page("diagnose", "/diagnose"),
+    Page("fleet", "/fleet"),
+    Page("import", "/import"),
     *(Page(f"settings-{name}", f"/settings/{name}") for name in SETTINGS_PAGES),
     Page("not-found", "/no-such-page"),
     Page("method-not-allowed", "/lang"),  # POST only
