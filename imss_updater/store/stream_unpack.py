@@ -259,7 +259,10 @@ class StreamUnpacker:
             make_directories(destination, parts[:-1], directories)
             target = destination.joinpath(*parts)
             provisional = self._work / str(position)
-            os.link(provisional, target, follow_symlinks=False)  # FileExistsError: a conflict
+            try:
+                os.link(provisional, target, follow_symlinks=False)  # never replaces a member
+            except FileExistsError as error:  # named by the member, as the classic unpack does
+                raise FileExistsError(error.errno, error.strerror, str(target)) from None
             os.unlink(provisional)
             mode = member_mode(info)
             if mode != _PROVISIONAL_MODE:
