@@ -77,6 +77,7 @@ class StreamUnpacker:
         self._output: int | None = None
         self._inflater: zlib._Decompress | None = None
         self._unsynced = 0
+        self._declared = 0  # unpacked bytes the local headers declare so far
         self._central_offset: int | None = None
         self.stopped: str | None = None  # why streaming stopped, if it did
 
@@ -127,6 +128,11 @@ class StreamUnpacker:
             return _NOTHING
         if 0xFFFFFFFF in (packed, size):
             self.stop("a zip64 member")
+            return _NOTHING
+        self._declared += size
+        if (len(self._members) >= zipbomb.MAX_MEMBERS or self._declared > self._budget.limit
+                or (size > zipbomb.RATIO_FLOOR and size > zipbomb.MAX_COMPRESSION_RATIO * max(packed, 1))):
+            self.stop("the declared sizes are refused (the classic unpack says why)")
             return _NOTHING
         raw_name = bytes(self._buffer[_LOCAL.size:_LOCAL.size + name_length])
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
