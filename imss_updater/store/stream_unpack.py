@@ -282,7 +282,10 @@ class StreamUnpacker:
 
     def close(self) -> None:
         """Drop the provisional files (the work directory stays for its owner to remove)."""
-        self.stop(self.stopped or "closed")
+        if self.stopped is None:
+            self.stopped = "closed"
+        with contextlib.suppress(OSError):
+            self._close_output(sync=False)
         for entry in os.scandir(self._work):
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
