@@ -4,8 +4,8 @@
 streams the content however large it is: from disk (``verify_detached``), or from its
 standard input as a download arrives (``StreamedVerification``, fed by run.pipeline).
 Only the configured trust file is trusted: the system CA directory and store are switched
-off, so a certificate from a public web CA can never sign an update. Every failure becomes a SignatureError whose ``reason``
-is one line an administrator can act on.
+off, so a certificate from a public web CA can never sign an update. Every failure becomes
+a SignatureError whose ``reason`` is one line an administrator can act on.
 
 A signer must also be made for signing code (SPEC 3.1): its certificate carries the
 code-signing extended key usage and is not a CA certificate. OpenSSL 3.0 has no
