@@ -8,14 +8,18 @@ leader record is a row in the shared PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from imss_updater.database import fleet_member as fleet_db
 from imss_updater.database.db import Database
-from tests.support.fleet import Mirror, member_source, record_leader
+from tests.support.daemon import DaemonFactory, wait_until
+from tests.support.fleet import Mirror, announce, member_source, record_leader
 from tests.support.gateway import Gateway
 from tests.support.servers import ServerFactory
 
@@ -211,3 +215,67 @@ def test_a_manual_update_and_rollback_on_a_member_act_on_that_member_only(
     status = json.loads(member.cli("status", "--json").stdout)
     current = {item["id"]: item["current"] for item in status["components"]}
     assert current["virus_pattern"] == "15.697.00"
+
+
+def listening(dsn: str) -> bool:
+    with Database(dsn) as database, database.transaction() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+                       (f"LISTEN {fleet_db.ANNOUNCE_CHANNEL}",))
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+
+def quiet_schedule(gateway: Gateway) -> None:
+    """The daemon's own schedule stays out of the way: it just ran, the next is in 12 hours."""
+    later = datetime.datetime.now(ZoneInfo("Asia/Tokyo")) + datetime.timedelta(hours=12)
+    gateway.set("Update", "RandomDelaySeconds", "0")
+    gateway.set("Update", "ScheduleFrequency", "daily")
+    gateway.set("Update", "ScheduleTime", later.strftime("%H:%M"))
+    with gateway.database() as database:
+        database.record_scheduled_run(datetime.datetime.now(datetime.UTC))
+
+
+def test_on_the_leaders_announcement_a_member_updates_once_after_a_random_delay_in_the_window(
+    member: Gateway, mirror: Mirror, start_daemon: DaemonFactory
+) -> None:
+    quiet_schedule(member)
+    member.set("Fleet", "StaggerSeconds", "3")
+    daemon = start_daemon(member, env={"IMSS_NODE": MEMBER})
+    wait_until(lambda: listening(member.dsn), what="the fleet listener")
+    publish(member, mirror)
+    with Database(member.dsn) as database, database.transaction() as cursor:
+        cursor.execute("SELECT now()")
+        row = cursor.fetchone()
+        assert row is not None
+        announced_at: datetime.datetime = row[0]
+
+    announce(member.dsn, LEADER, 1, "r1")
+    announce(member.dsn, LEADER, 1, "r1")  # a second one during the wait
+
+    wait_until(lambda: ("scheduled", "virus_pattern", "15.697.00", "success") in member.events(),
+               what="the staggered update")
+    delays = [float(found) for found in re.findall(r"updating in ([0-9.]+) s", daemon.log())]
+    assert len(delays) == 1 and 0.0 <= delays[0] <= 3.0
+    assert "an update is already waiting, not planning another" in daemon.log()
+    with Database(member.dsn) as database:
+        installed = [event.time for event in database.events(limit=100)
+                     if event.kind == "scheduled" and event.outcome == "success"]
+    assert len(installed) == 1
+    assert installed[0] >= announced_at + datetime.timedelta(seconds=delays[0])
+    assert package_requests(member) == []  # from the mirror
+
+
+def test_a_member_daemon_ignores_its_own_announcement(
+    member: Gateway, mirror: Mirror, start_daemon: DaemonFactory
+) -> None:
+    quiet_schedule(member)
+    member.set("Fleet", "StaggerSeconds", "0")
+    daemon = start_daemon(member, env={"IMSS_NODE": MEMBER})
+    wait_until(lambda: listening(member.dsn), what="the fleet listener")
+    publish(member, mirror)
+
+    announce(member.dsn, MEMBER, 2, "r2")  # its own: it is the leader that sent it
+    announce(member.dsn, LEADER, 3, "r3")
+
+    wait_until(lambda: "release r3 announced" in daemon.log(), what="the announcement")
+    assert "release r2" not in daemon.log()

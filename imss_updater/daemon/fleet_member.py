@@ -20,7 +20,7 @@ from apscheduler.triggers.date import DateTrigger
 from imss_updater.daemon.health import MAX_BACKOFF_SECONDS
 from imss_updater.database import fleet_member as fleet_db
 from imss_updater.database.db import Database
-from imss_updater.settings import Settings
+from imss_updater.settings import Settings, SettingsError, load
 
 if TYPE_CHECKING:
     from imss_updater.daemon.loop import Daemon
@@ -58,15 +58,16 @@ class Announcements:
                     backoff = 1.0
                     while not self.stopping.is_set():
                         for payload in database.wait_notifications(1.0):
-                            self.announced(fleet_db.node_of(database), payload)
+                            self.announced(fleet_db.node_of(database), payload,
+                                           self.settings() or _read_settings(database))
             except Exception as error:  # reconnect; the schedule covers the gap
                 log.debug("fleet listener: %s", error)
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
-    def announced(self, node: str, payload: str) -> float | None:
-        """Handle one announcement; return the delay chosen, or None if nothing was planned."""
-        settings = self.settings()
+    def announced(self, node: str, payload: str, settings: Settings | None) -> float | None:
+        """Handle one announcement (``settings``: the daemon's, or read now if it has none
+        yet); return the delay chosen, or None if nothing was planned."""
         if settings is None or not settings.fleet_enabled:
             return None
         leader, term, release = _parse(payload)
@@ -82,6 +83,14 @@ class Announcements:
                  settings.fleet_stagger_seconds)
         self.run_in(delay)
         return delay
+
+
+def _read_settings(database: Database) -> Settings | None:
+    """The settings, for an announcement heard before the daemon's first look at them."""
+    try:
+        return load(database.settings_rows(), [component.id for component in database.catalog()])
+    except SettingsError:
+        return None
 
 
 def _parse(payload: str) -> tuple[str, str, str]:

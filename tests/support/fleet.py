@@ -55,8 +55,9 @@ def record_leader(dsn: str, node: str, mirror_address: str | None, term: int = 1
             " since timestamptz NOT NULL DEFAULT now(), term bigint NOT NULL)"
         )
         cursor.execute(
-            "INSERT INTO tb_fleet_node (node, mirror_address, role, heartbeat) VALUES (%s, %s, 'leader', now())"
-            " ON CONFLICT (node) DO UPDATE SET mirror_address = EXCLUDED.mirror_address, role = 'leader'",
+            "INSERT INTO tb_fleet_node (node, mirror_address, role, heartbeat)"
+            " VALUES (%s, %s, 'leader', now()) ON CONFLICT (node)"
+            " DO UPDATE SET mirror_address = EXCLUDED.mirror_address, role = 'leader'",
             (node, mirror_address),
         )
         cursor.execute("UPDATE tb_fleet_node SET role = 'member' WHERE node <> %s", (node,))
