@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         bootstrap = config.from_environment(
             os.environ,
             {"dsn": arguments.dsn, "root": arguments.root, "state": arguments.state,
-             "db_port": arguments.db_port, "web": arguments.web},
+             "db_port": arguments.db_port, "web": arguments.web, "node": arguments.node,
+             "mirror": arguments.mirror},
         )
         return dispatch(arguments, bootstrap)
     except CommandFailed as failure:
@@ -108,6 +109,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
     with config.open_database(bootstrap) as database:
         if command == "db":
             applied = database.init()
+            database.record_mirror_address(bootstrap.mirror)
             output.emit(arguments, {"applied": applied, "schema_version": database.schema_version()},
                   "schema up to date" if not applied else "applied: " + ", ".join(applied))
             return EXIT_OK

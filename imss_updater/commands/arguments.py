@@ -135,6 +135,10 @@ def _add_common_options(parser: argparse.ArgumentParser,
                         **keep)
     parser.add_argument("--web", help="status page host:port (default: $IMSS_WEB or 127.0.0.1:8445)",
                         **keep)
+    parser.add_argument("--node", help="this gateway's name in the fleet"
+                        " (default: $IMSS_NODE or the host name)", **keep)
+    parser.add_argument("--mirror", help="host:port where this gateway serves the fleet's mirror"
+                        " when it leads (default: $IMSS_MIRROR, else none)", **keep)
     parser.add_argument("-v", "--verbose", action="count", help="log to stderr (-vv: debug)",
                         **({"default": 0} if given_before is not None else keep))
     parser.add_argument("--log-level", choices=sorted(logsetup.LEVELS), type=str.lower,

@@ -216,7 +216,7 @@ class Daemon:
             self._feed_watchdog()
             return self.database_health.backoff
         try:
-            with Database(self.dsn) as database:
+            with Database(self.dsn, node=self.bootstrap.node) as database:
                 self.replan(database)
                 self.flush_unrecorded(database)
                 self.check_staleness(database)
@@ -259,8 +259,9 @@ class Daemon:
                     self.embedded.start()
                     self.embedded_started = True
             if not self.schema_ready:
-                with Database(self.dsn) as database:
+                with Database(self.dsn, node=self.bootstrap.node) as database:
                     database.init()
+                    database.record_mirror_address(self.bootstrap.mirror)
                 self.schema_ready = True
         except (DatabaseError, EmbeddedDbError) as error:
             self.database_health.failed(str(error))

@@ -42,7 +42,7 @@ def scheduled_update(
     Failure events the database refuses go to ``spool``; those the after-run hook then
     notified are marked so in it. Raise DatabaseError if the run cannot start.
     """
-    with Database(dsn) as database:
+    with Database(dsn, node=bootstrap.node) as database:
         updater = Updater(database, bootstrap.root, cancel=cancel, progress=progress,
                           fallback_settings=fallback_settings, unrecorded=unrecorded, spool=spool)
         try:
@@ -69,10 +69,11 @@ def scheduled_update(
         return report
 
 
-def flush_spool(spool: EventSpool, dsn: str) -> None:
-    """Write what the spool kept while the database was away; a problem is logged only."""
+def flush_spool(spool: EventSpool, dsn: str, node: str) -> None:
+    """Write what the spool kept while the database was away, as ``node``'s (the spool is in
+    the node's own state directory); a problem is logged only."""
     try:
-        with Database(dsn) as database:
+        with Database(dsn, node=node) as database:
             backlog.flush_quietly(spool, database)
     except DatabaseError as error:
         log.warning("kept events not written now: %s", error)
@@ -110,7 +111,7 @@ def _deliver_channel(dsn: str, channel: str) -> None:
 
 def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
     spool = EventSpool(bootstrap.state)
-    flush_spool(spool, dsn)
+    flush_spool(spool, dsn, bootstrap.node)
     report = scheduled_update(bootstrap, dsn, after_run=queue_notifications, spool=spool)
     # Sent after the run, outside its lock: a dead relay never holds up an update.
     deliver_notifications(dsn)
@@ -133,6 +134,6 @@ def run_once(bootstrap: config.Bootstrap, *, as_json: bool) -> int:
     """``run --once``: exactly what the schedule would do, once, on a current schema (the
     embedded database is started for it if needed and stopped again)."""
     with config.database_dsn(bootstrap) as dsn:
-        with Database(dsn) as database:
+        with Database(dsn, node=bootstrap.node) as database:
             database.init()  # idempotent: every run starts on a current schema
         return _once(bootstrap, dsn, as_json)

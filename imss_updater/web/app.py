@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+from functools import partial
 from pathlib import Path
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
@@ -17,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from imss_updater.database.db import DatabaseError
+from imss_updater.database.db import Database, DatabaseError
 from imss_updater.store.spool import EventSpool
 from imss_updater.web import accounts, auth, history, logs, ops, settings_pages, status
 from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
@@ -59,12 +60,12 @@ def create_app(config: WebConfig) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         JSON_AS_ASCII=False,
     )
-    pool = DatabasePool(config.dsn)
+    pool = DatabasePool(config.dsn, connect=partial(Database, node=config.node))
     app.extensions["imss_console"] = Console(
         config=config,
         pool=pool,
         runner=JobRunner(config.dsn, config.root, config.metrics,
-                         spool=EventSpool(config.state) if config.state else None),
+                         spool=EventSpool(config.state) if config.state else None, node=config.node),
         hosts=HostPolicy(config.host, pool),
     )
     for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,

@@ -31,7 +31,8 @@ class WebConfig:
     (persisted by the daemon); ``scheduler_ok``: whether the scheduler runs (``/healthz``);
     ``metrics``: counters the daemon may also feed from its scheduled runs; ``host``: the
     host of IMSS_WEB (the console answers to it, see ``hosts``); ``state``: the state
-    directory, whose event spool keeps the failures of console runs the database refused.
+    directory, whose event spool keeps the failures of console runs the database refused;
+    ``node``: this gateway's name in the fleet (None: the host name, SPEC 7).
     """
 
     dsn: str
@@ -41,6 +42,7 @@ class WebConfig:
     metrics: RunMetrics = field(default_factory=RunMetrics)
     host: str = "127.0.0.1"
     state: Path | None = None
+    node: str | None = None
 
 
 @dataclass

@@ -79,8 +79,9 @@ class JobRunner:
     """Starts at most one Job at a time against ``dsn`` and ``root``."""
 
     def __init__(self, dsn: str, root: Path, metrics: RunMetrics, *,
-                 spool: EventSpool | None = None) -> None:
+                 spool: EventSpool | None = None, node: str | None = None) -> None:
         self.dsn = dsn
+        self.node = node  # None: the host name
         self.spool = spool  # failure events the database refuses are kept there
         self.root = root
         self.metrics = metrics
@@ -136,7 +137,7 @@ class JobRunner:
     def _run(self, job: Job) -> None:
         log.info("console %s started for %s", job.kind, ", ".join(job.components) or "all components")
         try:
-            with Database(self.dsn) as database:
+            with Database(self.dsn, node=self.node) as database:
                 clock = RunClock()
                 updater = Updater(
                     database, self.root, spool=self.spool,
