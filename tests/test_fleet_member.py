@@ -17,19 +17,19 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from imss_updater.database import fleet_member as fleet_db
+from imss_updater.database.connection import local_node
 from imss_updater.database.db import Database
 from tests.support.daemon import DaemonFactory, wait_until
 from tests.support.fleet import Mirror, announce, member_source, record_leader
 from tests.support.gateway import Gateway
 from tests.support.servers import ServerFactory
 
-MEMBER = "member-1"
+MEMBER = local_node()  # the gateway fixture's own node (IMSS_NODE unset)
 LEADER = "leader-1"
 
 
 @pytest.fixture
-def member(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> Gateway:
-    monkeypatch.setenv("IMSS_NODE", MEMBER)
+def member(gateway: Gateway) -> Gateway:
     gateway.set("Fleet", "Enabled", "yes")
     return gateway
 
@@ -240,7 +240,7 @@ def test_on_the_leaders_announcement_a_member_updates_once_after_a_random_delay_
 ) -> None:
     quiet_schedule(member)
     member.set("Fleet", "StaggerSeconds", "3")
-    daemon = start_daemon(member, env={"IMSS_NODE": MEMBER})
+    daemon = start_daemon(member)
     wait_until(lambda: listening(member.dsn), what="the fleet listener")
     publish(member, mirror)
     with Database(member.dsn) as database, database.transaction() as cursor:
@@ -256,7 +256,7 @@ def test_on_the_leaders_announcement_a_member_updates_once_after_a_random_delay_
                what="the staggered update")
     delays = [float(found) for found in re.findall(r"updating in ([0-9.]+) s", daemon.log())]
     assert len(delays) == 1 and 0.0 <= delays[0] <= 3.0
-    assert "an update is already waiting, not planning another" in daemon.log()
+    assert "an update is already waiting or running, not planning another" in daemon.log()
     with Database(member.dsn) as database:
         installed = [event.time for event in database.events(limit=100)
                      if event.kind == "scheduled" and event.outcome == "success"]
@@ -270,7 +270,7 @@ def test_a_member_daemon_ignores_its_own_announcement(
 ) -> None:
     quiet_schedule(member)
     member.set("Fleet", "StaggerSeconds", "0")
-    daemon = start_daemon(member, env={"IMSS_NODE": MEMBER})
+    daemon = start_daemon(member)
     wait_until(lambda: listening(member.dsn), what="the fleet listener")
     publish(member, mirror)
 

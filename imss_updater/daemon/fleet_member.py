@@ -2,7 +2,8 @@
 channel and, when a release is announced, run the scheduled update after a random delay in
 ``[0, Fleet/StaggerSeconds]`` (so that N members do not ask the mirror at the same moment).
 The delay is logged. An announcement that arrives while one is waiting does not add a
-second run: the waiting one will see the newest release anyway.
+second run: the waiting one will see the newest release anyway (nor does the same
+release announced again while its update runs).
 """
 
 from __future__ import annotations
@@ -40,12 +41,15 @@ class Announcements:
         settings: Callable[[], Settings | None],
         pending: Callable[[], bool],
         run_in: Callable[[float], None],
+        running: Callable[[], bool] = lambda: False,
     ) -> None:
         self.connect = connect
         self.stopping = stopping
         self.settings = settings
         self.pending = pending
         self.run_in = run_in
+        self.running = running
+        self.planned: str | None = None  # the release the last planned update was for
 
     def listen(self) -> None:
         """Until ``stopping``: LISTEN on the fleet channel, reconnecting with backoff (the
@@ -59,11 +63,21 @@ class Announcements:
                     while not self.stopping.is_set():
                         for payload in database.wait_notifications(1.0):
                             self.announced(fleet_db.node_of(database), payload,
-                                           self.settings() or _read_settings(database))
+                                           self.settings() or self._read_settings())
             except Exception as error:  # reconnect; the schedule covers the gap
                 log.debug("fleet listener: %s", error)
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def _read_settings(self) -> Settings | None:
+        """The settings, for an announcement heard before the daemon's first look at them
+        (on a connection of its own: a query on the listening one would swallow the next
+        notification until another arrives)."""
+        with self.connect() as database:
+            try:
+                return load(database.settings_rows(), [component.id for component in database.catalog()])
+            except SettingsError:
+                return None
 
     def announced(self, node: str, payload: str, settings: Settings | None) -> float | None:
         """Handle one announcement (``settings``: the daemon's, or read now if it has none
@@ -73,24 +87,17 @@ class Announcements:
         leader, term, release = _parse(payload)
         if leader == node:
             return None  # our own announcement: the leader installs as it fills its mirror
-        if self.pending():
+        if self.pending() or (release == self.planned and self.running()):
             log.info("fleet: release %s announced by the leader %s (term %s); an update is already "
-                     "waiting, not planning another", release, leader, term)
+                     "waiting or running, not planning another", release, leader, term)
             return None
         delay = random.uniform(0, float(settings.fleet_stagger_seconds))  # noqa: S311 (not a secret)
         log.info("fleet: release %s announced by the leader %s (term %s): updating in %.3f s "
                  "(random in 0-%d s, Fleet/StaggerSeconds)", release, leader, term, delay,
                  settings.fleet_stagger_seconds)
         self.run_in(delay)
+        self.planned = release
         return delay
-
-
-def _read_settings(database: Database) -> Settings | None:
-    """The settings, for an announcement heard before the daemon's first look at them."""
-    try:
-        return load(database.settings_rows(), [component.id for component in database.catalog()])
-    except SettingsError:
-        return None
 
 
 def _parse(payload: str) -> tuple[str, str, str]:
@@ -120,7 +127,7 @@ def start(daemon: Daemon) -> None:
                                  replace_existing=True)
 
     announcements = Announcements(
-        lambda: Database(daemon.dsn), daemon.stopping, lambda: daemon.settings,
-        lambda: daemon.scheduler.get_job(JOB_ID) is not None, run_in,
+        lambda: Database(daemon.dsn, node=daemon.bootstrap.node), daemon.stopping, lambda: daemon.settings,
+        lambda: daemon.scheduler.get_job(JOB_ID) is not None, run_in, daemon.job_running.is_set,
     )
     threading.Thread(target=announcements.listen, name="fleet-listener", daemon=True).start()

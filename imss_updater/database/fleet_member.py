@@ -4,16 +4,14 @@ is, and which source this node uses now.
 Every assumption about the tables the other fleet parts own is in this module, so that
 it is the one place to adapt: ``tb_fleet_node(node, mirror_address, role, heartbeat, ...,
 source_mode)`` (migration 013), the leader record ``tb_fleet_leader(node, since, term)``
-(migration 014), the node a ``Database`` speaks for (``database.node``, else IMSS_NODE,
-else the host name) and the announcement channel. Until those tables exist, there is no
-leader. The member's own state is ``tb_fleet_member`` (migration 015).
+(migration 014), the node a ``Database`` speaks for (``database.node``) and the announcement
+channel. Until the leader record exists, the leader is the node whose role is 'leader'.
+The member's own state is ``tb_fleet_member`` (migration 015).
 """
 
 from __future__ import annotations
 
 import datetime
-import os
-import socket
 from dataclasses import dataclass
 
 from imss_updater.database.db import Database
@@ -42,10 +40,7 @@ class MemberSource:
 
 def node_of(database: Database) -> str:
     """The node this connection speaks for."""
-    node = getattr(database, "node", None)
-    if isinstance(node, str) and node:
-        return node
-    return os.environ.get("IMSS_NODE") or socket.gethostname() or "localhost"
+    return database.node
 
 
 def _exists(database: Database, table: str) -> bool:
