@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask.testing import FlaskClient
 
 from imss_updater.database import fleet_member as fleet_db
 from imss_updater.database.connection import local_node
@@ -279,3 +280,19 @@ def test_a_member_daemon_ignores_its_own_announcement(
 
     wait_until(lambda: "release r3 announced" in daemon.log(), what="the announcement")
     assert "release r2" not in daemon.log()
+
+
+def test_the_status_page_overview_line_says_a_member_falls_back_to_the_origin(
+    member: Gateway, refused_port: int, logged_in: FlaskClient
+) -> None:
+    publish(member, None)
+    record_leader(member.dsn, LEADER, f"127.0.0.1:{refused_port}")
+    assert member.cli("check").code != 0
+    waiting = logged_in.get("/").get_data(as_text=True)
+    assert 'id="fact-fleet-source"' in waiting and "unreachable since" in waiting
+
+    mirror_unreachable_for(member, 61)
+    assert member.cli("check").code == 0
+
+    page = logged_in.get("/").get_data(as_text=True)
+    assert "fallback: from the origin directly" in page
