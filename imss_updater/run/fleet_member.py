@@ -116,5 +116,6 @@ def source_line(source: fleet_db.MemberSource, *, enabled: bool, japanese: bool 
 
 def source_of(database: Database, settings: Settings | None) -> tuple[fleet_db.MemberSource, bool]:
     """(this node's recorded source, whether the fleet is on), for ``status`` and the page."""
-    enabled = settings is not None and settings.fleet_enabled
-    return fleet_db.member_source(database, fleet_db.node_of(database)), enabled
+    if settings is None or not settings.fleet_enabled:
+        return fleet_db.MemberSource("origin", None, None), False  # a gateway alone: no query
+    return fleet_db.member_source(database, fleet_db.node_of(database)), True
