@@ -179,8 +179,7 @@ class Daemon:
             # The run is blocked (a stalled read): clean up its downloads ourselves; the lock
             # is released when this process exits, and the next run repairs the rest.
             log.warning("the running update did not stop in time; cleaning up after it")
-            for leftover in install.staging_root(self.bootstrap.root).glob("download-*"):
-                leftover.unlink(missing_ok=True)
+            install.remove_in_flight(self.bootstrap.root)
         # The workers are daemon threads: the process never waits on them for longer.
         left = STOP_GRACE_SECONDS + 1.0 - (time.monotonic() - stop_started)
         self.deliveries.join(max(0.2, min(DELIVERY_STOP_SECONDS, left)))

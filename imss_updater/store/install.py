@@ -235,3 +235,20 @@ def repair_all(root: Path, components: Iterable[tuple[str, str]]) -> list[str]:
                 fixes.append(f"removed leftover staging {shown}")
                 log.info("repair: removed leftover staging %s", shown)
     return fixes
+
+
+IN_FLIGHT = ("download-*", "*.unpack-*", "*.stream-*")  # a run's download and its streamed unpack
+
+
+def remove_in_flight(root: Path) -> None:
+    """Remove what an unfinished run has in staging (its download and the directories it
+    streams into), for a daemon leaving a blocked run behind; the next run's repair() would
+    remove them too. Logs what it cannot remove."""
+    staging = staging_root(root)
+    for pattern in IN_FLIGHT:
+        for leftover in staging.glob(pattern):
+            try:
+                remove_tree(leftover)
+            except OSError as error:
+                log.warning("cannot remove %s: %s", leftover, error)
+
