@@ -10,6 +10,7 @@ begins on the old release (1569700) and the test publishes a new one (1569800).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import random
 import re
@@ -37,16 +38,37 @@ NAMES = ("gw-a", "gw-b", "gw-c")
 PATTERN = next(c for c in DEFAULT_CATALOG if c.id == "virus_pattern")
 
 
+SIZES = {OLD: 200_000, NEW: 200_000}  # bytes of each version's one file (a test may change NEW's)
+
+
 def pattern_files(version: str) -> dict[str, bytes]:
-    """200 kB that do not compress: half the package is on the wire when the origin holds it."""
-    return {"vsapi.bin": random.Random(version).randbytes(200_000)}
+    """Bytes that do not compress: half the package is on the wire when the origin holds it."""
+    return {"vsapi.bin": random.Random(version).randbytes(SIZES[version])}
+
+
+def digests(files: dict[str, bytes]) -> dict[str, str]:
+    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
 
 
 def publish(gateway: Gateway, version: str) -> str:
     """Publish pattern ``version``; return its package's path on the origin."""
-    entry = gateway.tree.add_pattern("P.4", version, pattern_files(version))
+    files = pattern_files(version)
+    EXPECTED[version] = digests(files)
+    entry = gateway.tree.add_pattern("P.4", version, files)
     gateway.publish()
     return "/" + entry.path
+
+
+EXPECTED: dict[str, dict[str, str]] = {}  # version -> its live files' digests
+_seen: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> digest
+
+
+def _digest(path: Path) -> str:
+    status = path.stat()
+    key = (str(path), status.st_ino, status.st_size, status.st_mtime_ns)
+    if key not in _seen:
+        _seen[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _seen[key]
 
 
 def live_version(node: FleetNode) -> str | None:
@@ -55,11 +77,11 @@ def live_version(node: FleetNode) -> str | None:
     live = node.gateway.root / PATTERN.live_path
     if not live.exists():
         return None
-    files = {path.name: path.read_bytes() for path in live.iterdir() if path.is_file()}
-    for version in (OLD, NEW):
-        if files == pattern_files(version):
+    files = {path.name: _digest(path) for path in live.iterdir() if path.is_file()}
+    for version, expected in EXPECTED.items():
+        if files == expected:
             return version
-    raise AssertionError(f"{node.name}'s live pattern is neither {OLD} nor {NEW}: {sorted(files)}")
+    raise AssertionError(f"{node.name}'s live pattern is none of {sorted(EXPECTED)}: {sorted(files)}")
 
 
 def listeners(dsn: str) -> int:
@@ -201,6 +223,34 @@ def test_sigkill_of_the_leader_mid_download_hands_the_release_to_a_new_leader_an
     new_leader = next(node for node in members if node.name == found[0])
     for member in members:
         assert f"from http://{new_leader.mirror}/activeupdate/pattern" in member.log()
+
+
+def test_sigkill_of_the_leader_while_its_mirror_serves_the_release_leaves_no_member_half_updated(
+    gateway: Gateway, three_nodes: list[FleetNode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leader, *members = three_nodes
+    monkeypatch.setitem(SIZES, NEW, 24 << 20)  # a member's transfer from the mirror takes a moment
+    package = publish(gateway, NEW)
+    index = gateway.tree.ini_path().read_bytes()
+    assert leader.daemon is not None
+    leader.daemon.signal(signal.SIGUSR1)
+    wait_until(lambda: announced_release(gateway.dsn) == ("gw-a", 1, release_id(index)), 60,
+               "the new release's announcement")
+    fetching = f"downloading {PATTERN.id} 15.698.00 from http://{leader.mirror}/"
+    wait_until(lambda: any(fetching in member.log() for member in members), 30,
+               "a member to fetch the package from gw-a's mirror")
+
+    # While it serves the release: 24 MiB take a member long enough on loopback that the kill
+    # usually cuts its transfer ("connection closed ... more were announced" in its log).
+    leader.daemon.signal(signal.SIGKILL)
+    wait_until(lambda: (leader_row(gateway.dsn) or ("gw-a", 1))[0] != "gw-a", FAILOVER,
+               "another node to lead within FailoverSeconds")
+    on(members, NEW)
+
+    assert live_version(leader) == NEW  # it installed before it announced
+    assert origin_gets(gateway, package) == 2  # gw-a's and the new leader's (its mirror was empty)
+    found = leader_row(gateway.dsn)
+    assert found is not None and leaders(gateway.dsn) == [found[0]]
 
 
 def serving(node: FleetNode) -> bool:
