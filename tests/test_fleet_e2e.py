@@ -253,6 +253,45 @@ def test_sigkill_of_the_leader_while_its_mirror_serves_the_release_leaves_no_mem
     assert found is not None and leaders(gateway.dsn) == [found[0]]
 
 
+def pattern_outcomes(dsn: str, node: str, version: str) -> list[str]:
+    with Database(dsn, node=node) as database:
+        return [event.outcome for event in database.events(limit=200, component=PATTERN.id)
+                if event.version == version]
+
+
+def test_members_refuse_a_package_the_leaders_mirror_serves_tampered_and_keep_the_old_release(
+    gateway: Gateway, three_nodes: list[FleetNode]
+) -> None:
+    leader, *members = three_nodes
+    package = publish(gateway, NEW)
+    index = gateway.tree.ini_path().read_bytes()
+    for member in members:  # they hear the announcement once the mirror's copy is tampered with
+        assert member.daemon is not None
+        member.daemon.signal(signal.SIGSTOP)
+    try:
+        assert leader.daemon is not None
+        leader.daemon.signal(signal.SIGUSR1)
+        wait_until(lambda: announced_release(gateway.dsn) == ("gw-a", 1, release_id(index)), 60,
+                   "the new release's announcement")
+        served = leader.state / "mirror" / "activeupdate" / package.lstrip("/")
+        data = bytearray(served.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # a compromised leader (or its disk) changes one byte
+        served.write_bytes(bytes(data))
+    finally:
+        for member in members:
+            assert member.daemon is not None
+            member.daemon.signal(signal.SIGCONT)
+    for member in members:
+        wait_until(lambda m=member: "failure" in pattern_outcomes(gateway.dsn, m.name, "15.698.00"), 60,  # type: ignore[misc]
+                   f"{member.name} to refuse the tampered package")
+
+    assert [live_version(node) for node in three_nodes] == [NEW, OLD, OLD]
+    for member in members:
+        assert pattern_outcomes(gateway.dsn, member.name, "15.698.00") == ["failure"]
+        refused = [line for line in member.log().splitlines() if "15.698.00 could not be updated" in line]
+        assert refused and "signature" in refused[-1].lower(), member.log()
+
+
 def serving(node: FleetNode) -> bool:
     try:
         return node.get("/activeupdate/server.ini")[0] == 200
