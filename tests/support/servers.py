@@ -55,6 +55,7 @@ class _Behaviour:
     stall_midway: bool = False
     content_length: int | None = None
     no_content_length: bool = False
+    hold: threading.Event | None = None  # send half the body, then wait until it is set
 
 
 @dataclass
@@ -109,6 +110,10 @@ class StaticServer:
 
     def stop(self) -> None:
         self._released.set()  # let stalled handlers finish
+        with self._lock:
+            for behaviour in self._knobs.per_path.values():
+                if behaviour.hold is not None:
+                    behaviour.hold.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -214,6 +219,18 @@ class StaticServer:
     def stall_midway(self, path: str) -> None:
         """Send the headers and half the body of ``path``, then go silent (connection open)."""
         self._behaviour(path).stall_midway = True
+
+    def hold(self, path: str) -> None:
+        """Send the headers and half the body of ``path``, then hold the answer (connection
+        open) until ``release(path)``, which closes it and answers later requests in full."""
+        self._behaviour(path).hold = threading.Event()
+
+    def release(self, path: str) -> None:
+        behaviour = self._behaviour(path)
+        with self._lock:
+            held, behaviour.hold = behaviour.hold, None
+        if held is not None:
+            held.set()
 
     def set_content_length(self, path: str, length: int) -> None:
         """Announce ``length`` as Content-Length of ``path``; send at most that many bytes
@@ -359,7 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
         if knobs.no_content_length:
             announced = None
             self.close_connection = True
-        if (send_body and self.server.owner.cut_now(knobs)) or knobs.stall_midway:
+        held = knobs.hold
+        if (send_body and self.server.owner.cut_now(knobs)) or knobs.stall_midway or held is not None:
             to_send = size // 2
             self.close_connection = True
 
@@ -385,6 +403,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         if knobs.stall_midway:
             self.server.owner.wait_released(60)
+        if held is not None:
+            held.wait(60)
         return HTTPStatus.OK, sent
 
 
