@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from imss_updater.i18n import N_
 from imss_updater.process import split_command
 
 Rows = Mapping[tuple[str, str], str]
@@ -36,8 +37,8 @@ SECRET_NAMES = frozenset(
 @dataclass(frozen=True)
 class Problem:
     """One bad row: ``why`` is the English reason; ``key`` and ``values`` name the same
-    reason as a text the console translates (``problem.<key>``), when it has one; ``cause``
-    is the problem in another row that this row's value would create."""
+    reason as a msgid the console translates (``values`` fill its ``%(name)s``), when it has
+    one; ``cause`` is the problem in another row that this row's value would create."""
 
     section: str
     name: str
@@ -378,15 +379,19 @@ def load(rows: Rows, known_components: Iterable[str]) -> Settings:
 def proxy_host_problem(host: str) -> Problem | None:
     """Return why ``host`` cannot be the proxy (empty, a URL, a host:port), or None."""
     if not host:
-        return Problem("Proxy", "ProxyHost", "empty while UseProxySetting=yes", "proxy_host_empty")
+        return Problem("Proxy", "ProxyHost", "empty while UseProxySetting=yes", N_("enter the proxy "
+                                                                                   "server's host name or "
+                                                                                   "address (the proxy is "
+                                                                                   "switched on)"))
     if "://" in host or "/" in host or "@" in host or any(character.isspace() for character in host):
         return Problem("Proxy", "ProxyHost",
                        f"{host!r} is not a host name or address (give the host only, no scheme or path)",
-                       "proxy_host_url", (("value", host),))
+                       N_("%(value)s is not a host name or address: enter the host only, without scheme or "
+                          "path"), (("value", host),))
     if ":" in host.strip("[]") and host.count(":") == 1:
         return Problem("Proxy", "ProxyHost",
                        f"{host!r} is not a host name or address (give the port in Proxy/ProxyPort)",
-                       "proxy_host_port", (("value", host),))
+                       N_("%(value)s: enter the port in the Port field"), (("value", host),))
     return None
 
 
@@ -395,7 +400,7 @@ def proxy_port_problem(text: str) -> Problem | None:
     if text.isdigit() and 1 <= int(text) <= 65535:
         return None
     return Problem("Proxy", "ProxyPort", f"must be a port number from 1 to 65535 (value {text!r})",
-                   "proxy_port", (("value", text),))
+                   N_("must be a port number from 1 to 65535 (value '%(value)s')"), (("value", text),))
 
 
 def parse_optional_command(text: str) -> tuple[str, ...]:
