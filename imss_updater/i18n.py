@@ -47,7 +47,10 @@ def ensure_compiled(directory: Path = TRANSLATIONS) -> None:
         mo = po.with_suffix(".mo")
         if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
             continue
-        compile_catalog(po, mo)
+        try:
+            compile_catalog(po, mo)
+        except OSError:  # a read-only install: use the .mo it has (or English)
+            continue
 
 
 def compile_catalog(po: Path, mo: Path) -> None:
