@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from imss_updater import config, config_commands, diagnose, logsetup, notify, process, settings_check
+from imss_updater import config, config_commands, diagnose, i18n, logsetup, notify, process, settings_check
 from imss_updater.commands import arguments as arguments_module
 from imss_updater.commands import output
 from imss_updater.daemon import backlog
@@ -23,6 +23,7 @@ from imss_updater.database import psql
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.database.embedded_db import EmbeddedDbError
+from imss_updater.i18n import N_
 from imss_updater.notify import config as notify_config
 from imss_updater.run import importer, trust
 from imss_updater.run.planner import Mode
@@ -49,6 +50,7 @@ class CommandFailed(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = arguments_module.build_parser()
     arguments = parser.parse_args(argv)
+    output.use_language(getattr(arguments, "lang", None) or i18n.environment_language())
     try:
         logsetup.configure(arguments.verbose, daemon=arguments.command == "run" and not arguments.once,
                            level_name=arguments.log_level)
@@ -71,12 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_LOCKED if str(error) == lock.LOCK_MESSAGE_EN else EXIT_FAILED
         text = str(error)
         if code == EXIT_LOCKED:
-            text = f"{lock.LOCK_MESSAGE_EN} ({lock.LOCK_MESSAGE_JA})"
+            text = output.tr(lock.LOCK_MESSAGE_EN)  # SPEC 1.1's wording in either language
         return _fail(text, code)
     except lock.LockUnusable as error:
         return _fail(error.reason, EXIT_FAILED)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_FAILED)
+        return _fail(output.tr(N_("interrupted")), EXIT_FAILED)
     except Exception as error:  # never a traceback: one line, the details with -vv
         log.debug("unexpected error", exc_info=True)
         return _fail(f"internal error: {error.__class__.__name__}: {error}", EXIT_FAILED)
@@ -325,7 +327,7 @@ def _logs(arguments: argparse.Namespace, database: Database) -> int:
     }
     lines = [
         f"{event.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {event.kind:<9}  {event.outcome:<7}  "
-        + (event.message_ja if arguments.lang == "ja" else event.message)
+        + (event.message_ja if output.language() == "ja" else event.message)
         for event in events
     ]
     output.emit(arguments, payload, "\n".join(lines) if lines else "no events")

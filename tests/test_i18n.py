@@ -23,8 +23,9 @@ def extract(tmp_path: Path) -> Path:
     """Run pybabel extract over the package and the templates (babel.cfg) into tmp_path."""
     pybabel = shutil.which("pybabel", path=str(Path(sys.executable).parent)) or "pybabel"
     target = tmp_path / "messages.pot"
-    subprocess.run([pybabel, "extract", "-F", "babel.cfg", "-k", "N_", "-k", "Reason", "-o", str(target),
-                    "."], cwd=ROOT, check=True, capture_output=True)
+    keywords = ["-k", "N_", "-k", "Reason", "-k", "tr", "-k", "trn:1,2"]  # as babel.cfg says
+    subprocess.run([pybabel, "extract", "-F", "babel.cfg", *keywords, "-o", str(target), "."],
+                   cwd=ROOT, check=True, capture_output=True)
     return target
 
 
