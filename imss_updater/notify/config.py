@@ -235,11 +235,13 @@ def load(rows: Rows, *, host: str | None = None) -> tuple[NotifySettings, list[P
             subject = read.raw(f"{prefix}Subject")
             message = read.raw(f"{prefix}Message")
             defaults = templates.default_templates(language)[(group, outcome)]
+            # A row left at the English default (sql/defaults.sql) follows Notification/Language.
+            english_subject, english_message = templates.is_english_default(group, outcome, subject, message)
             rules[(group, outcome)] = Rule(
                 mail=read.typed(f"{prefix}Mail", parse_bool, wanted),
                 trap=read.typed(f"{prefix}Trap", parse_bool, wanted),
-                subject=subject.strip() or defaults[0],
-                message=message if message.strip() else defaults[1],
+                subject=defaults[0] if english_subject or not subject.strip() else subject.strip(),
+                message=defaults[1] if english_message or not message.strip() else message,
             )
     max_attempts = read.typed("MaxAttempts", parse_int(1, 100), 8, default="8")
     retry_backoff = read.typed("RetryBackoff", parse_seconds, 60.0, default="60")
