@@ -142,7 +142,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                 "last_check": output.check_json(database),
                 "last_run": {
                     "time": output.iso(run_status.last_run_at), "kind": run_status.last_run_kind,
-                    "ok": run_status.last_run_ok, "result": run_status.last_run_text,
+                    "ok": run_status.last_run_ok, "result": i18n.stored_text(run_status.last_run_text, "en"),
                 },
                 "services": {"scan": run_status.scan_service, "policy": run_status.policy_service,
                              **output.service_states(settings)},

@@ -192,7 +192,7 @@ def test_unlicensed_component_is_refused(gateway: Gateway, media: Path, signing_
     package = make_package(media, "antispam_pattern-1234500.zip", {"tmase": b"p\n"}, signing_pki)
     report = run_import(gateway, package)
     assert not report.ok
-    assert report.outcomes[0].reason == "Antispam license is not activated"
+    assert str(report.outcomes[0].reason) == "Antispam license is not activated"
     assert not gateway.live("lib/pattern/tmase").exists()
     assert gateway.restarts() == []
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database, DatabaseError, NewEvent
+from imss_updater.i18n import Reason
 from imss_updater.run.report import Outcome, Progress, RunCancelled, RunReport, parse_or_none
 from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.store import install
@@ -101,7 +102,7 @@ class RunContext:
         kind: str,
         component: Component,
         version: Version | None,
-        reason: str,
+        reason: str | Reason,
         *,
         replace: bool = False,
         cause_logged: bool = False,
@@ -110,7 +111,7 @@ class RunContext:
         was logged already (an unreachable source, a failed run: one cause, one ERROR line)."""
         shown = version.display if version else None
         text = messages.update_failed(component, shown, reason)
-        event = NewEvent(kind, component.id, shown, "failure", text.en, text.ja, reason)
+        event = NewEvent(kind, component.id, shown, "failure", text.en, text.ja, str(reason))
         try:
             self.database.add_event(event)
         except DatabaseError as error:

@@ -27,6 +27,7 @@ from pathlib import Path
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database, NewEvent
+from imss_updater.i18n import N_, Reason, stored
 from imss_updater.run.installation import install_archive
 from imss_updater.run.planner import unusable
 from imss_updater.run.restart import restart_and_settle
@@ -145,7 +146,8 @@ def import_package(
     except lock.LockBusy as error:
         log.warning("%s", error)
         raise RunError(str(error)) from error
-    database.record_run(RUN_KIND, report.ok, f"{package.name}: {report.summary()}")
+    database.record_run(RUN_KIND, report.ok, stored(Reason(N_("%(package)s: %(summary)s"), {
+        "package": package.name, "summary": report.summary_reason()})))
     return report
 
 
@@ -216,7 +218,7 @@ def _copy_verify_install(
 
 def _refusal(
     updater: Updater, settings: Settings, component: Component, wanted: Version, package: Path, force: bool
-) -> str | None:
+) -> str | Reason | None:
     """Return why the package must not be installed, or None."""
     why_not = unusable(component, settings, updater.today())
     if why_not is not None:
@@ -264,9 +266,10 @@ def signature_beside(package: Path) -> Path:
     return package.with_name(base + ".sig")
 
 
-def _fail(updater: Updater, report: RunReport, component: Component, version: Version, reason: str) -> None:
+def _fail(updater: Updater, report: RunReport, component: Component, version: Version,
+          reason: str | Reason) -> None:
     text = messages.update_failed(component, version.display, reason)
     updater.database.add_event(NewEvent(KIND, component.id, version.display, "failure", text.en, text.ja,
-                                        reason))
+                                        str(reason)))
     report.outcomes.append(Outcome(component.id, version.display, False, text.en, reason))
     log.error("%s", text.en)

@@ -7,6 +7,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.run.planner import Restarts
 from imss_updater.versions import Version, VersionError
 
@@ -78,7 +79,7 @@ class Outcome:
     version: str | None
     ok: bool
     message: str
-    reason: str | None = None
+    reason: str | Reason | None = None  # a Reason renders in each language (str(): English)
 
 
 @dataclass(frozen=True)
@@ -106,21 +107,29 @@ class RunReport:
                 and all(outcome.ok for outcome in self.outcomes))
 
     def summary(self) -> str:
-        """One line: the counts, the first failure's reason, the restart and the run's problem."""
+        """One line in English: see ``summary_reason``."""
+        return str(self.summary_reason())
+
+    def summary_reason(self) -> Reason:
+        """One line, in any language: the counts, the first failure's reason, the restart and
+        the run's problem (recorded as a Reason, so the console shows it in Japanese too)."""
         if self.up_to_date and not self.outcomes and self.problem is None:
-            return "All components are up to date."
+            return Reason(N_("All components are up to date."))
         if self.skipped is not None and not self.outcomes:
-            return f"skipped: {self.skipped}"
+            return Reason(N_("skipped: %(reason)s"), {"reason": self.skipped})
         done = sum(1 for outcome in self.outcomes if outcome.ok)
         failed = len(self.outcomes) - done
-        text = f"{done} succeeded, {failed} failed"
+        text = Reason(N_("%(done)s succeeded, %(failed)s failed"), {"done": done, "failed": failed})
         first = next((outcome for outcome in self.outcomes if not outcome.ok), None)
         if self.problem is not None:
-            text += f"; the update run failed: {self.problem.reason}"
+            text = Reason(N_("%(text)s; the update run failed: %(reason)s"),
+                          {"text": text, "reason": self.problem.reason})
         elif first is not None and first.reason:
-            text += f" ({first.component}: {first.reason})"
+            text = Reason(N_("%(text)s (%(component)s: %(reason)s)"),
+                          {"text": text, "component": first.component, "reason": first.reason})
         if self.restart_error:
-            text += f"; restart failed: {self.restart_error}"
+            text = Reason(N_("%(text)s; restart failed: %(reason)s"),
+                          {"text": text, "reason": self.restart_error})
         return text
 
     def failure_reason(self) -> str | None:
@@ -150,7 +159,7 @@ class RunReport:
                     "version": outcome.version,
                     "outcome": "success" if outcome.ok else "failure",
                     "message": outcome.message,
-                    "reason": outcome.reason,
+                    "reason": str(outcome.reason) if outcome.reason is not None else None,
                 }
                 for outcome in self.outcomes
             ],
@@ -158,10 +167,11 @@ class RunReport:
 
 
 class ComponentFailure(Exception):
-    """One component could not be updated; ``reason`` is the one-line cause."""
+    """One component could not be updated; ``reason`` is the one-line cause (a Reason when
+    the cause is worded by the updater, rendered per language)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str | Reason) -> None:
+        super().__init__(str(reason))
         self.reason = reason
 
 
