@@ -3,6 +3,7 @@ the catalog, rendered in the page's language (not stored English)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -46,3 +47,13 @@ def test_a_flashed_message_is_translated_when_shown(logged_in: FlaskClient) -> N
     token = csrf_of(text(logged_in.get("/", headers=JA)))
     response = logged_in.post("/update", data={"csrf_token": token}, headers=JA, follow_redirects=True)
     assert "コンポーネントを1つ以上選択してください。" in text(response)
+
+
+def test_a_settings_error_is_in_japanese_and_named_by_its_field(logged_in: FlaskClient) -> None:
+    page = text(logged_in.get("/settings/schedule", headers=JA))
+    ids = re.findall(r'name="components" value="([a-z_]+)"', page)
+    data = {"csrf_token": csrf_of(page), "enabled": "yes", "frequency": "daily", "minute": "15",
+            "time": "25:00", "weekday": "mon", "components": ids}
+    bad = text(logged_in.post("/settings/schedule", data=data, headers=JA))
+    assert "時刻 (毎日/毎週) (Update/ScheduleTime): HH:MM (24時間制) の形式で指定してください" in bad
+    assert "must be" not in bad

@@ -34,7 +34,7 @@ from imss_updater.settings import (
 )
 from imss_updater.settings_check import problems as settings_problems
 from imss_updater.settings_check import validate_value
-from imss_updater.web.context import _, console, notify
+from imss_updater.web.context import _, console, language, notify
 from imss_updater.web.labels import LABELS, label
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,8 @@ def describe(problem: Problem) -> str:
         why = _("not accepted, it would leave %(cause)s", cause=describe(problem.cause))
     elif problem.key is not None:
         why = _(problem.key, **dict(problem.values))
+    elif problem.reason is not None:
+        why = problem.reason.render(language())
     else:
         why = problem.why
     label = FIELD_LABELS.get((problem.section, problem.name))
