@@ -57,3 +57,8 @@ def test_a_settings_error_is_in_japanese_and_named_by_its_field(logged_in: Flask
     bad = text(logged_in.post("/settings/schedule", data=data, headers=JA))
     assert "時刻 (毎日/毎週) (Update/ScheduleTime): HH:MM (24時間制) の形式で指定してください" in bad
     assert "must be" not in bad
+
+
+def test_licence_names_are_shown_in_japanese(logged_in: FlaskClient) -> None:
+    page = text(logged_in.get("/settings/licenses", headers=JA))
+    assert "ウイルス対策" in page and "スパムメール対策 (コンテンツ検索)" in page

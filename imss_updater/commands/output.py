@@ -11,11 +11,15 @@ from typing import Any
 from imss_updater import i18n, overview
 from imss_updater.daemon.schedule import schedule_for
 from imss_updater.database.db import Database, RunStatus
+from imss_updater.i18n import N_
 from imss_updater.run import services
 from imss_updater.run.updater import ComponentReport
 from imss_updater.settings import Settings, SettingsError, load
 
 _language = ["en"]  # the CLI's output language, set once by cli.main (--lang, else LANG)
+
+
+LICENSE_NAMES = {"Antivirus": N_("Antivirus"), "Antispam": N_("Antispam")}
 
 
 def use_language(language: str) -> None:
@@ -96,7 +100,8 @@ def status_lines(payload: dict[str, Any]) -> str:
         tr("updater: %(text)s", text=daemon_text(payload["daemon"])),
         tr("schedule: %(text)s", text=payload["daemon"]["schedule"] or tr("unknown (settings invalid)")),
         tr("next scheduled run: %(text)s", text=next_run_text(payload["daemon"])),
-        *[tr("license %(name)s: %(text)s", name=entry["name"], text=license_text(entry))
+        *[tr("license %(name)s: %(text)s", name=tr(LICENSE_NAMES.get(entry["name"], entry["name"])),
+             text=license_text(entry))
           for entry in payload["licenses"]],
         *([tr("settings problem: %(problem)s", problem=payload["daemon"]["settings_problem"])]
           if payload["daemon"]["settings_problem"] else []),

@@ -12,6 +12,8 @@ from imss_updater.i18n import N_
 LABELS: Mapping[str, Mapping[str, str]] = {
     "lang": {"en": "English", "ja": "日本語"},  # each language in its own words
     "yes_no": {"yes": N_("Yes"), "no": N_("No")},
+    # the product licences (License/<name> rows), named as on the appliance's licence page
+    "license": {"Antivirus": N_("Antivirus"), "Antispam": N_("Antispam")},
     "channel": {
         "mail": N_("Mail"),
         "trap": N_("SNMP trap"),

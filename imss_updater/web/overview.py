@@ -94,9 +94,10 @@ def license_lines(settings: Settings | None) -> list[Fact]:
         return []
     lines = []
     for state in overview.licenses(settings.licenses, datetime.date.today()):
-        text = _(label("overview.license", state.state), name=state.name,
+        text = _(label("overview.license", state.state), name=_(label("license", state.name)),
                  date=state.expiry.isoformat() if state.expiry else "", days=state.days_left)
-        lines.append(Fact(f"license-{state.name}", state.name, text, state.state != "active"))
+        lines.append(Fact(f"license-{state.name}", _(label("license", state.name)), text,
+                          state.state != "active"))
     return lines
 
 
