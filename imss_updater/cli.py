@@ -330,21 +330,22 @@ def _logs(arguments: argparse.Namespace, database: Database) -> int:
         + (event.message_ja if output.language() == "ja" else event.message)
         for event in events
     ]
-    output.emit(arguments, payload, "\n".join(lines) if lines else "no events")
+    output.emit(arguments, payload, "\n".join(lines) if lines else output.tr(N_("no events")))
     return EXIT_OK
 
 
 def _report(arguments: argparse.Namespace, report: RunReport) -> int:
-    lines = [("OK    " if o.ok else "FAIL  ") + o.message for o in report.outcomes]
+    language = output.language()
+    lines = [("OK    " if o.ok else "FAIL  ") + o.message_in(language) for o in report.outcomes]
     if report.restart_error:
         lines.append("FAIL  " + report.restart_error)
-    lines.append(report.summary())
+    lines.append(report.summary_reason().render(language))
     output.emit(arguments, report.as_json(), "\n".join(lines))
     if not report.ok:
         if report.problem is not None:
             code = EXIT_USAGE if report.problem.step == "settings" else EXIT_FAILED
             raise CommandFailed(report.problem.reason, code)
-        raise CommandFailed(report.failure_reason() or report.summary())
+        raise CommandFailed(report.failure_reason(language) or report.summary_reason().render(language))
     return EXIT_OK
 
 

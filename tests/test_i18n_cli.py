@@ -32,3 +32,12 @@ def test_status_follows_lang_from_the_environment_and_english_is_the_default(gat
     assert "ダウンロードロック: 空き" in run_status(gateway, LANG="ja_JP.UTF-8")
     assert "download lock: free" in run_status(gateway, LANG="ja_JP.UTF-8", LC_ALL="C.UTF-8")
     assert "download lock: free" in run_status(gateway)
+
+
+def test_an_update_reports_in_japanese_with_the_lang_option(gateway: Gateway) -> None:
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    result = gateway.cli("update", "virus_pattern", "--lang", "ja")
+    assert result.code == 0, result.stderr
+    assert "15.697.00を正常にダウンロードしました。" in result.stdout
+    assert "1件成功、0件失敗" in result.stdout

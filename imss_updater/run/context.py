@@ -118,7 +118,7 @@ class RunContext:
             self.keep(event, error)
         if replace:
             report.outcomes = [o for o in report.outcomes if o.component != component.id]
-        report.outcomes.append(Outcome(component.id, shown, False, text.en, reason))
+        report.outcomes.append(Outcome(component.id, shown, False, text.en, reason, message_ja=text.ja))
         log.log(logging.INFO if cause_logged else logging.ERROR, "%s", text.en)
 
     def keep(self, event: NewEvent, error: DatabaseError) -> None:

@@ -211,8 +211,8 @@ def _copy_verify_install(
     finally:
         copy.unlink(missing_ok=True)
         signature_copy.unlink(missing_ok=True)
-    report.outcomes.append(Outcome(component.id, wanted.display, True,
-                                   messages.downloaded(component, wanted.display).en))
+    done = messages.downloaded(component, wanted.display)
+    report.outcomes.append(Outcome(component.id, wanted.display, True, done.en, message_ja=done.ja))
     return True
 
 
@@ -271,5 +271,5 @@ def _fail(updater: Updater, report: RunReport, component: Component, version: Ve
     text = messages.update_failed(component, version.display, reason)
     updater.database.add_event(NewEvent(KIND, component.id, version.display, "failure", text.en, text.ja,
                                         str(reason)))
-    report.outcomes.append(Outcome(component.id, version.display, False, text.en, reason))
+    report.outcomes.append(Outcome(component.id, version.display, False, text.en, reason, message_ja=text.ja))
     log.error("%s", text.en)

@@ -80,6 +80,10 @@ class Outcome:
     ok: bool
     message: str
     reason: str | Reason | None = None  # a Reason renders in each language (str(): English)
+    message_ja: str = ""  # ``message`` in Japanese (the CLI's --lang ja), when known
+
+    def message_in(self, language: str) -> str:
+        return self.message_ja if language == "ja" and self.message_ja else self.message
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ class RunReport:
                           {"text": text, "reason": self.restart_error})
         return text
 
-    def failure_reason(self) -> str | None:
+    def failure_reason(self, language: str = "en") -> str | None:
         """The one line a command prints on stderr when the run failed (None when it did not):
         the run's problem, else the restart's failure, else the first failed component's."""
         if self.ok:
@@ -142,7 +146,7 @@ class RunReport:
         if self.restart_error:
             return self.restart_error
         failed = [outcome for outcome in self.outcomes if not outcome.ok]
-        return failed[0].message if failed else self.summary()
+        return failed[0].message_in(language) if failed else self.summary_reason().render(language)
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -104,7 +104,7 @@ def restart_and_settle(
         except DatabaseError as database_error:
             context.keep(event, database_error)  # the disk is the truth; the next run records it
         report.outcomes = [o for o in report.outcomes if o.component != component.id]
-        report.outcomes.append(Outcome(component.id, attempted, False, text.en, reason))
+        report.outcomes.append(Outcome(component.id, attempted, False, text.en, reason, message_ja=text.ja))
         log.error("%s", text.en)
     if installed_now:
         second = restart(context, settings, restarts_for(changed), [c.id for c in changed])

@@ -56,7 +56,7 @@ def _refuse(context: RunContext, report: RunReport, component: Component, reason
     text = messages.rollback_failed(component, reason)
     context.database.add_event(NewEvent("rollback", component.id, None, "failure", text.en, text.ja,
                                         str(reason)))
-    report.outcomes.append(Outcome(component.id, None, False, text.en, reason))
+    report.outcomes.append(Outcome(component.id, None, False, text.en, reason, message_ja=text.ja))
     log.error("%s", text.en)
 
 
@@ -68,7 +68,7 @@ def _rollback_one(context: RunContext, report: RunReport, component: Component) 
         context.database.add_event(
             NewEvent("rollback", component.id, None, "failure", text.en, text.ja, error.reason)
         )
-        report.outcomes.append(Outcome(component.id, None, False, text.en, error.reason))
+        report.outcomes.append(Outcome(component.id, None, False, text.en, error.reason, message_ja=text.ja))
         log.error("%s", text.en)
         return False
     version = display(state.current_version)
@@ -83,6 +83,6 @@ def _rollback_one(context: RunContext, report: RunReport, component: Component) 
     )
     if context.database.remove_from_schedule(component.id):
         log.info("%s removed from the scheduled update until re-enabled", component.id)
-    report.outcomes.append(Outcome(component.id, version, True, text.en))
+    report.outcomes.append(Outcome(component.id, version, True, text.en, message_ja=text.ja))
     log.info("%s", text.en)
     return True

@@ -312,8 +312,8 @@ class Updater(RunContext):
                 continue
             installed_now.append(component)
             version = offer.version.display if offer.version else None
-            report.outcomes.append(Outcome(component.id, version, True,
-                                           messages.downloaded(component, version or "").en))
+            done = messages.downloaded(component, version or "")
+            report.outcomes.append(Outcome(component.id, version, True, done.en, message_ja=done.ja))
             self.progress(component.id, "done", 0, 0)
         if self.cancel.is_set():
             # Stopping: the installs are recorded with restart_pending; the next run restarts.
