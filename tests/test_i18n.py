@@ -45,7 +45,7 @@ def test_every_extracted_message_has_a_japanese_translation_that_is_not_fuzzy(tm
             problems.append(f"no ja translation: {msgid!r}")
         elif entry.fuzzy:
             problems.append(f"fuzzy: {msgid!r}")
-    assert problems == []
+    assert problems == [], "run scripts/update-catalog and translate the empty msgstrs"
 
 
 def test_japanese_keeps_every_placeholder_of_the_english_text() -> None:
