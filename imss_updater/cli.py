@@ -73,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_LOCKED if str(error) == lock.LOCK_MESSAGE_EN else EXIT_FAILED
         text = str(error)
         if code == EXIT_LOCKED:
-            text = output.tr(lock.LOCK_MESSAGE_EN)  # SPEC 1.1's wording in either language
+            # SPEC 1.1's wording: both languages, or only the Japanese one with --lang ja
+            text = (lock.LOCK_MESSAGE_JA if output.language() == "ja"
+                    else f"{lock.LOCK_MESSAGE_EN} ({lock.LOCK_MESSAGE_JA})")
         return _fail(text, code)
     except lock.LockUnusable as error:
         return _fail(error.reason, EXIT_FAILED)
