@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         bootstrap = config.from_environment(
             os.environ,
             {"dsn": arguments.dsn, "root": arguments.root, "state": arguments.state,
-             "db_port": arguments.db_port, "web": arguments.web},
+             "db_port": arguments.db_port, "web": arguments.web, "node": arguments.node,
+             "mirror": arguments.mirror},
         )
         return dispatch(arguments, bootstrap)
     except CommandFailed as failure:
@@ -112,6 +113,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
     with config.open_database(bootstrap) as database:
         if command == "db":
             applied = database.init()
+            database.record_mirror_address(bootstrap.mirror)
             output.emit(arguments, {"applied": applied, "schema_version": database.schema_version()},
                   "schema up to date" if not applied else "applied: " + ", ".join(applied))
             return EXIT_OK
@@ -257,10 +259,11 @@ def _diagnose(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int
             steps = diagnose.run_diagnosis(database, None, bootstrap.root, known_addresses=known)
     except (DatabaseError, EmbeddedDbError) as error:
         steps = diagnose.run_diagnosis(None, str(error), bootstrap.root, known_addresses=known)
-    output.emit(arguments, diagnose.to_json(steps), diagnose.to_text(steps))
+    output.emit(arguments, diagnose.to_json(steps, arguments.lang), diagnose.to_text(steps, arguments.lang))
     if not diagnose.passed(steps):
         first = next(step for step in steps if step.ok is False)
-        raise CommandFailed(f"{first.name}: {first.detail}")
+        name, detail, _ = first.texts(arguments.lang)
+        raise CommandFailed(f"{name}: {detail}")
     return EXIT_OK
 
 

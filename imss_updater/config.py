@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from imss_updater.database.connection import local_node
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.database.embedded_db import EmbeddedDatabase
 from imss_updater.store import ownership
@@ -32,6 +33,8 @@ class Bootstrap:
     web_host: str
     web_port: int
     db_port: int
+    node: str = field(default_factory=local_node)  # this gateway's name in the fleet (SPEC 7)
+    mirror: str | None = None  # host:port where it serves the mirror when it leads
 
     @property
     def embedded(self) -> bool:
@@ -41,7 +44,7 @@ class Bootstrap:
 def from_environment(env: Mapping[str, str], overrides: Mapping[str, str | None]) -> Bootstrap:
     """Given the environment and command-line overrides (None: not given), return Bootstrap.
 
-    Raise BootstrapError if a port or the web address is malformed.
+    Raise BootstrapError if a port, the web or mirror address or the node name is malformed.
     """
 
     def pick(option: str, variable: str, default: str | None) -> str | None:
@@ -51,9 +54,14 @@ def from_environment(env: Mapping[str, str], overrides: Mapping[str, str | None]
         return env.get(variable) or default
 
     web = pick("web", "IMSS_WEB", DEFAULT_WEB) or DEFAULT_WEB
-    host, _colon, port_text = web.rpartition(":")
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise BootstrapError(f"IMSS_WEB must be host:port, got {web!r}")
+    host, port_text = _address("IMSS_WEB", web)
+    mirror = pick("mirror", "IMSS_MIRROR", None)
+    if mirror is not None:
+        _address("IMSS_MIRROR", mirror)
+    node = pick("node", "IMSS_NODE", None) or local_node()
+    if len(node) > 255 or not node.isprintable() or node != node.strip():
+        raise BootstrapError(f"IMSS_NODE must be a printable name without surrounding spaces,"
+                             f" got {node[:80]!r}")
     db_port_text = pick("db_port", "IMSS_DB_PORT", str(DEFAULT_DB_PORT)) or str(DEFAULT_DB_PORT)
     if not db_port_text.isdigit() or not 0 < int(db_port_text) < 65536:
         raise BootstrapError(f"IMSS_DB_PORT must be a port number, got {db_port_text!r}")
@@ -64,7 +72,17 @@ def from_environment(env: Mapping[str, str], overrides: Mapping[str, str | None]
         web_host=host.strip("[]"),
         web_port=int(port_text),
         db_port=int(db_port_text),
+        node=node,
+        mirror=mirror,
     )
+
+
+def _address(variable: str, text: str) -> tuple[str, str]:
+    """Return (host, port) of ``host:port``; raise BootstrapError naming ``variable``."""
+    host, _colon, port_text = text.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise BootstrapError(f"{variable} must be host:port, got {text!r}")
+    return host, port_text
 
 
 def require_private_directories(bootstrap: Bootstrap, *, state: bool, root: bool) -> None:
@@ -109,15 +127,18 @@ def database_dsn(bootstrap: Bootstrap, *, keep_running: bool = False) -> Iterato
 
 @contextmanager
 def open_database(bootstrap: Bootstrap, *, keep_running: bool = False) -> Iterator[Database]:
-    """Yield a connected Database (see ``database_dsn``); a brand-new embedded database is
-    initialized at once. Raise DatabaseError or EmbeddedDbError with the reason."""
-    with database_dsn(bootstrap, keep_running=keep_running) as dsn, Database(dsn) as database:
+    """Yield a connected Database for this node (see ``database_dsn``); a brand-new embedded
+    database is initialized at once. Raise DatabaseError or EmbeddedDbError with the reason."""
+    with (database_dsn(bootstrap, keep_running=keep_running) as dsn,
+          Database(dsn, node=bootstrap.node) as database):
         if bootstrap.dsn is None and database.schema_version() == 0:
             database.init()  # a brand-new embedded database is ready to use at once
         yield database
 
 
 def require_schema(database: Database) -> None:
-    """Raise DatabaseError if ``db init`` has not been run on this database."""
+    """Raise DatabaseError if ``db init`` has not been run on this database; register the
+    database's node in it if it is new there (a gateway joining a shared database)."""
     if database.schema_version() == 0:
         raise DatabaseError("the database has no schema yet: run `imss-updater db init`")
+    database.ensure_node()

@@ -14,7 +14,8 @@ ALLOWED = {
     "urllib3": {"source.http", "source.http_session", "source.http_errors"},
     "psycopg2": {
         "database.connection", "database.schema", "database.components", "database.events",
-        "database.sources", "database.embedded_db", "database.psql",
+        "database.sources", "database.embedded_db", "database.psql", "database.fleet",
+        "database.advisory",
     },
     "yagmail": {"notify.mail"},
     "smtplib": {"notify.mail"},

@@ -6,11 +6,13 @@ import json
 import shutil
 
 from tests.support.gateway import Gateway
+from tests.test_diagnose import checked
 
 
 def test_diagnose_passes_against_a_healthy_source_and_prints_json(gateway: Gateway) -> None:
     gateway.tree.add_pattern("P.4", "1569700")
     gateway.publish()
+    checked(gateway)
     result = gateway.cli("diagnose", "--json")
     payload = json.loads(result.stdout)
     failed = [step for step in payload["steps"] if step["result"] == "FAIL"]

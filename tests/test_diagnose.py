@@ -43,6 +43,23 @@ def publish(gateway: Gateway) -> None:
     gateway.publish()
 
 
+def status_script(gateway: Gateway, name: str, exit_status: int = 0) -> Path:
+    """A real service status script that exits with ``exit_status`` (0: running)."""
+    path = gateway.bin_dir / f"{name}-status"
+    path.write_text(f"#!/bin/sh\nexit {exit_status}\n")
+    path.chmod(0o755)
+    return path
+
+
+def checked(gateway: Gateway) -> None:
+    """Make the gateway one with nothing left to find: both services run, and a check has
+    succeeded against the source as configured now (so the available versions are known)."""
+    gateway.set("Service", "ScanServiceStatus", f"{status_script(gateway, 'scan')} status")
+    gateway.set("Service", "PolicyServiceStatus", f"{status_script(gateway, 'policy')} status")
+    result = gateway.cli("check")
+    assert result.code == 0, result.stderr
+
+
 def use_source(gateway: Gateway, url: str) -> None:
     gateway.set("Update", "UpdateServer", url)
     gateway.set("Update", "TMASEServerurl", url)
@@ -58,11 +75,15 @@ def use_proxy(gateway: Gateway, port: int, user: str = "", password: str = "") -
 
 def test_healthy_http_gateway_passes_every_step_in_order(gateway: Gateway) -> None:
     publish(gateway)
+    checked(gateway)
     steps = diagnose(gateway)
     assert [s.name.split(":")[0] for s in steps] == [
-        "database reachable", "settings", "licenses", "source URLs", "signature trust",
+        "database reachable", "settings",
+        "scheduled update", "components on the schedule", "stale components",  # seed 004 Q8 step 1
+        "last check", "available versions",  # step 2
+        "licenses", "source URLs", "signature trust",
         "name resolution", "TCP connect", "HTTP status", "parse server.ini", "lock file",
-        "restart command", "restart command",
+        "restart command", "restart command", "service running", "service running",
     ]
     assert all(s.ok for s in steps), to_text(steps)
     assert "2 of 10 components" in step(steps, "parse server.ini").detail
@@ -82,6 +103,7 @@ def test_https_source_reports_the_negotiated_tls_version(
     server = https_server(gateway.tree.directory)
     use_source(gateway, server.base_url)
     gateway.set("Update", "CAFile", str(test_ca_file))
+    checked(gateway)
     steps = diagnose(gateway)
     tls = step(steps, "TLS handshake")
     assert tls.ok, to_text(steps)
@@ -129,6 +151,7 @@ def test_proxy_with_the_right_password_tunnels_to_an_https_source(
     gateway.set("Update", "CAFile", str(test_ca_file))
     proxy = tinyproxy(user="updater", password="s3cret")
     use_proxy(gateway, proxy.port, "updater", "s3cret")
+    checked(gateway)
     steps = diagnose(gateway)
     assert all(s.ok for s in steps), to_text(steps)
     assert step(steps, "TCP connect to proxy").detail == f"connected to 127.0.0.1:{proxy.port}"
@@ -165,6 +188,7 @@ def test_proxy_password_with_special_characters_is_sent_exactly(
     password = "p@ss:w/rd%#"
     proxy = tinyproxy(user="gw", password=password)
     use_proxy(gateway, proxy.port, "gw", password)
+    checked(gateway)
     steps = diagnose(gateway)
     assert all(s.ok for s in steps), to_text(steps)
 
@@ -253,9 +277,10 @@ def test_invalid_settings_rows_are_all_listed_and_dependent_steps_skipped(gatewa
     assert "Update/ScheduleFrequency" in settings.detail and "Update/MaxDownloadMB" in settings.detail
     assert "config set" in settings.hint
     assert results(steps) == {
-        "database reachable": "PASS", "settings": "FAIL", "licenses": "SKIP", "source URLs": "SKIP",
+        "database reachable": "PASS", "settings": "FAIL", "scheduled update": "SKIP",
+        "available versions": "SKIP", "licenses": "SKIP", "source URLs": "SKIP",
         "signature trust": "SKIP", "update sources": "SKIP", "lock file": "PASS",
-        "restart commands": "SKIP",
+        "restart commands": "SKIP", "service running": "SKIP",
     }
 
 
@@ -315,6 +340,7 @@ def test_two_sources_through_one_proxy_share_its_steps_and_check_each_source(
     gateway.set("Update", "CAFile", str(test_ca_file))
     proxy = tinyproxy()
     use_proxy(gateway, proxy.port)
+    checked(gateway)
     steps = diagnose(gateway)
     assert all(s.ok for s in steps), to_text(steps)
     names = [s.name.split(":")[0] for s in steps]

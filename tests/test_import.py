@@ -244,3 +244,113 @@ def test_the_same_package_imported_again_with_force_is_no_replay(
     report = run_import(gateway, package, force=True)
 
     assert report.ok, report.as_json()
+
+
+# -- a raw pattern file as seed 000 obtains it (lpt$vpn.###) ---------------------------------------
+
+
+def raw_pattern(directory: Path, name: str, data: bytes, pki: SigningPKI | None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(data)
+    if pki is not None:
+        pki.sign_file(path, signature_beside(path))
+    return path
+
+
+def installed_pattern(gateway: Gateway, media: Path, pki: SigningPKI, version: str) -> None:
+    package = make_package(media, f"virus_pattern-{version}.zip", {"lpt$vpn.old": b"old\n"}, pki)
+    assert run_import(gateway, package).ok
+
+
+def test_a_raw_pattern_file_is_the_virus_pattern_at_the_number_in_its_name_with_the_installed_roll(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    installed_pattern(gateway, media, signing_pki, "1569700")
+    path = raw_pattern(media, "lpt$vpn.698", b"raw pattern 698\n", signing_pki)
+    assert signature_beside(path).name == "lpt$vpn.698.sig"
+
+    result = gateway.cli("import", str(path))
+
+    assert result.code == 0, result.stderr
+    assert (gateway.live("lib/pattern/vsapi") / "lpt$vpn.698").read_bytes() == b"raw pattern 698\n"
+    assert [p.name for p in gateway.live("lib/pattern/vsapi").iterdir()] == ["lpt$vpn.698"]
+    assert current(gateway, "virus_pattern") == "1569800"
+    assert gateway.events()[-1] == ("manual", "virus_pattern", "15.698.00", "success")
+    assert gateway.restarts()[-1] == "scan"
+    assert not list((gateway.root / "lib" / ".staging").iterdir())
+
+
+def test_a_raw_pattern_number_past_999_rolls_over_and_an_older_one_needs_force(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    installed_pattern(gateway, media, signing_pki, "1599800")
+    assert run_import(gateway, raw_pattern(media, "LPT$VPN.001", b"001\n", signing_pki)).ok  # any case
+    assert current(gateway, "virus_pattern") == "1600100"  # 15.998.00 -> 16.001.00
+    older = raw_pattern(media, "lpt$vpn.999", b"999\n", signing_pki)
+    report = run_import(gateway, older)
+    assert not report.ok
+    assert reasons(gateway)[-1] == (
+        "15.999.00 is older than the installed 16.001.00; use --force to install it anyway")
+
+
+def test_a_raw_pattern_with_nothing_installed_needs_its_version_and_the_number_must_match(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI
+) -> None:
+    path = raw_pattern(media, "lpt$vpn.697", b"697\n", signing_pki)
+    with pytest.raises(PackageError, match=r"pattern number 697 but not its roll.*give --version"):
+        run_import(gateway, path)
+    with pytest.raises(PackageError, match=r"pattern number 697, --version says 15\.698\.00"):
+        run_import(gateway, path, version="15.698.00")
+    with pytest.raises(PackageError, match="raw virus_pattern file, --component says spyware_pattern"):
+        run_import(gateway, path, component_id="spyware_pattern", version="15.697.00")
+    assert gateway.events() == []
+    assert run_import(gateway, path, version="15.697.00").ok
+    assert current(gateway, "virus_pattern") == "1569700"
+
+
+def test_a_raw_pattern_follows_the_same_signature_rules_as_a_package(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI, tmp_path: Path
+) -> None:
+    installed_pattern(gateway, media, signing_pki, "1569700")  # signed: the component is pinned
+    unsigned = raw_pattern(media, "lpt$vpn.698", b"698\n", None)
+    report = run_import(gateway, unsigned)
+    assert not report.ok
+    assert "signed before" in (report.outcomes[0].reason or "")
+    gateway.set("Update", "VerifySignature", "yes")
+    assert run_import(gateway, unsigned).outcomes[0].reason == (
+        "no signature beside the package (lpt$vpn.698.sig) and Update/VerifySignature=yes")
+    stranger = raw_pattern(tmp_path / "other", "lpt$vpn.698", b"698\n", signing_pki.unknown(tmp_path / "x"))
+    assert (run_import(gateway, stranger).outcomes[0].reason or "").startswith("unknown signer")
+    tampered = raw_pattern(tmp_path / "tampered", "lpt$vpn.698", b"698\n", signing_pki)
+    tampered.write_bytes(b"699\n")
+    assert not run_import(gateway, tampered).ok
+    assert current(gateway, "virus_pattern") == "1569700"
+
+
+def test_the_same_raw_pattern_renamed_to_another_number_is_refused_as_a_replay(
+    gateway: Gateway, media: Path, signing_pki: SigningPKI, tmp_path: Path
+) -> None:
+    installed_pattern(gateway, media, signing_pki, "1569700")
+    first = raw_pattern(media, "lpt$vpn.698", b"698\n", signing_pki)
+    assert run_import(gateway, first).ok
+    renamed = tmp_path / "renamed" / "lpt$vpn.699"
+    renamed.parent.mkdir()
+    renamed.write_bytes(first.read_bytes())
+    signature_beside(renamed).write_bytes(signature_beside(first).read_bytes())
+    assert not run_import(gateway, renamed).ok
+    assert reasons(gateway)[-1] == "package already seen as virus_pattern 15.698.00"
+
+
+def test_the_roll_of_a_raw_pattern_is_the_one_nearest_the_installed_version() -> None:
+    from imss_updater.run.raw_pattern import parse_name, version_for
+    from imss_updater.versions import Version
+
+    installed = Version.parse("1569700")
+    assert version_for(698, installed).display == "15.698.00"
+    assert version_for(690, installed).display == "15.690.00"
+    assert version_for(1, Version.parse("1599800")).display == "16.001.00"
+    assert version_for(999, Version.parse("1600200")).display == "15.999.00"
+    assert parse_name("lpt$vpn.123") == ("virus_pattern", 123)
+    assert parse_name("lpt$vpn.12") is None and parse_name("lpt$vpn.1234") is None
+    assert parse_name("other.123") is None

@@ -708,3 +708,15 @@ def _count_queries(app: Flask) -> _Counter:
 
     pool.connect = connect
     return counter
+
+
+def test_the_result_of_a_run_is_an_open_dialog_with_an_ok_button_shown_once(
+    logged_in: FlaskClient, console_app: Flask, gateway: Gateway
+) -> None:
+    publish(gateway)
+    logged_in.post("/update", data={"csrf_token": token(logged_in), "component": "virus_pattern"})
+    wait_for_job(console_app)
+    page = logged_in.get("/").get_data(as_text=True)
+    assert '<dialog open class="job-result job-ok" id="job-result"' in page
+    assert '<form method="dialog"><button type="submit" id="job-dismiss" autofocus>OK</button></form>' in page
+    assert 'id="job-result"' not in logged_in.get("/").get_data(as_text=True)

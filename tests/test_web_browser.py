@@ -64,6 +64,10 @@ def test_administrator_updates_rolls_back_re_enables_and_switches_to_japanese(
     def shows(selector: str, wanted: str) -> None:
         wait.until(lambda _driver: wanted in text_of(selector))
 
+    def dismiss_result() -> None:
+        browser.find_element(By.ID, "job-dismiss").click()
+        wait.until(lambda driver: not driver.find_element(By.ID, "job-result").is_displayed())
+
     # Log on.
     browser.get(live_console.url + "/")
     assert "/login" in browser.current_url
@@ -75,6 +79,7 @@ def test_administrator_updates_rolls_back_re_enables_and_switches_to_japanese(
     # Check now: red, Unknown, 0.0, greyed.
     browser.find_element(By.ID, "check-button").click()
     shows("#job-result", "Check failed")
+    dismiss_result()
     newer = browser.find_element(By.CSS_SELECTOR, "#row-virus_pattern .available")
     assert "newer" in newer.get_attribute("class")
     assert text_of("#row-virus_pattern .available") == "15.698.00"
@@ -94,6 +99,7 @@ def test_administrator_updates_rolls_back_re_enables_and_switches_to_japanese(
     browser.save_screenshot(str(shots / "status-progress.png"))
     flag.touch()
     shows("#job-result", "Manual update succeeded.")
+    dismiss_result()
     assert text_of("#row-virus_pattern .current") == "15.698.00"
     assert text_of("#row-spyware_pattern .current") == "2.401.00"
 
@@ -101,6 +107,7 @@ def test_administrator_updates_rolls_back_re_enables_and_switches_to_japanese(
     browser.find_element(By.ID, "select-virus_pattern").click()
     browser.find_element(By.ID, "rollback-button").click()
     shows("#job-result", "Rollback succeeded.")
+    dismiss_result()
     assert text_of("#row-virus_pattern .current") == "15.697.00"
     assert "excluded from scheduled update" in text_of("#row-virus_pattern .flags")
 
@@ -132,7 +139,7 @@ def test_administrator_updates_rolls_back_re_enables_and_switches_to_japanese(
     browser.find_element(By.ID, "lang-switch").click()
     shows("h1", "システムステータス")
     assert text_of("#row-spam_engine .available") == "不明"
-    assert "ロールバックが成功しました" in text_of("#job-result")  # the seed's words
+    assert not browser.find_elements(By.ID, "job-result")  # dismissed: not shown again
     assert "ウイルスパターンファイル" in text_of("#row-virus_pattern")
     browser.save_screenshot(str(shots / "status-ja.png"))
     browser.find_element(By.LINK_TEXT, "ログ").click()
@@ -160,3 +167,108 @@ def test_a_browser_reaching_the_console_under_a_rebound_name_gets_400(live_conso
         assert statuses == [400, 400, 400, 400]
         browser.get(f"{live_console.url}/login")  # the real name still works in the same browser
         assert browser.find_elements(By.ID, "password")
+
+
+def _log_on(browser: Any, live_console: LiveConsole) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT_SECONDS, ignored_exceptions=[StaleElementReferenceException])
+    browser.get(live_console.url + "/")
+    browser.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD)
+    browser.find_element(By.ID, "login-submit").click()
+    wait.until(lambda driver: driver.find_elements(By.ID, "components"))
+    return wait
+
+
+def _update_virus_pattern(browser: Any, wait: Any) -> Any:
+    """Select the virus pattern, press Update and return the result dialog once it is shown."""
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.ID, "select-virus_pattern").click()
+    browser.find_element(By.ID, "update-button").click()
+    wait.until(lambda driver: driver.find_elements(By.ID, "job-result")
+               and driver.find_element(By.ID, "job-result").is_displayed())
+    return browser.find_element(By.ID, "job-result")
+
+
+def _is_modal(browser: Any) -> bool:
+    return bool(browser.execute_script("return document.getElementById('job-result').matches(':modal')"))
+
+
+def test_a_manual_update_ends_in_a_dialog_in_english_and_japanese_that_ok_and_escape_dismiss(
+    browser: Any, live_console: LiveConsole, gateway: Gateway
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    wait = _log_on(browser, live_console)
+
+    dialog = _update_virus_pattern(browser, wait)
+    assert dialog.tag_name == "dialog"
+    assert "Manual update succeeded." in dialog.text
+    assert "Virus Pattern 15.697.00 was downloaded successfully." in dialog.text
+    assert _is_modal(browser)
+    assert browser.switch_to.active_element.get_attribute("id") == "job-dismiss"  # focus moved to it
+    browser.find_element(By.ID, "job-dismiss").click()
+    wait.until(lambda _driver: not dialog.is_displayed())
+    browser.refresh()  # shown once, as the appliance's pop-up
+    assert not browser.find_elements(By.ID, "job-result")
+
+    Select(browser.find_element(By.ID, "lang-select")).select_by_value("ja")
+    browser.find_element(By.ID, "lang-switch").click()
+    wait.until(lambda driver: "システムステータス" in driver.find_element(By.TAG_NAME, "h1").text)
+    gateway.tree.add_pattern("P.4", "1569800")
+    gateway.publish()
+    dialog = _update_virus_pattern(browser, wait)
+    assert "手動アップデートに成功しました" in dialog.text
+    assert "ウイルスパターンファイル15.698.00を正常にダウンロードしました。" in dialog.text
+    assert _is_modal(browser)
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait.until(lambda _driver: not dialog.is_displayed())
+    browser.find_element(By.ID, "select-virus_pattern").click()  # the page is usable again
+    browser.find_element(By.ID, "rollback-button").click()
+    wait.until(lambda driver: driver.find_elements(By.ID, "job-result")
+               and driver.find_element(By.ID, "job-result").is_displayed())
+    assert "ロールバックが成功しました" in browser.find_element(By.ID, "job-result").text
+
+
+def test_a_failed_update_says_so_in_a_dialog_with_the_reason(
+    browser: Any, live_console: LiveConsole, gateway: Gateway
+) -> None:
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    gateway.fail_flag.touch()
+    wait = _log_on(browser, live_console)
+    dialog = _update_virus_pattern(browser, wait)
+    assert "Manual update failed." in dialog.text
+    assert "scan service failed to start" in dialog.text  # the reason
+    assert dialog.get_attribute("role") == "alertdialog"
+    assert _is_modal(browser)
+
+
+def test_without_javascript_the_result_is_a_visible_message_that_ok_closes(
+    live_console: LiveConsole, gateway: Gateway
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.support.browser import chromium, wait_for_job
+
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    with chromium("--blink-settings=scriptEnabled=false") as browser:
+        wait = _log_on(browser, live_console)
+        browser.find_element(By.ID, "select-virus_pattern").click()
+        browser.find_element(By.ID, "update-button").click()
+        wait_for_job(live_console.app)
+        browser.get(live_console.url + "/")  # no script polls: the administrator reloads
+        dialog = browser.find_element(By.ID, "job-result")
+        assert dialog.is_displayed()
+        assert "Manual update succeeded." in dialog.text
+        assert not _is_modal(browser)  # JavaScript is off: open in the page, not modal
+        browser.find_element(By.ID, "job-dismiss").click()
+        wait.until(lambda _driver: not dialog.is_displayed())

@@ -13,7 +13,8 @@ from typing import Any
 import requests
 from flask import Flask
 
-from imss_updater.web.server import LIMITS, serve
+from imss_updater.web.app import MAX_BODY_BYTES
+from imss_updater.web.server import serve
 from tests.support.browser import LiveConsole
 
 HALF_REQUEST = b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow"
@@ -59,7 +60,7 @@ def test_a_300_mb_post_is_refused_with_413_before_its_body_is_sent(live_console:
 
 
 def test_a_body_just_under_the_limit_still_reaches_the_console(live_console: LiveConsole) -> None:
-    body = {"password": "x" * (LIMITS["max_request_body_size"] - 2000)}
+    body = {"password": "x" * (MAX_BODY_BYTES - 2000)}  # every path but an upload ticket's
     answer = requests.post(live_console.url + "/login", data=body, timeout=GENEROUS)
     assert answer.status_code == 400  # the console's own answer: no CSRF token
 

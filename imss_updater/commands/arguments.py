@@ -90,9 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="troubleshoot the connection to the update source step by step")
     diagnose.add_argument("--address", action="append", default=[], metavar="HOST=IP",
                           help="an IP address to try when HOST does not resolve")
+    diagnose.add_argument("--lang", choices=("en", "ja"), default="en",
+                          help="the language of the report (steps, details and hints)")
     package = commands.add_parser("import", parents=[common],
                                   help="install a component package obtained separately")
-    package.add_argument("file", type=Path)
+    package.add_argument("file", type=Path,
+                         help="<id>-<version>.zip, or a raw pattern file such as lpt$vpn.697")
     package.add_argument("--component", metavar="ID", help=COMPONENT_IDS_HELP)
     package.add_argument("--version", metavar="V")
     package.add_argument("--force", action="store_true",
@@ -138,6 +141,10 @@ def _add_common_options(parser: argparse.ArgumentParser,
     parser.add_argument("--lang", choices=LANGUAGES,
                         help="language of the output for people (default: from LANG, e.g. ja_JP.UTF-8)",
                         **keep)
+    parser.add_argument("--node", help="this gateway's name in the fleet"
+                        " (default: $IMSS_NODE or the host name)", **keep)
+    parser.add_argument("--mirror", help="host:port where this gateway serves the fleet's mirror"
+                        " when it leads (default: $IMSS_MIRROR, else none)", **keep)
     parser.add_argument("-v", "--verbose", action="count", help="log to stderr (-vv: debug)",
                         **({"default": 0} if given_before is not None else keep))
     parser.add_argument("--log-level", choices=sorted(logsetup.LEVELS), type=str.lower,

@@ -32,6 +32,7 @@ from imss_updater.daemon.listener import listen
 from imss_updater.daemon.schedule import Schedule, missed_run, next_run, schedule_for
 from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
+from imss_updater.fleet.leader import Fleet, follow
 from imss_updater.notify.worker import Deliveries
 from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport
 from imss_updater.settings import Settings, SettingsError, load
@@ -121,6 +122,7 @@ class Daemon:
         # a slow relay nor a dead receiver delays an update, the other channel, or a stop.
         self.deliveries = Deliveries(lambda: self.dsn)
         self.next_retention = 0.0  # monotonic time of the next retention pass
+        self.fleet: Fleet | None = None  # with Fleet/Enabled=yes
         self.scheduler = BackgroundScheduler(
             # One worker for updates: never two at once.
             executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -181,6 +183,8 @@ class Daemon:
         # The workers are daemon threads: the process never waits on them for longer.
         left = STOP_GRACE_SECONDS + 1.0 - (time.monotonic() - stop_started)
         self.deliveries.join(max(0.2, min(DELIVERY_STOP_SECONDS, left)))
+        if self.fleet is not None:
+            self.fleet.stop()
         for stop in self.background:
             try:
                 stop()
@@ -215,8 +219,9 @@ class Daemon:
             self._feed_watchdog()
             return self.database_health.backoff
         try:
-            with Database(self.dsn) as database:
+            with Database(self.dsn, node=self.bootstrap.node) as database:
                 self.replan(database)
+                self.follow_fleet()
                 self.flush_unrecorded(database)
                 self.check_staleness(database)
                 database.record_daemon(pid=os.getpid(), next_run=self.next_run,
@@ -258,8 +263,9 @@ class Daemon:
                     self.embedded.start()
                     self.embedded_started = True
             if not self.schema_ready:
-                with Database(self.dsn) as database:
+                with Database(self.dsn, node=self.bootstrap.node) as database:
                     database.init()
+                    database.record_mirror_address(self.bootstrap.mirror)
                 self.schema_ready = True
         except (DatabaseError, EmbeddedDbError) as error:
             self.database_health.failed(str(error))
@@ -381,6 +387,13 @@ class Daemon:
         complete = upkeep.apply_retention(database, self.settings.retention_days)
         self.next_retention = time.monotonic() + (RETENTION_SECONDS if complete else 0.0)
 
+    def follow_fleet(self) -> None:
+        """Stand for election while Fleet/Enabled=yes, else resign (fleet/leader.py); a new
+        leader mirrors the source's release at once."""
+        self.fleet = follow(self.fleet, self.settings, self.bootstrap, lambda: self.dsn, lambda: (
+            self.stopping.is_set()
+            or self.scheduler.add_job(self.job, id="fleet-takeover", replace_existing=True)))
+
     # -- notifications -----------------------------------------------------------------------
 
     def _after_run(self, database: Database, report: RunReport) -> None:
@@ -400,7 +413,8 @@ class Daemon:
         self.job_running.set()
         self.last_start = time.monotonic()
         try:
-            report = self.timed(lambda: runs.scheduled_update(  # the metrics time it
+            scheduled_update = runs.scheduled_update if self.fleet is None else self.fleet.scheduled_update
+            report = self.timed(lambda: scheduled_update(  # the metrics time it
                 self.bootstrap, self.dsn, cancel=self.cancel, fallback_settings=self.settings,
                 unrecorded=self.unrecorded, after_run=self.after_run, progress=self.progress,
                 spool=self.spool,

@@ -35,16 +35,18 @@ def scheduled_update(
     after_run: RunHook | None = None,
     progress: Progress | None = None,
     spool: EventSpool | None = None,
+    make_updater: Callable[..., Updater] = Updater,
 ) -> RunReport | None:
     """Run exactly what the schedule runs: a scheduled update of the scheduled components.
+    ``make_updater`` builds the Updater (a fleet node's takes its source from the mirror).
 
     Return None when the scheduled update is turned off (Update/ScheduledUpdate=no).
     Failure events the database refuses go to ``spool``; those the after-run hook then
     notified are marked so in it. Raise DatabaseError if the run cannot start.
     """
-    with Database(dsn) as database:
-        updater = Updater(database, bootstrap.root, cancel=cancel, progress=progress,
-                          fallback_settings=fallback_settings, unrecorded=unrecorded, spool=spool)
+    with Database(dsn, node=bootstrap.node) as database:
+        updater = make_updater(database, bootstrap.root, cancel=cancel, progress=progress,
+                               fallback_settings=fallback_settings, unrecorded=unrecorded, spool=spool)
         try:
             _catalog, settings = updater.load()
             scheduled = settings.scheduled_update
@@ -69,10 +71,11 @@ def scheduled_update(
         return report
 
 
-def flush_spool(spool: EventSpool, dsn: str) -> None:
-    """Write what the spool kept while the database was away; a problem is logged only."""
+def flush_spool(spool: EventSpool, dsn: str, node: str) -> None:
+    """Write what the spool kept while the database was away, as ``node``'s (the spool is in
+    the node's own state directory); a problem is logged only."""
     try:
-        with Database(dsn) as database:
+        with Database(dsn, node=node) as database:
             backlog.flush_quietly(spool, database)
     except DatabaseError as error:
         log.warning("kept events not written now: %s", error)
@@ -110,7 +113,7 @@ def _deliver_channel(dsn: str, channel: str) -> None:
 
 def _once(bootstrap: config.Bootstrap, dsn: str, as_json: bool) -> int:
     spool = EventSpool(bootstrap.state)
-    flush_spool(spool, dsn)
+    flush_spool(spool, dsn, bootstrap.node)
     report = scheduled_update(bootstrap, dsn, after_run=queue_notifications, spool=spool)
     # Sent after the run, outside its lock: a dead relay never holds up an update.
     deliver_notifications(dsn)
@@ -133,6 +136,6 @@ def run_once(bootstrap: config.Bootstrap, *, as_json: bool) -> int:
     """``run --once``: exactly what the schedule would do, once, on a current schema (the
     embedded database is started for it if needed and stopped again)."""
     with config.database_dsn(bootstrap) as dsn:
-        with Database(dsn) as database:
+        with Database(dsn, node=bootstrap.node) as database:
             database.init()  # idempotent: every run starts on a current schema
         return _once(bootstrap, dsn, as_json)

@@ -56,6 +56,7 @@ def start(
         metrics=metrics,
         host=bootstrap.web_host,
         state=bootstrap.state,
+        node=bootstrap.node,
     ))
     try:
         server = serve(app, bootstrap.web_host, bootstrap.web_port)

@@ -64,6 +64,8 @@ class ComponentsMixin(Connection):
                 "SELECT id, current_version, previous_version, installed_at, last_success_at,"
                 " unsigned, restart_pending, available_version, available_status,"
                 " available_reason, checked_at, stale, available_authenticated FROM tb_component_state"
+                " WHERE node = %s",
+                (self.node,),
             )
             return {row[0]: ComponentState(*row) for row in cursor.fetchall()}
 
@@ -83,17 +85,20 @@ class ComponentsMixin(Connection):
                 cursor.execute(
                     "UPDATE tb_component_state SET available_version = %s, available_status = %s,"
                     " available_reason = %s, available_authenticated = %s, checked_at = now()"
-                    " WHERE id = %s",
-                    (version, status, reason, verified.get(component_id, False), component_id),
+                    " WHERE node = %s AND id = %s",
+                    (version, status, reason, verified.get(component_id, False), self.node,
+                     component_id),
                 )
                 if version is not None and status == "known":  # the history view's "first seen"
-                    cursor.execute("INSERT INTO tb_version_seen (component, version) VALUES (%s, %s)"
-                                   " ON CONFLICT DO NOTHING", (component_id, version))
+                    cursor.execute("INSERT INTO tb_version_seen (node, component, version)"
+                                   " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                                   (self.node, component_id, version))
             cursor.execute(
                 "UPDATE tb_update_status SET last_check_at = now(), last_check_ok = %s,"
-                " last_check_text = %s WHERE id = 1",
-                (ok, text),
+                " last_check_text = %s WHERE node = %s",
+                (ok, text, self.node),
             )
+            cursor.execute("UPDATE tb_fleet_node SET last_check = now() WHERE node = %s", (self.node,))
 
     def record_installed(
         self,
@@ -115,7 +120,7 @@ class ComponentsMixin(Connection):
         """
         with self.transaction() as cursor:
             if event is not None:
-                insert_event(cursor, event)
+                insert_event(cursor, event, self.node)
             if package is not None:
                 _insert_package(cursor, component_id, package)
             cursor.execute(
@@ -124,23 +129,25 @@ class ComponentsMixin(Connection):
                 "   ELSE installed_at END,"
                 " last_success_at = CASE WHEN %s THEN now() ELSE last_success_at END,"
                 " unsigned = coalesce(%s, unsigned),"
-                " restart_pending = coalesce(%s, restart_pending) WHERE id = %s",
-                (current, previous, current, success, unsigned, restart_pending, component_id),
+                " restart_pending = coalesce(%s, restart_pending) WHERE node = %s AND id = %s",
+                (current, previous, current, success, unsigned, restart_pending, self.node,
+                 component_id),
             )
 
     def clear_restart_pending(self, component_ids: Sequence[str]) -> None:
         with self.transaction() as cursor:
             cursor.execute(
-                "UPDATE tb_component_state SET restart_pending = false WHERE id = ANY(%s)",
-                (list(component_ids),),
+                "UPDATE tb_component_state SET restart_pending = false WHERE node = %s AND id = ANY(%s)",
+                (self.node, list(component_ids)),
             )
 
     def set_stale(self, component_id: str, stale: bool) -> bool:
         """Set a component's stale flag; return True when it changed."""
         with self.transaction() as cursor:
             cursor.execute(
-                "UPDATE tb_component_state SET stale = %s WHERE id = %s AND stale IS DISTINCT FROM %s",
-                (stale, component_id, stale),
+                "UPDATE tb_component_state SET stale = %s"
+                " WHERE node = %s AND id = %s AND stale IS DISTINCT FROM %s",
+                (stale, self.node, component_id, stale),
             )
             return bool(cursor.rowcount)
 

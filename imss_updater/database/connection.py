@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import select
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Self
@@ -20,6 +21,11 @@ class DatabaseError(Exception):
     """The database could not be reached or refused a statement; the message says why."""
 
 
+def local_node() -> str:
+    """This gateway's default node name (SPEC 7): its host name."""
+    return socket.gethostname() or "localhost"
+
+
 def mask_dsn(dsn: str) -> str:
     """Return ``dsn`` with any password replaced by ``***`` (key/value or URI form)."""
     masked = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
@@ -27,13 +33,25 @@ def mask_dsn(dsn: str) -> str:
 
 
 class Connection:
-    """One connection to the updater's database. Use as a context manager."""
+    """One connection to the updater's database, on behalf of one node (the gateway it runs
+    on, SPEC 7; default: this host's name). Use as a context manager.
 
-    def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
+    The session value ``imss.node`` is set to the node: the node columns default to it.
+    """
+
+    def __init__(self, dsn: str, *, node: str | None = None, connect_timeout: int = 10) -> None:
         self.dsn = dsn
+        self.node = node or local_node()
         try:
             self.connection = psycopg2.connect(dsn, connect_timeout=connect_timeout)
         except psycopg2.Error as error:
+            reason = f"cannot connect to the database ({mask_dsn(dsn)}): {_first_line(error)}"
+            raise DatabaseError(reason) from error
+        try:
+            with self.connection, self.connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('imss.node', %s, false)", (self.node,))
+        except psycopg2.Error as error:
+            self.connection.close()
             reason = f"cannot connect to the database ({mask_dsn(dsn)}): {_first_line(error)}"
             raise DatabaseError(reason) from error
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from imss_updater.database.components import ComponentsMixin, ComponentState, InstalledPackage
 from imss_updater.database.connection import DatabaseError, mask_dsn
 from imss_updater.database.events import Event, EventsMixin, NewEvent
+from imss_updater.database.fleet import FleetMixin, FleetNode, FleetView
 from imss_updater.database.history import HistoryMixin, VersionSeen
 from imss_updater.database.run_status import RunStatus, RunStatusMixin
 from imss_updater.database.schema import SQL_DIR, SchemaMixin, migrations
@@ -23,6 +24,8 @@ __all__ = [
     "Database",
     "DatabaseError",
     "Event",
+    "FleetNode",
+    "FleetView",
     "InstalledPackage",
     "NewEvent",
     "RunStatus",
@@ -34,5 +37,5 @@ __all__ = [
 
 
 class Database(SchemaMixin, SettingsMixin, ComponentsMixin, RunStatusMixin, SourcesMixin, EventsMixin,
-               HistoryMixin):
+               HistoryMixin, FleetMixin):
     """One connection to the updater's database. Use as a context manager."""

@@ -23,6 +23,7 @@ class Event:
     message: str
     message_ja: str
     reason: str | None
+    node: str = ""  # the gateway it happened on (SPEC 7)
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,13 @@ class EventsMixin(Connection):
 
     def add_event(self, event: NewEvent) -> int:
         with self.transaction() as cursor:
-            return insert_event(cursor, event)
+            return insert_event(cursor, event, self.node)
 
     def add_events(self, events: Sequence[NewEvent]) -> None:
         """Record ``events`` in one transaction: all of them or none."""
         with self.transaction() as cursor:
             for event in events:
-                insert_event(cursor, event)
+                insert_event(cursor, event, self.node)
 
     def events(
         self,
@@ -63,11 +64,14 @@ class EventsMixin(Connection):
         since: datetime.datetime | None = None,
         limit: int = 100,
         offset: int = 0,
+        node: str | None = None,
     ) -> list[Event]:
-        """Return events newest first, filtered by whichever arguments are given."""
+        """Return this node's events (or ``node``'s) newest first, filtered by whichever
+        arguments are given."""
         clauses: list[str] = []
         parameters: list[Any] = []
-        for column, value in (("kind", kind), ("component", component), ("outcome", outcome)):
+        for column, value in (("node", node or self.node), ("kind", kind), ("component", component),
+                              ("outcome", outcome)):
             if value is not None:
                 clauses.append(f"{column} = %s")
                 parameters.append(value)
@@ -77,18 +81,20 @@ class EventsMixin(Connection):
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self.transaction() as cursor:
             cursor.execute(
-                "SELECT id, time, kind, component, version, outcome, message, message_ja, reason"
-                f" FROM tb_update_event{where} ORDER BY time DESC, id DESC LIMIT %s OFFSET %s",
+                "SELECT id, time, kind, component, version, outcome, message, message_ja, reason,"
+                f" node FROM tb_update_event{where} ORDER BY time DESC, id DESC LIMIT %s OFFSET %s",
                 (*parameters, limit, offset),
             )
             return [Event(*row) for row in cursor.fetchall()]
 
 
-def insert_event(cursor: psycopg2.extensions.cursor, event: NewEvent) -> int:
+def insert_event(cursor: psycopg2.extensions.cursor, event: NewEvent, node: str) -> int:
+    """Record ``event`` as ``node``'s; return its id."""
     cursor.execute(
-        "INSERT INTO tb_update_event (time, kind, component, version, outcome, message,"
-        " message_ja, reason) VALUES (coalesce(%s, now()), %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (event.time, event.kind, event.component, event.version, event.outcome, event.message,
+        "INSERT INTO tb_update_event (node, time, kind, component, version, outcome, message,"
+        " message_ja, reason) VALUES (%s, coalesce(%s, now()), %s, %s, %s, %s, %s, %s, %s)"
+        " RETURNING id",
+        (node, event.time, event.kind, event.component, event.version, event.outcome, event.message,
          event.message_ja, event.reason),
     )
     row = cursor.fetchone()

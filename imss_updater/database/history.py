@@ -21,7 +21,7 @@ class HistoryMixin(Connection):
     """Read the version history of every component."""
 
     def version_history(self) -> list[VersionSeen]:
-        """Return one row per (component, version text) seen at the source or installed by an
+        """Return, for this node, one row per (component, version text) seen at the source or installed by an
         update or an import (rollbacks are not arrivals), oldest first. A version recorded
         under two spellings (``1569700`` seen, ``15.697.00`` installed) comes as two rows:
         the caller merges them by parsed version."""
@@ -29,11 +29,14 @@ class HistoryMixin(Connection):
             cursor.execute(
                 "SELECT coalesce(seen.component, installed.component),"
                 " coalesce(seen.version, installed.version), seen.first_seen_at, installed.at"
-                " FROM tb_version_seen seen FULL OUTER JOIN ("
+                " FROM (SELECT component, version, first_seen_at FROM tb_version_seen WHERE node = %s) seen"
+                " FULL OUTER JOIN ("
                 "  SELECT component, version, min(time) AS at FROM tb_update_event"
-                "  WHERE outcome = 'success' AND kind IN ('scheduled', 'manual') AND version IS NOT NULL"
+                "  WHERE node = %s AND outcome = 'success' AND kind IN ('scheduled', 'manual')"
+                "  AND version IS NOT NULL"
                 "  GROUP BY component, version"
                 " ) installed ON installed.component = seen.component AND installed.version = seen.version"
-                " ORDER BY 3 NULLS LAST, 4"
+                " ORDER BY 3 NULLS LAST, 4",
+                (self.node, self.node),
             )
             return [VersionSeen(*row) for row in cursor.fetchall()]

@@ -27,22 +27,22 @@ class RunStatus:
 
 
 class RunStatusMixin(Connection):
-    """Read and record the single row of tb_update_status."""
+    """Read and record this node's row of tb_update_status (and its heartbeat in tb_fleet_node)."""
 
     def record_services(self, scan: str | None, policy: str | None) -> None:
         with self.transaction() as cursor:
             cursor.execute(
                 "UPDATE tb_update_status SET scan_service = coalesce(%s, scan_service),"
-                " policy_service = coalesce(%s, policy_service) WHERE id = 1",
-                (scan, policy),
+                " policy_service = coalesce(%s, policy_service) WHERE node = %s",
+                (scan, policy, self.node),
             )
 
     def record_run(self, kind: str, ok: bool, text: str) -> None:
         with self.transaction() as cursor:
             cursor.execute(
                 "UPDATE tb_update_status SET last_run_at = now(), last_run_kind = %s,"
-                " last_run_ok = %s, last_run_text = %s WHERE id = 1",
-                (kind, ok, text),
+                " last_run_ok = %s, last_run_text = %s WHERE node = %s",
+                (kind, ok, text, self.node),
             )
 
     def run_status(self) -> RunStatus:
@@ -51,7 +51,8 @@ class RunStatusMixin(Connection):
                 "SELECT last_check_at, last_check_ok, last_check_text, last_run_at, last_run_kind,"
                 " last_run_ok, last_run_text, scan_service, policy_service, last_scheduled_at,"
                 " next_run_at, settings_problem, daemon_pid, daemon_heartbeat"
-                " FROM tb_update_status WHERE id = 1"
+                " FROM tb_update_status WHERE node = %s",
+                (self.node,),
             )
             row = cursor.fetchone()
             return RunStatus(*(row or (None,) * 14))
@@ -59,7 +60,8 @@ class RunStatusMixin(Connection):
     def record_scheduled_run(self, moment: datetime.datetime) -> None:
         """Remember when the schedule last fired (for missed-run detection after downtime)."""
         with self.transaction() as cursor:
-            cursor.execute("UPDATE tb_update_status SET last_scheduled_at = %s WHERE id = 1", (moment,))
+            cursor.execute("UPDATE tb_update_status SET last_scheduled_at = %s WHERE node = %s",
+                           (moment, self.node))
 
     def record_daemon(
         self, *, pid: int | None, next_run: datetime.datetime | None, settings_problem: str | None
@@ -68,9 +70,10 @@ class RunStatusMixin(Connection):
         with self.transaction() as cursor:
             cursor.execute(
                 "UPDATE tb_update_status SET daemon_pid = %s, daemon_heartbeat = now(),"
-                " next_run_at = %s, settings_problem = %s WHERE id = 1",
-                (pid, next_run, settings_problem),
+                " next_run_at = %s, settings_problem = %s WHERE node = %s",
+                (pid, next_run, settings_problem, self.node),
             )
+            cursor.execute("UPDATE tb_fleet_node SET heartbeat = now() WHERE node = %s", (self.node,))
 
     def note_lock_busy(self) -> datetime.timedelta:
         """Remember that a scheduled run found the download lock busy; return for how long
@@ -78,7 +81,8 @@ class RunStatusMixin(Connection):
         with self.transaction() as cursor:
             cursor.execute(
                 "UPDATE tb_update_status SET lock_busy_since = coalesce(lock_busy_since, now())"
-                " WHERE id = 1 RETURNING now() - lock_busy_since"
+                " WHERE node = %s RETURNING now() - lock_busy_since",
+                (self.node,),
             )
             row = cursor.fetchone()
             return row[0] if row else datetime.timedelta(0)
@@ -87,4 +91,4 @@ class RunStatusMixin(Connection):
         """A scheduled run did not find the download lock busy."""
         with self.transaction() as cursor:
             cursor.execute("UPDATE tb_update_status SET lock_busy_since = NULL"
-                           " WHERE id = 1 AND lock_busy_since IS NOT NULL")
+                           " WHERE node = %s AND lock_busy_since IS NOT NULL", (self.node,))

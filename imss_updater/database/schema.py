@@ -14,6 +14,7 @@ import psycopg2.extensions
 
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.database.connection import Connection
+from imss_updater.database.fleet import ensure_node_rows
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ class SchemaMixin(Connection):
             return int(found[0]) if found else 0
 
     def init(self, *, up_to: int | None = None) -> list[str]:
-        """Create or upgrade the schema, then add missing default rows.
+        """Create or upgrade the schema, then add missing default rows and this node's rows
+        (an upgrade to per-node tables gives the rows already there to this node).
 
         Return the names of the migrations applied now. ``up_to`` stops after that
         migration number and skips the defaults (used to build an older schema in tests).
@@ -65,6 +67,7 @@ class SchemaMixin(Connection):
             if up_to is None:
                 cursor.execute((SQL_DIR / "defaults.sql").read_text(encoding="utf-8"))
                 self._insert_default_catalog(cursor)
+                ensure_node_rows(cursor, self.node)
         return applied
 
     @staticmethod
@@ -82,9 +85,6 @@ class SchemaMixin(Connection):
                     component.on_control_manager,
                 ),
             )
-        cursor.execute(
-            "INSERT INTO tb_component_state (id) SELECT id FROM tb_component ON CONFLICT DO NOTHING"
-        )
 
 
 def migrations() -> list[tuple[int, Path]]:

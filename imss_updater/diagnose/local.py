@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database, DatabaseError
-from imss_updater.diagnose.steps import Recorder
+from imss_updater.diagnose.steps import Japanese, Recorder
+from imss_updater.run import services
 from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.source import probe
 from imss_updater.store import lock
@@ -120,3 +121,33 @@ class LocalChecks(Recorder):
                 self.add(name, False, f"{program} is not executable", hint + f" (chmod +x {program})")
             else:
                 self.add(name, True, f"{' '.join(argv)} (present and executable; not run)")
+
+    def check_services(self, settings: Settings) -> None:
+        """Run each service's status command (Service/*Status, no shell): exit 0 = running."""
+        for service, service_ja, setting_name, argv, restart in (
+            ("scan", "検索サービス", "ScanServiceStatus", settings.scan_status, settings.scan_restart),
+            ("policy", "ポリシーサービス", "PolicyServiceStatus", settings.policy_status,
+             settings.policy_restart),
+        ):
+            name = f"service running: {service} service"
+            state = services.probe(argv)
+            command = " ".join(argv)
+            if state.running:
+                self.add(name, True, f"running ({command} exited with 0)",
+                         ja=Japanese(f"{service_ja}は稼働しています ({command} の終了ステータス 0)"))
+            elif state.running is False:
+                start = " ".join(restart) or "its start script"
+                self.add(name, False, f"not running ({command} exited with a non-zero status)",
+                         f"start the {service} service ({start}) and look at its log for why it stopped; "
+                         "components installed meanwhile are applied only once it runs",
+                         ja=Japanese(f"{service_ja}は停止しています ({command} の終了ステータスが 0 以外)",
+                                     f"{service_ja}を起動し ({start})、停止した原因をログで確認してください。"
+                                     "サービスが稼働するまで新しいコンポーネントは適用されません"))
+            else:
+                reason = state.reason or "unknown"
+                self.add(name, False, f"unknown: {reason}",
+                         f"set Service/{setting_name} to the command that tells whether the {service} "
+                         "service runs (exit status 0 = running), given by absolute path",
+                         ja=Japanese(f"{service_ja}の状態は不明です: {reason}",
+                                     f"Service/{setting_name} に{service_ja}の稼働を確認するコマンド "
+                                     "(終了ステータス 0 = 稼働中) を絶対パスで設定してください"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import socket
 
-from imss_updater.diagnose.steps import Recorder, Source, host_port
+from imss_updater.diagnose.certificates import CHAIN_CODES, missing_certificate
+from imss_updater.diagnose.steps import Japanese, Recorder, Source, host_port
 from imss_updater.settings import Settings
 from imss_updater.source import probe
 from imss_updater.source.http import FetchError, make_ssl_context
@@ -138,6 +139,18 @@ class NetworkChecks(Recorder):
                      f"both ends must share a TLS version: enable TLS 1.2 (or 1.3) on {host}; older "
                      "versions are refused on purpose (they are broken)")
             return "TLS handshake failed"
+        if error.kind == "tls_certificate" and error.verify_code in CHAIN_CODES:
+            missing = None
+            try:
+                chain = probe.presented_chain(self.reconnect(settings, host, port), host)
+                missing = missing_certificate(chain)
+            except probe.ProbeError as again:
+                log.debug("second connection for the chain probe failed: %s", again.reason)
+            if missing is not None:
+                self.add(name, False, f"{error.reason}; {missing.detail}", missing.hint,
+                         ja=Japanese(f"{host} の証明書を受け入れられません; {missing.detail_ja}",
+                                     missing.hint_ja))
+                return "TLS handshake failed"
         hints = {
             "tls_certificate": "add the CA that signed the server certificate to Update/CAFile, and "
                                "make sure the URL names a host the certificate is issued for",

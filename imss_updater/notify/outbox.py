@@ -114,16 +114,17 @@ class Outbox:
         with self.database.transaction() as cursor:
             for group, component in forget:
                 cursor.execute(
-                    "DELETE FROM tb_notify_failure WHERE event_group = %s AND component = %s",
-                    (group, component),
+                    "DELETE FROM tb_notify_failure WHERE node = %s AND event_group = %s"
+                    " AND component = %s",
+                    (self.database.node, group, component),
                 )
             for notified in remember:
                 cursor.execute(
-                    "INSERT INTO tb_notify_failure (event_group, component, reason,"
-                    " first_notified_at, last_notified_at) VALUES (%s, %s, %s, %s, %s)"
-                    " ON CONFLICT (event_group, component) DO UPDATE SET reason = EXCLUDED.reason,"
+                    "INSERT INTO tb_notify_failure (node, event_group, component, reason,"
+                    " first_notified_at, last_notified_at) VALUES (%s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (node, event_group, component) DO UPDATE SET reason = EXCLUDED.reason,"
                     " last_notified_at = EXCLUDED.last_notified_at",
-                    (notified.group, notified.component, notified.reason,
+                    (self.database.node, notified.group, notified.component, notified.reason,
                      notified.first_notified_at, notified.last_notified_at),
                 )
             for item in notifications:
@@ -141,7 +142,8 @@ class Outbox:
         with self.database.transaction() as cursor:
             cursor.execute(
                 "SELECT event_group, component, reason, first_notified_at, last_notified_at"
-                " FROM tb_notify_failure"
+                " FROM tb_notify_failure WHERE node = %s",
+                (self.database.node,),
             )
             found = [Notified(*row) for row in cursor.fetchall()]
         return {notified.key: notified for notified in found}

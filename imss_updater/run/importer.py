@@ -12,6 +12,7 @@ longest catalog id the name starts with, so ``virus_pattern_1569700.zip`` works)
 version is written as server.ini writes it (``1569700``, ``21.0.1008``); a pattern's
 displayed form (``15.697.00``) is accepted too and stored as its integer.
 The signature is the file beside the package with the same base name and ``.sig``.
+A raw pattern file as seed 000 obtains it (``lpt$vpn.###``) is taken too: see raw_pattern.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import datetime
 import logging
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database, NewEvent
 from imss_updater.i18n import N_, Reason, stored
+from imss_updater.run import raw_pattern
 from imss_updater.run.installation import install_archive
 from imss_updater.run.planner import unusable
 from imss_updater.run.restart import restart_and_settle
@@ -51,12 +53,20 @@ class PackageError(ValueError):
 
 
 def identify(
-    package: Path, catalog: Sequence[Component], component_id: str | None, version: str | None
+    package: Path,
+    catalog: Sequence[Component],
+    component_id: str | None,
+    version: str | None,
+    installed: Mapping[str, Version | None] | None = None,
 ) -> tuple[Component, Version]:
-    """Given the package path, the catalog and the optional ``--component``/``--version``,
-    return the component and version to install. Raise PackageError if either cannot be
-    determined or the component is not in the catalog."""
+    """Given the package path, the catalog, the optional ``--component``/``--version`` and
+    what is installed (for a raw pattern file's roll), return the component and version to
+    install. Raise PackageError if either cannot be determined or the component is not in
+    the catalog."""
     by_id = {component.id: component for component in catalog}
+    raw = raw_pattern.parse_name(package.name)
+    if raw is not None:
+        return _identify_raw(package, by_id, raw, component_id, version, installed or {})
     stem = package.name[: -len(".zip")] if package.name.lower().endswith(".zip") else package.stem
     named_id, named_version = _split_name(stem, by_id)
     chosen_id = component_id or named_id
@@ -77,6 +87,30 @@ def identify(
     if version is None:
         raise PackageError(f"cannot tell the version from the file name {package.name!r}; give --version V")
     return component, parse_version(component, version)
+
+
+def _identify_raw(
+    package: Path,
+    by_id: dict[str, Component],
+    raw: tuple[str, int],
+    component_id: str | None,
+    version: str | None,
+    installed: Mapping[str, Version | None],
+) -> tuple[Component, Version]:
+    named_id, number = raw
+    if component_id is not None and component_id != named_id:
+        raise PackageError(f"{package.name} is a raw {named_id} file, --component says {component_id}")
+    component = by_id.get(named_id)
+    if component is None:
+        raise PackageError(f"{package.name} is a raw {named_id} file, which the catalog does not have")
+    try:
+        if version is None:
+            return component, raw_pattern.version_for(number, installed.get(component.id))
+        wanted = parse_version(component, version)
+        raw_pattern.check_version(number, wanted)
+    except raw_pattern.RawPatternError as error:
+        raise PackageError(str(error)) from error
+    return component, wanted
 
 
 def _split_name(stem: str, by_id: dict[str, Component]) -> tuple[str | None, str | None]:
@@ -133,7 +167,7 @@ def import_package(
     catalog, settings = updater.load()
     if not package.is_file():
         raise PackageError(f"no such file: {package}")
-    component, wanted = identify(package, catalog, component_id, version)
+    component, wanted = identify(package, catalog, component_id, version, updater.installed_versions(catalog))
     report = RunReport(kind=KIND)
     try:
         with lock.download_lock(root):
@@ -185,6 +219,11 @@ def _copy_verify_install(
     # "download-" names: a crash leaves files that the next run's reconcile removes.
     copy = staging / f"download-{component.id}-{token}.zip"
     signature_copy = staging / f"download-{component.id}-{token}.sig"
+    raw = raw_pattern.parse_name(package.name) is not None
+    if raw:
+        # The signature is over the raw file; the archive installed wraps the copy verified.
+        copy = staging / f"download-{component.id}-{token}.raw"
+    wrapped = staging / f"download-{component.id}-{token}.zip"
     try:
         # Verify and install the same bytes: a copy cannot change under us (removable media).
         try:
@@ -202,14 +241,22 @@ def _copy_verify_install(
         except ComponentFailure as failure:
             _fail(updater, report, component, wanted, failure.reason)
             return False
+        if raw:
+            try:
+                raw_pattern.wrap(copy, package.name, wrapped)
+            except OSError as error:
+                _fail(updater, report, component, wanted,
+                      f"cannot stage {package.name}: {error.strerror or error}")
+                return False
         try:
-            install_archive(updater, component, settings, copy, wanted, unsigned=unsigned, kind=KIND,
-                                    note=f"imported from {package}")
+            install_archive(updater, component, settings, wrapped, wanted, unsigned=unsigned, kind=KIND,
+                            note=f"imported from {package}", package_bytes=copy if raw else None)
         except ComponentFailure as failure:
             _fail(updater, report, component, wanted, failure.reason)
             return False
     finally:
         copy.unlink(missing_ok=True)
+        wrapped.unlink(missing_ok=True)
         signature_copy.unlink(missing_ok=True)
     done = messages.downloaded(component, wanted.display)
     report.outcomes.append(Outcome(component.id, wanted.display, True, done.en, message_ja=done.ja))

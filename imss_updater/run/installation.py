@@ -31,13 +31,15 @@ def install_archive(
     unsigned: bool,
     kind: str,
     note: str | None = None,
+    package_bytes: Path | None = None,
 ) -> None:
     """Install a verified archive as the component's new generation and record it (state
     and success event in one transaction, restart still owed), with its SHA-256 in the
     replay memory and, when signed, the component's signature pin. Must run under the lock.
     Raise ComponentFailure with the reason if the install is refused (a package already
-    installed as another component or version) or fails."""
-    package = trust.admit(context, component, archive, version, unsigned=unsigned)
+    installed as another component or version) or fails. ``package_bytes``: the file the
+    replay memory hashes when it is not the archive itself (a raw pattern file wrapped)."""
+    package = trust.admit(context, component, package_bytes or archive, version, unsigned=unsigned)
     try:
         state = context.store(component).install(
             archive, version.raw, max_unpacked_bytes=settings.max_download_bytes * UNPACKED_FACTOR

@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from imss_updater import messages, process
 from imss_updater.catalog import Component
@@ -14,12 +15,17 @@ from imss_updater.database.db import DatabaseError, NewEvent
 from imss_updater.run.context import RunContext
 from imss_updater.run.planner import Restarts, restarts_for
 from imss_updater.run.report import Outcome, RunReport, display
+from imss_updater.run.services import ServiceState, probe
 from imss_updater.settings import Settings
 from imss_updater.store import install
 
 log = logging.getLogger(__name__)
 
 SYSTEMD_RUN = "systemd-run"
+# A restart script may return a moment before its daemon answers "status": ask this many
+# times, this far apart, before a stopped service counts as a failed restart.
+STATUS_ATTEMPTS = 3
+STATUS_INTERVAL_SECONDS = 1.0
 
 
 def systemd_booted() -> bool:
@@ -122,10 +128,10 @@ def restart(
     """
     steps = []
     if restarts.scan:
-        steps.append(("scan", settings.scan_restart))
+        steps.append(("scan", settings.scan_restart, settings.scan_status))
     if restarts.policy:
-        steps.append(("policy", settings.policy_restart))
-    for service, argv in steps:
+        steps.append(("policy", settings.policy_restart, settings.policy_status))
+    for service, argv, status_argv in steps:
         for component_id in component_ids:
             context.progress(component_id, "restarting", 0, 0)
         try:
@@ -142,6 +148,12 @@ def restart(
             log.error("%s", reason)
             _record_service(context, service, f"failed: {cause}")
             return reason
+        stopped = not_running_after_restart(status_argv)
+        if stopped is not None:
+            reason = f"{service} service restart failed: {stopped}"
+            log.error("%s", reason)
+            _record_service(context, service, f"failed: {stopped}")
+            return reason
         log.info("%s service restarted", service)
         stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         _record_service(context, service, f"restarted {stamp}")
@@ -149,6 +161,36 @@ def restart(
     context.write("to record the restart",
                   lambda: context.database.clear_restart_pending(component_ids), None)
     return None
+
+
+def not_running_after_restart(
+    status_argv: Sequence[str],
+    *,
+    check: Callable[[Sequence[str]], ServiceState] = probe,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """Given the service's status command (seed 001: exit 0 = running), return why the
+    service is not running after its restart, or None when it runs.
+
+    A stopped service is asked again (STATUS_ATTEMPTS, STATUS_INTERVAL_SECONDS apart) before
+    it counts. A status command that is not set, cannot run or hangs says nothing about the
+    service: it is logged and the restart's own exit status stands.
+    """
+    if not status_argv:
+        return None
+    state = check(status_argv)
+    for _ in range(STATUS_ATTEMPTS - 1):
+        if state.running is not False:
+            break
+        sleep(STATUS_INTERVAL_SECONDS)
+        state = check(status_argv)
+    if state.running is None:
+        log.warning("cannot tell whether the service runs after its restart: %s", state.reason)
+        return None
+    if state.running:
+        return None
+    return (f"the service is not running after the restart "
+            f"({' '.join(status_argv)} exited with status {state.exit_status})")
 
 
 def _record_service(context: RunContext, service: str, text: str) -> None:

@@ -23,6 +23,7 @@ class ServiceState:
 
     running: bool | None
     reason: str | None = None
+    exit_status: int | None = None  # the status command's, when it ran
 
     @property
     def word(self) -> str:
@@ -45,7 +46,7 @@ def probe(argv: Sequence[str], *, timeout: float = STATUS_TIMEOUT_SECONDS) -> Se
     except process.CommandError as error:
         log.warning("service status unknown: %s", error.reason)
         return ServiceState(None, error.reason)
-    return ServiceState(result.returncode == 0)
+    return ServiceState(result.returncode == 0, exit_status=result.returncode)
 
 
 class ServiceCache:

@@ -43,6 +43,14 @@ RETRY_AFTER_STATUSES = frozenset({http.HTTPStatus.TOO_MANY_REQUESTS, http.HTTPSt
 _TLS_VERSION_ERRORS = frozenset(
     {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"}
 )
+# What a failed chain means (OpenSSL X509_V_ERR_*), seed 003: the run cannot see the chain
+# the server sent, so a missing issuer is named as one of two; `diagnose` tells which.
+_CHAIN_EXPLANATIONS = {
+    18: "the server's certificate is self-signed and not trusted",
+    19: "missing root certificate: the root the server sent is not in Update/CAFile or the system store",
+    20: "missing intermediate or root certificate: the server does not send an intermediate certificate, "
+        "or the root is not in Update/CAFile; `imss-updater diagnose` names which",
+}
 # A deadline counts as reached when less than this is left (socket timers are not exact).
 DEADLINE_SLACK = 0.01
 
@@ -215,6 +223,9 @@ def classify(
     for cause in chain:
         if isinstance(cause, ssl.SSLCertVerificationError):
             detail = cause.verify_message or cause.reason or "certificate verify failed"
+            explained = _CHAIN_EXPLANATIONS.get(cause.verify_code)
+            if explained:
+                detail += f" ({explained})"
             return FetchError(f"TLS failure for {shown_url}: {detail}", "tls")
     for cause in chain:
         if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLEOFError):

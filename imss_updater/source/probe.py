@@ -44,11 +44,13 @@ class ProbeError(Exception):
     """A probe failed. ``kind`` is one of: dns, refused, timeout, unreachable, connection,
     proxy_auth, proxy, tls_version, tls_certificate, tls, not_tls, protocol."""
 
-    def __init__(self, reason: str, kind: str, status: int | None = None) -> None:
+    def __init__(self, reason: str, kind: str, status: int | None = None, *,
+                 verify_code: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
         self.status = status
+        self.verify_code = verify_code  # OpenSSL's X509_V_ERR_* for tls_certificate
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,8 @@ def tls_handshake(connection: socket.socket, server_name: str, context: ssl.SSLC
                              _common_name(certificate))
     except ssl.SSLCertVerificationError as error:
         detail = error.verify_message or error.reason or "certificate verify failed"
-        raise ProbeError(f"certificate of {host} not accepted: {detail}", "tls_certificate") from error
+        raise ProbeError(f"certificate of {host} not accepted: {detail}", "tls_certificate",
+                         verify_code=error.verify_code) from error
     except ssl.SSLError as error:
         if error.reason in _VERSION_MISMATCH_REASONS:
             raise ProbeError(f"{host} and this gateway share no TLS version", "tls_version") from error
@@ -290,6 +293,45 @@ def legacy_tls_version(connection: socket.socket, server_name: str) -> str | Non
         with contextlib.suppress(OSError):
             connection.close()
     return _VERSION_NAMES.get(version or "", version)
+
+
+@dataclass(frozen=True)
+class PresentedCertificate:
+    """One certificate of the chain a server sent: its subject and issuer as name tuples
+    (as ``getpeercert`` gives them) and the CA Issuers URLs of its AIA extension."""
+
+    subject: tuple[tuple[tuple[str, str], ...], ...]
+    issuer: tuple[tuple[tuple[str, str], ...], ...]
+    ca_issuers: tuple[str, ...] = ()
+
+
+def presented_chain(connection: socket.socket, server_name: str) -> list[PresentedCertificate]:
+    """Given a connected socket to a server whose certificate was not accepted, handshake
+    once more without checking it, only to read the chain the server sends (leaf first);
+    return it, or [] when it cannot be read. Nothing is sent over this session. The socket
+    is closed either way."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # diagnostic handshake only; no data is exchanged
+    try:
+        with context.wrap_socket(connection, server_hostname=server_name.strip("[]")) as wrapped:
+            # Public as SSLSocket.get_unverified_chain from Python 3.13; the C object has it before.
+            reader = getattr(wrapped, "get_unverified_chain", None) or getattr(
+                getattr(wrapped, "_sslobj", None), "get_unverified_chain", None)
+            certificates = reader() if reader is not None else []
+            chain = []
+            for certificate in certificates or []:
+                info = certificate.get_info()
+                issuers = info.get("caIssuers", ())
+                chain.append(PresentedCertificate(info.get("subject", ()), info.get("issuer", ()),
+                                                  tuple(issuers) if isinstance(issuers, tuple) else ()))
+            return chain
+    except (ssl.SSLError, OSError, AttributeError, TypeError) as error:
+        log.debug("reading the certificate chain of %s failed: %s", server_name, error)
+        return []
+    finally:
+        with contextlib.suppress(OSError):
+            connection.close()
 
 
 def process_description(pid: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+from functools import partial
 from pathlib import Path
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
@@ -19,14 +20,25 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from imss_updater import i18n
-from imss_updater.database.db import DatabaseError
+from imss_updater.database.db import Database, DatabaseError
 from imss_updater.store.spool import EventSpool
-from imss_updater.web import accounts, auth, history, logs, ops, settings_pages, status
+from imss_updater.web import (
+    accounts,
+    auth,
+    diagnose,
+    history,
+    imports,
+    logs,
+    ops,
+    settings_pages,
+    status,
+)
 from imss_updater.web.context import Console, WebConfig, _, console, flashed_text, language, when
 from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
 from imss_updater.web.labels import label
 from imss_updater.web.pool import DatabasePool
+from imss_updater.web.uploads import ConsoleRequest
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,7 @@ def create_app(config: WebConfig) -> Flask:
         static_folder=str(WEB_DIR / "static"),
         static_url_path="/static",
     )
+    app.request_class = ConsoleRequest  # the import form's files go to the state directory
     app.config.update(
         SECRET_KEY=config.secret_key,
         SESSION_COOKIE_NAME="imss_session",
@@ -62,16 +75,16 @@ def create_app(config: WebConfig) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         JSON_AS_ASCII=False,
     )
-    pool = DatabasePool(config.dsn)
+    pool = DatabasePool(config.dsn, connect=partial(Database, node=config.node))
     app.extensions["imss_console"] = Console(
         config=config,
         pool=pool,
         runner=JobRunner(config.dsn, config.root, config.metrics,
-                         spool=EventSpool(config.state) if config.state else None),
+                         spool=EventSpool(config.state) if config.state else None, node=config.node),
         hosts=HostPolicy(config.host, pool),
     )
     for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,
-                      ops.blueprint, history.blueprint):
+                      ops.blueprint, history.blueprint, diagnose.blueprint, imports.blueprint):
         app.register_blueprint(blueprint)
     app.before_request(_check_host)  # first: nothing else runs for a foreign host name
     app.before_request(_guard)

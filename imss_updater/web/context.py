@@ -18,6 +18,7 @@ from imss_updater.web.hosts import HostPolicy
 from imss_updater.web.jobs import JobRunner
 from imss_updater.web.metrics import RunMetrics
 from imss_updater.web.pool import DatabasePool
+from imss_updater.web.uploads import UploadTickets
 
 
 def _always_ok() -> bool:
@@ -32,7 +33,8 @@ class WebConfig:
     (persisted by the daemon); ``scheduler_ok``: whether the scheduler runs (``/healthz``);
     ``metrics``: counters the daemon may also feed from its scheduled runs; ``host``: the
     host of IMSS_WEB (the console answers to it, see ``hosts``); ``state``: the state
-    directory, whose event spool keeps the failures of console runs the database refused.
+    directory, whose event spool keeps the failures of console runs the database refused;
+    ``node``: this gateway's name in the fleet (None: the host name, SPEC 7).
     """
 
     dsn: str
@@ -42,6 +44,7 @@ class WebConfig:
     metrics: RunMetrics = field(default_factory=RunMetrics)
     host: str = "127.0.0.1"
     state: Path | None = None
+    node: str | None = None
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Console:
     runner: JobRunner
     hosts: HostPolicy
     services: ServiceCache = field(default_factory=ServiceCache)  # status commands, ~30 s
+    uploads: UploadTickets = field(default_factory=UploadTickets)  # import forms shown
 
 
 def console() -> Console:

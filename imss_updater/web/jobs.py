@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imss_updater.database.db import Database, DatabaseError
+from imss_updater.run import importer
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import RunError, RunReport, Updater
 from imss_updater.settings import SettingsError
@@ -27,7 +29,19 @@ from imss_updater.web.metrics import RunClock, RunMetrics
 
 log = logging.getLogger(__name__)
 
-KINDS = ("update", "rollback", "check")
+KINDS = ("update", "rollback", "check", "import")
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """An uploaded package (and its ``.sig`` beside it) in ``directory``, which the job
+    removes when it ends, and the form's ``--component``/``--version``/``--force``."""
+
+    package: Path
+    directory: Path
+    component_id: str | None = None
+    version: str | None = None
+    force: bool = False
 
 
 @dataclass
@@ -57,6 +71,7 @@ class Job:
     check_text: str | None = None
     error: str | None = None
     lock_busy: bool = False
+    upload: ImportRequest | None = None
 
     @property
     def running(self) -> bool:
@@ -79,8 +94,9 @@ class JobRunner:
     """Starts at most one Job at a time against ``dsn`` and ``root``."""
 
     def __init__(self, dsn: str, root: Path, metrics: RunMetrics, *,
-                 spool: EventSpool | None = None) -> None:
+                 spool: EventSpool | None = None, node: str | None = None) -> None:
         self.dsn = dsn
+        self.node = node  # None: the host name
         self.spool = spool  # failure events the database refuses are kept there
         self.root = root
         self.metrics = metrics
@@ -88,13 +104,15 @@ class JobRunner:
         self.current: Job | None = None
         self.thread: threading.Thread | None = None
 
-    def start(self, kind: str, component_ids: Sequence[str]) -> Job:
-        """Start a ``kind`` job (update, rollback, check) on ``component_ids``; return it.
+    def start(self, kind: str, component_ids: Sequence[str], upload: ImportRequest | None = None) -> Job:
+        """Start a ``kind`` job (update, rollback, check; import with ``upload``) on
+        ``component_ids``; return it.
 
-        Raise JobBusy if a job of this console is still running.
+        Raise JobBusy if a job of this console is still running (an upload's directory is
+        then the caller's to remove).
         """
-        if kind not in KINDS:
-            raise ValueError(f"unknown job kind {kind!r}")
+        if kind not in KINDS or (kind == "import") != (upload is not None):
+            raise ValueError(f"unknown job kind {kind!r} or upload missing")
         with self.lock:
             if self.current is not None and self.current.running:
                 raise JobBusy(self.current.id)
@@ -104,6 +122,7 @@ class JobRunner:
                 components=list(component_ids),
                 started_at=datetime.datetime.now(datetime.UTC),
                 progress={component_id: ComponentProgress() for component_id in component_ids},
+                upload=upload,
             )
             self.current = job
             self.thread = threading.Thread(target=self._run, args=(job,), name=f"web-{kind}", daemon=True)
@@ -136,7 +155,7 @@ class JobRunner:
     def _run(self, job: Job) -> None:
         log.info("console %s started for %s", job.kind, ", ".join(job.components) or "all components")
         try:
-            with Database(self.dsn) as database:
+            with Database(self.dsn, node=self.node) as database:
                 clock = RunClock()
                 updater = Updater(
                     database, self.root, spool=self.spool,
@@ -152,6 +171,14 @@ class JobRunner:
                     with self.lock:
                         job.check_ok = bool(status.last_check_ok)
                         job.check_text = status.last_check_text
+                elif job.kind == "import" and job.upload is not None:
+                    upload = job.upload
+                    report = importer.import_package(
+                        database, self.root, upload.package, component_id=upload.component_id,
+                        version=upload.version, force=upload.force,
+                    )
+                    self.metrics.finish_run(clock, report, checked=False)
+                    self._finish_report(job, report)
                 elif job.kind == "update":
                     report = updater.update(Mode.MANUAL, job.components)
                     self.metrics.finish_run(clock, report)
@@ -165,7 +192,7 @@ class JobRunner:
                 job.error = str(error)
                 job.lock_busy = "Another process" in str(error)
             log.warning("console %s did not run: %s", job.kind, error)
-        except (SettingsError, DatabaseError, LockUnusable) as error:
+        except (SettingsError, DatabaseError, LockUnusable, importer.PackageError) as error:
             with self.lock:
                 job.error = str(error)
             log.error("console %s did not run: %s", job.kind, error)
@@ -175,6 +202,8 @@ class JobRunner:
                 job.error = f"internal error: {error}"
             log.error("console %s crashed: %s", job.kind, error)
         finally:
+            if job.upload is not None:
+                shutil.rmtree(job.upload.directory, ignore_errors=True)  # the upload was used once
             with self.lock:
                 for entry in job.progress.values():
                     if entry.phase not in ("done", "failed"):

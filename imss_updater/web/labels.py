@@ -44,6 +44,20 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "update": N_("manual update"),
         "rollback": N_("rollback"),
         "check": N_("check"),
+        "import": N_("import"),
+    },
+    # the result dialog of a finished job, in the seed's words (004: 「手動アップデートに成功しました」)
+    # a diagnosis step's result (the Diagnose page)
+    "result": {"PASS": N_("PASS"), "FAIL": N_("FAIL"), "SKIP": N_("SKIP")},
+    "job.ok": {
+        "update": N_("Manual update succeeded."),
+        "rollback": N_("Rollback succeeded."),
+        "import": N_("Import succeeded."),
+    },
+    "job.failed": {
+        "update": N_("Manual update failed."),
+        "rollback": N_("Rollback failed."),
+        "import": N_("Import failed."),
     },
     "kind": {
         "scheduled": N_("Scheduled"),

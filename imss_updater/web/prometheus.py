@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from imss_updater import settings_check
 from imss_updater.catalog import Component, SourceRole
 from imss_updater.database.db import ComponentState, Database, DatabaseError, RunStatus
-from imss_updater.settings import parse_date_or_empty, parse_url
+from imss_updater.settings import SettingsError, load, parse_date_or_empty, parse_url
 from imss_updater.store import lock
 from imss_updater.versions import ABSENT_DISPLAY, Version, VersionError
 from imss_updater.web import queries
@@ -155,6 +155,7 @@ class StateCollector(Collector):
         yield from _run(snapshot.run, valid)
         yield from _licenses(snapshot.rows)
         yield from _sources(snapshot)
+        yield _services(self.context, snapshot)
 
 
 def _components(snapshot: _Snapshot) -> Iterable[Metric]:
@@ -280,3 +281,21 @@ def _sources(snapshot: _Snapshot) -> Iterable[Metric]:
         if states:
             family.add_metric([source], int(any(s.available_status != "unknown" for s in states)))
     yield family
+
+
+def _services(context: Console, snapshot: _Snapshot) -> GaugeMetricFamily:
+    """Per service: 1 running, 0 stopped (its status command exited non-zero); absent when
+    unknown (no command set, it cannot run, or the settings are invalid). Answers are the
+    console's cached ones (ServiceCache), so a scrape runs a status script at most every 30 s."""
+    family = GaugeMetricFamily(
+        "imss_service_running", "1 if the service's status command says it runs, 0 if not "
+        "(absent: unknown).", labels=["service"])
+    try:
+        settings = load(snapshot.rows, [component.id for component in snapshot.catalog])
+    except SettingsError:
+        return family  # imss_settings_valid says so
+    for service, command in (("scan", settings.scan_status), ("policy", settings.policy_status)):
+        running = context.services.state(command).running if command else None
+        if running is not None:
+            family.add_metric([service], int(running))
+    return family

@@ -19,13 +19,15 @@ class EventFilter:
     outcome: str | None = None
     since: datetime.datetime | None = None
     until: datetime.datetime | None = None  # exclusive
+    node: str | None = None  # None: every node's events (SPEC 7)
 
 
 def events_page(database: Database, where: EventFilter, *, limit: int, offset: int) -> list[Event]:
     """Return up to ``limit`` events matching ``where``, newest first, after ``offset``."""
     clauses: list[str] = []
     parameters: list[Any] = []
-    for column, value in (("kind", where.kind), ("component", where.component), ("outcome", where.outcome)):
+    for column, value in (("node", where.node), ("kind", where.kind), ("component", where.component),
+                          ("outcome", where.outcome)):
         if value is not None:
             clauses.append(f"{column} = %s")
             parameters.append(value)
@@ -38,7 +40,7 @@ def events_page(database: Database, where: EventFilter, *, limit: int, offset: i
     condition = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     with database.transaction() as cursor:
         cursor.execute(
-            "SELECT id, time, kind, component, version, outcome, message, message_ja, reason"
+            "SELECT id, time, kind, component, version, outcome, message, message_ja, reason, node"
             f" FROM tb_update_event{condition} ORDER BY time DESC, id DESC LIMIT %s OFFSET %s",
             (*parameters, limit, offset),
         )
@@ -46,20 +48,24 @@ def events_page(database: Database, where: EventFilter, *, limit: int, offset: i
 
 
 def failure_counts(database: Database) -> dict[str, int]:
-    """Return the number of failure events per component (all kinds, all time)."""
+    """Return the number of this node's failure events per component (all kinds, all time)."""
     with database.transaction() as cursor:
         cursor.execute(
-            "SELECT component, count(*) FROM tb_update_event WHERE outcome = 'failure' GROUP BY component"
+            "SELECT component, count(*) FROM tb_update_event WHERE node = %s AND outcome = 'failure'"
+            " GROUP BY component",
+            (database.node,),
         )
         return {str(row[0]): int(row[1]) for row in cursor.fetchall()}
 
 
 def update_counts(database: Database) -> dict[tuple[str, str], int]:
-    """Return the number of scheduled and manual update events per (component, outcome)."""
+    """Return the number of this node's scheduled and manual update events per (component,
+    outcome)."""
     with database.transaction() as cursor:
         cursor.execute(
-            "SELECT component, outcome, count(*) FROM tb_update_event WHERE kind IN ('scheduled', 'manual')"
-            " GROUP BY component, outcome"
+            "SELECT component, outcome, count(*) FROM tb_update_event WHERE node = %s"
+            " AND kind IN ('scheduled', 'manual') GROUP BY component, outcome",
+            (database.node,),
         )
         return {(str(row[0]), str(row[1])): int(row[2]) for row in cursor.fetchall()}
 

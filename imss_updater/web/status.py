@@ -11,7 +11,7 @@ import datetime
 import logging
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from imss_updater import messages
@@ -32,6 +32,9 @@ from imss_updater.web.settings_pages import describe
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("status", __name__)
+# The id of the last job whose result this session was shown: like the appliance's pop-up,
+# the result dialog appears once, on the first view after the job ended.
+RESULT_SHOWN = "job_result_shown"
 
 
 @dataclass(frozen=True)
@@ -117,10 +120,8 @@ def job_messages(job: Job, catalog: list[Component]) -> tuple[bool, str, list[st
     if job.kind == "update" and report.up_to_date and not report.outcomes:
         return True, _("All components are up to date."), details
     if report.ok:
-        succeeded = _("Manual update succeeded.") if job.kind == "update" else _("Rollback succeeded.")
-        return True, succeeded, details
-    failed = _("Manual update failed.") if job.kind == "update" else _("Rollback failed.")
-    return False, failed, details
+        return True, _(label("job.ok", job.kind)), details
+    return False, _(label("job.failed", job.kind)), details
 
 
 def _outcome_text(outcome: Outcome, component: Component | None, kind: str) -> str:
@@ -165,7 +166,10 @@ def page() -> ResponseReturnValue:
     problems = settings_problems(rows, [component.id for component in catalog])
     settings_error = "; ".join(describe(problem) for problem in problems) or None
     holder = lock.lock_holder(context.config.root)
-    outcome = job_messages(job, catalog) if job is not None and not job.running else None
+    outcome = None
+    if job is not None and not job.running and session.get(RESULT_SHOWN) != job.id:
+        outcome = job_messages(job, catalog)
+        session[RESULT_SHOWN] = job.id
     settings = _settings(rows, catalog)
     services = context.services
     return render_template(

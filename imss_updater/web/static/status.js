@@ -1,6 +1,6 @@
 // System Status: "select all", and live progress of a background run, by polling
 // /jobs/current (a GET that changes nothing). When the run ends, the page reloads
-// to show the new versions and the result.
+// to show the new versions and the result (a dialog the administrator dismisses).
 (function () {
   "use strict";
   var all = document.getElementById("select-all");
@@ -9,6 +9,13 @@
       var boxes = document.querySelectorAll("input[name=component]:not([disabled])");
       for (var i = 0; i < boxes.length; i++) { boxes[i].checked = all.checked; }
     });
+  }
+  // A finished run's result: rendered as an open <dialog> (readable without JavaScript);
+  // shown again as a modal one, so focus moves to its OK button and Escape closes it.
+  var result = document.getElementById("job-result");
+  if (result && typeof result.showModal === "function" && result.hasAttribute("open")) {
+    result.close();
+    result.showModal();
   }
   var script = document.getElementById("status-script");
   if (!script || script.getAttribute("data-running") !== "yes") { return; }

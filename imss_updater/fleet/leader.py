@@ -1,0 +1,200 @@
+"""The fleet in the daemon: stand for election, and while leading, mirror, serve, announce.
+
+``Fleet`` is what ``daemon/loop.py`` holds when ``Fleet/Enabled=yes``. Its scheduled run:
+
+- on the leader: download the source's release into the mirror (``sync``; one download per
+  changed package), then update this gateway from its own mirror server (the same code and
+  checks as a member), then announce the release (NOTIFY, see ``imss_updater.fleet``) if
+  it still leads in its term;
+- on a member: update from the recorded leader's mirror (members' staggering, listening and
+  fallback to the origin are the members' part of the fleet).
+
+A node without IMSS_MIRROR cannot serve a mirror, so it never stands for election.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from imss_updater import config, fleet
+from imss_updater.catalog import Component
+from imss_updater.daemon import runs
+from imss_updater.database import advisory
+from imss_updater.database.db import Database, DatabaseError
+from imss_updater.fleet.election import Election
+from imss_updater.fleet.mirror import Mirror
+from imss_updater.fleet.mirror_server import MirrorServer
+from imss_updater.fleet.sync import SyncFailed, sync_mirror
+from imss_updater.run.check import http_options
+from imss_updater.run.context import RunContext
+from imss_updater.run.updater import RunReport, Updater
+from imss_updater.settings import Settings
+from imss_updater.source.http import HttpClient
+
+log = logging.getLogger(__name__)
+
+
+class MirrorUpdater(Updater):
+    """An Updater whose update source, for both roles, is a fleet mirror."""
+
+    source_url = ""
+
+    def load(self) -> tuple[list[Component], Settings]:
+        catalog, settings = super().load()
+        return catalog, dataclasses.replace(settings, update_server=self.source_url,
+                                            tmase_server=self.source_url)
+
+
+def updater_for(source_url: str) -> Callable[..., Updater]:
+    def make(database: Database, root: Path, **options: Any) -> Updater:
+        updater = MirrorUpdater(database, root, **options)
+        updater.source_url = source_url
+        return updater
+    return make
+
+
+class Fleet:
+    """This node's part in the fleet; ``start()`` stands for election, ``stop()`` resigns."""
+
+    def __init__(self, bootstrap: config.Bootstrap, dsn: Callable[[], str], failover_seconds: float,
+                 run_now: Callable[[], object]) -> None:
+        self.bootstrap = bootstrap
+        self.dsn = dsn
+        self.failover_seconds = failover_seconds
+        self.run_now = run_now
+        self.mirror = Mirror(bootstrap.state)
+        self.election = Election(dsn, bootstrap.node, bootstrap.mirror, failover_seconds, self._changed)
+        self.server: MirrorServer | None = None
+        self.server_lock = threading.Lock()
+        self.announced: tuple[int, str] | None = None  # (term, release) announced last
+
+    def start(self) -> None:
+        self._record_role("member")  # until it wins: whatever it was before a restart
+        if self.bootstrap.mirror is None:
+            log.warning("fleet: IMSS_MIRROR is not set, so %s cannot serve a mirror: it never leads",
+                        self.bootstrap.node)
+        else:
+            self.election.start()
+
+    def stop(self) -> None:
+        self.election.stop()
+        self._close_server()
+
+    def leading(self) -> bool:
+        return self.election.leading()
+
+    # -- becoming and ceasing to be the leader ---------------------------------------------
+
+    def _changed(self, leading: bool, term: int | None) -> None:
+        if leading:
+            assert self.bootstrap.mirror is not None  # only such a node stands
+            with self.server_lock:
+                if self.server is None:
+                    try:
+                        self.server = MirrorServer(self.mirror, self.bootstrap.mirror, self.leading)
+                    except OSError as error:
+                        log.error("fleet: cannot serve the mirror on %s: %s; resigning",
+                                  self.bootstrap.mirror, error)
+                        threading.Thread(target=self.election.stop, daemon=True).start()
+                        return
+            self.run_now()  # mirror the source's release now: the members take it from here
+        else:
+            self._close_server()
+            self._record_role("member")
+
+    def _close_server(self) -> None:
+        with self.server_lock:
+            server, self.server = self.server, None
+        if server is not None:
+            server.close()
+
+    def _record_role(self, role: str) -> None:
+        try:
+            advisory.record_role(self.dsn(), self.bootstrap.node, role)
+        except DatabaseError as error:
+            log.debug("fleet: role not recorded now: %s", error)
+
+    # -- the scheduled run -----------------------------------------------------------------
+
+    def scheduled_update(self, bootstrap: config.Bootstrap, dsn: str, **options: Any) -> RunReport | None:
+        """The daemon's scheduled run on this node (see the module text); ``options`` are
+        those of ``runs.scheduled_update``."""
+        term = self.election.confirm()
+        if term is None:
+            return self._member_update(bootstrap, dsn, **options)
+        assert bootstrap.mirror is not None
+        self._sync(dsn, term, options.get("fallback_settings"), options.get("cancel"))
+        own_mirror = updater_for(fleet.mirror_url(bootstrap.mirror))
+        report = runs.scheduled_update(bootstrap, dsn, make_updater=own_mirror, **options)
+        self._announce(term)
+        return report
+
+    def _sync(self, dsn: str, term: int, fallback: Settings | None, cancel: threading.Event | None) -> None:
+        with Database(dsn, node=self.bootstrap.node) as database:
+            context = RunContext(database, self.bootstrap.root, fallback_settings=fallback, cancel=cancel)
+            catalog, settings = context.load()
+            try:
+                with HttpClient(http_options(settings)) as client:
+                    result = sync_mirror(context, catalog, settings, client, self.mirror,
+                                         lambda: self.election.confirm() == term)
+            except SyncFailed as error:
+                log.error("fleet: the mirror keeps release %s: %s", self.mirror.current(), error)
+                return
+            except OSError as error:  # the state directory's disk refused
+                log.error("fleet: cannot write the mirror under %s: %s", self.mirror.root, error)
+                return
+        if result.published:
+            log.info("fleet: mirrored release %s (%d downloaded from the source, %d carried over%s)",
+                     result.release, len(result.downloaded), len(result.carried),
+                     f", {len(result.failed)} left out" if result.failed else "")
+
+    def _announce(self, term: int) -> None:
+        release = self.mirror.current()
+        if release is None or self.announced == (term, release):
+            return
+        assert self.bootstrap.mirror is not None
+        payload = fleet.announcement(self.bootstrap.node, term, release, self.bootstrap.mirror)
+        if self.election.announce(release, payload):
+            self.announced = (term, release)
+            log.info("fleet: announced release %s to the members (term %d)", release, term)
+        else:
+            log.warning("fleet: release %s not announced: %s is no longer the leader", release,
+                        self.bootstrap.node)
+
+    def _member_update(self, bootstrap: config.Bootstrap, dsn: str, **options: Any) -> RunReport | None:
+        try:
+            leader = advisory.current_leader(dsn)
+        except DatabaseError as error:
+            log.warning("fleet: the leader is not known now: %s", error)
+            leader = None
+        if leader is not None and leader.node == bootstrap.node and self.election.thread is not None:
+            # It took the lock and waits out the old leader's lease: its takeover run follows.
+            log.info("fleet: %s is taking over as leader; it updates once it leads", bootstrap.node)
+            return None
+        if leader is None or leader.mirror_address is None:
+            log.info("fleet: no leader's mirror known; updating from the configured source")
+            return runs.scheduled_update(bootstrap, dsn, **options)
+        leaders_mirror = updater_for(fleet.mirror_url(leader.mirror_address))
+        return runs.scheduled_update(bootstrap, dsn, make_updater=leaders_mirror, **options)
+
+
+def follow(current: Fleet | None, settings: Settings | None, bootstrap: config.Bootstrap,
+           dsn: Callable[[], str], run_now: Callable[[], object]) -> Fleet | None:
+    """Given the daemon's fleet (None: not in one) and its settings, return the fleet it
+    should have: started when Fleet/Enabled turns yes (again when FailoverSeconds changes),
+    stopped (resigning) when it turns no."""
+    wanted = settings is not None and settings.fleet_enabled
+    failover = float(settings.fleet_failover_seconds) if settings is not None else 0.0
+    if current is not None and (not wanted or current.failover_seconds != failover):
+        current.stop()
+        current = None
+    if wanted and current is None:
+        log.info("fleet mode: %s stands for election (failover %.0f s)", bootstrap.node, failover)
+        current = Fleet(bootstrap, dsn, failover, run_now)
+        current.start()
+    return current
