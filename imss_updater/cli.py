@@ -259,10 +259,11 @@ def _diagnose(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int
             steps = diagnose.run_diagnosis(database, None, bootstrap.root, known_addresses=known)
     except (DatabaseError, EmbeddedDbError) as error:
         steps = diagnose.run_diagnosis(None, str(error), bootstrap.root, known_addresses=known)
-    output.emit(arguments, diagnose.to_json(steps, arguments.lang), diagnose.to_text(steps, arguments.lang))
+    language = output.language()  # --lang, else LANG (SPEC 1.1)
+    output.emit(arguments, diagnose.to_json(steps, language), diagnose.to_text(steps, language))
     if not diagnose.passed(steps):
         first = next(step for step in steps if step.ok is False)
-        name, detail, _ = first.texts(arguments.lang)
+        name, detail, _ = first.texts(language)
         raise CommandFailed(f"{name}: {detail}")
     return EXIT_OK
 

@@ -316,7 +316,7 @@ def test_a_raw_pattern_follows_the_same_signature_rules_as_a_package(
     unsigned = raw_pattern(media, "lpt$vpn.698", b"698\n", None)
     report = run_import(gateway, unsigned)
     assert not report.ok
-    assert "signed before" in (report.outcomes[0].reason or "")
+    assert "signed before" in str(report.outcomes[0].reason or "")
     gateway.set("Update", "VerifySignature", "yes")
     assert run_import(gateway, unsigned).outcomes[0].reason == (
         "no signature beside the package (lpt$vpn.698.sig) and Update/VerifySignature=yes")

@@ -90,8 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="troubleshoot the connection to the update source step by step")
     diagnose.add_argument("--address", action="append", default=[], metavar="HOST=IP",
                           help="an IP address to try when HOST does not resolve")
-    diagnose.add_argument("--lang", choices=("en", "ja"), default="en",
-                          help="the language of the report (steps, details and hints)")
     package = commands.add_parser("import", parents=[common],
                                   help="install a component package obtained separately")
     package.add_argument("file", type=Path,
