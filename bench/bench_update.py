@@ -7,7 +7,11 @@ Measures, in one run:
    the same file from the same server (goal: at least 0.7);
 3. peak RSS growth of the updater process during that install (goal: under 50 MB).
 
-Usage: .venv/bin/python bench/bench_update.py [--size-mb 512]
+With ``--rate-mbit N`` both curl and the updater fetch through a relay throttled to N Mbit/s
+(a LAN link: 1000 is 125 MB/s), and ``--repeat K`` runs curl and the update K times side by
+side and prints the median ratio update/curl (goal at 1000 Mbit/s, 512 MiB: at most 1.15).
+
+Usage: .venv/bin/python bench/bench_update.py [--size-mb 512] [--rate-mbit 1000] [--repeat 3]
 Needs a PostgreSQL server installed (it starts a private cluster) and curl.
 """
 
@@ -18,12 +22,14 @@ import contextlib
 import json
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -69,10 +75,12 @@ print(json.dumps({"ok": report.ok, "seconds": elapsed, "rss_before_kb": before, 
 
 
 class CountingRelay:
-    """A TCP relay in front of the server that counts the bytes of each connection."""
+    """A TCP relay in front of the server that counts the bytes of each connection and, with
+    ``rate`` (bytes per second), paces what it sends down each connection to that rate."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, rate: float = 0.0) -> None:
         self.target_port = target_port
+        self.rate = rate
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.connections = 0
@@ -94,8 +102,15 @@ class CountingRelay:
             threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
     def _pipe(self, source: socket.socket, target: socket.socket, up: bool) -> None:
+        started = time.perf_counter()
+        sent = 0
         try:
             while data := source.recv(65536):
+                if self.rate and not up:
+                    sent += len(data)
+                    ahead = started + sent / self.rate - time.perf_counter()
+                    if ahead > 0:
+                        time.sleep(ahead)
                 with self.lock:
                     if up:
                         self.bytes_up += len(data)
@@ -113,19 +128,22 @@ class CountingRelay:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=512)
+    parser.add_argument("--rate-mbit", type=float, default=0.0,
+                        help="throttle curl and the update to this many Mbit/s (0: loopback speed)")
+    parser.add_argument("--repeat", type=int, default=1, help="curl + update pairs; the median is printed")
     arguments = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="imss-bench-"))
     state = make_state_dir("imss-bench-pg-")
     cluster = start_cluster(state)
     try:
-        return run(work, cluster, arguments.size_mb)
+        return run(work, cluster, arguments.size_mb, arguments.rate_mbit, arguments.repeat)
     finally:
         cluster.stop()
         shutil.rmtree(state, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, cluster, size_mb: int) -> int:  # type: ignore[no-untyped-def]
+def run(work: Path, cluster, size_mb: int, rate_mbit: float, repeat: int) -> int:  # type: ignore[no-untyped-def]
     dsn = create_database(cluster, "bench")
     pki = SigningPKI(work / "pki")
     tree = AUTree(work / "au", pki)
@@ -134,7 +152,7 @@ def run(work: Path, cluster, size_mb: int) -> int:  # type: ignore[no-untyped-de
     big = tree.add_pattern("P.8", "240100", size_bytes=size_mb * 1024 * 1024)
     print(f"prepared a signed {big.size / 2**20:.0f} MiB component in {time.perf_counter() - started:.1f} s")
     server = StaticServer(work / "au").start()
-    relay = CountingRelay(server.port)
+    relay = CountingRelay(server.port, rate_mbit * 1e6 / 8)
     base = f"http://127.0.0.1:{relay.port}"
     tree.write_ini(base_url=base)
     root = work / "root"
@@ -163,24 +181,39 @@ def run(work: Path, cluster, size_mb: int) -> int:  # type: ignore[no-untyped-de
     print(f"check, nothing changed: {requests} request(s) to 1 source {statuses}, "
           f"{up} B sent + {down} B received = {up + down} B (goal: 1 request, < 1024 B)")
 
-    # 2. curl alone, then the whole update of the large component.
-    url = f"{server.base_url}/{big.path}"
-    curl_times = []
-    for _ in range(3):
-        target = work / "curl.out"
-        started = time.perf_counter()
-        subprocess.run(["curl", "-sS", "-o", str(target), url], check=True)
-        curl_times.append(time.perf_counter() - started)
-        target.unlink()
-    curl_best = min(curl_times)
-    child = subprocess.run([sys.executable, "-c", CHILD, dsn, str(root), "spyware_pattern"],
-                           cwd=REPO, capture_output=True, text=True, check=True)
-    result = json.loads(child.stdout.strip().splitlines()[-1])
+    # 2. curl alone, then the whole update of the large component (through the throttled
+    # relay with --rate-mbit, so both share the same link), --repeat times side by side.
+    through = f"http://127.0.0.1:{relay.port}" if rate_mbit else server.base_url
+    link = f"through {rate_mbit:g} Mbit/s" if rate_mbit else "on loopback"
+    url = f"{through}/{big.path}"
+    ratios: list[float] = []
+    curl_best = 0.0
+    result: dict[str, Any] = {}
     mib = big.size / 2**20
-    print(f"curl fetch of {mib:.0f} MiB: {curl_best:.2f} s ({mib / curl_best:.0f} MiB/s, best of 3)")
-    print(f"update (download + verify + install + record) of {mib:.0f} MiB: {result['seconds']:.2f} s "
-          f"({mib / result['seconds']:.0f} MiB/s), ok={result['ok']}")
-    print("  phases: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result["phases"].items()))
+    for number in range(repeat):
+        if number:
+            big = tree.add_pattern("P.8", str(240100 + number), size_bytes=size_mb * 1024 * 1024)
+            tree.write_ini(base_url=base)
+            url = f"{through}/{big.path}"
+        curl_times = []
+        for _ in range(1 if rate_mbit or repeat > 1 else 3):
+            target = work / "curl.out"
+            started = time.perf_counter()
+            subprocess.run(["curl", "-sS", "-o", str(target), url], check=True)
+            curl_times.append(time.perf_counter() - started)
+            target.unlink()
+        curl_best = min(curl_times)
+        child = subprocess.run([sys.executable, "-c", CHILD, dsn, str(root), "spyware_pattern"],
+                               cwd=REPO, capture_output=True, text=True, check=True)
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+        ratios.append(result["seconds"] / curl_best)
+        print(f"[{number + 1}/{repeat}] {link}: curl {curl_best:.2f} s ({mib / curl_best:.0f} MiB/s), "
+              f"update {result['seconds']:.2f} s, ok={result['ok']}, ratio update/curl "
+              f"{ratios[-1]:.2f}")
+        print("  phases: " + ", ".join(f"{name} {seconds:.2f} s"
+                                       for name, seconds in result["phases"].items()))
+    print(f"update/curl time for {mib:.0f} MiB {link}: median {statistics.median(ratios):.2f} "
+          f"of {repeat} (goal at 1000 Mbit/s: <= 1.15)")
     pipeline = work / "pipeline"
     started = time.perf_counter()
     subprocess.run(["curl", "-sS", "-o", str(work / "p.zip"), url], check=True)

@@ -15,7 +15,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from imss_updater import config, config_commands, diagnose, i18n, logsetup, notify, process, settings_check
+from imss_updater import (
+    config,
+    config_commands,
+    diagnose,
+    fleet_view,
+    i18n,
+    logsetup,
+    notify,
+    process,
+    settings_check,
+)
 from imss_updater.commands import arguments as arguments_module
 from imss_updater.commands import output
 from imss_updater.daemon import backlog
@@ -128,6 +138,11 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             return _config(arguments, database)
         if command == "trust":
             return _trust(arguments, database)
+        if command == "fleet":
+            view = database.fleet()
+            found = fleet_view.rows(view, database.catalog())
+            output.emit(arguments, fleet_view.as_json(view, found), fleet_view.as_text(found))
+            return EXIT_OK
         updater = Updater(database, bootstrap.root, spool=spool)
         if command == "check":
             reports = updater.check()
@@ -327,6 +342,7 @@ def _logs(arguments: argparse.Namespace, database: Database) -> int:
                 "id": event.id, "time": event.time.isoformat(), "kind": event.kind,
                 "component": event.component, "version": event.version, "outcome": event.outcome,
                 "message": event.message, "message_ja": event.message_ja, "reason": event.reason,
+                "node": event.node,
             }
             for event in events
         ]

@@ -12,10 +12,12 @@ script (or anything it runs) never sees a secret.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,81 @@ def run(
         suffix = f": {_mask(detail, secrets)}" if detail else ""
         raise CommandError(f"{shown} exited with status {completed.returncode}{suffix}", result)
     return result
+
+
+class Fed:
+    """A command whose standard input is written as the data arrives (``start``); its output
+    goes to unnamed temporary files, so a chatty command can never block the writer."""
+
+    def __init__(self, argv: Sequence[str], shown: str) -> None:
+        self._argv = tuple(argv)
+        self._shown = shown
+        # Closed by finish() or kill(), which every user calls.
+        self._stdout = tempfile.TemporaryFile()  # noqa: SIM115
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(
+                self._argv, stdin=subprocess.PIPE, stdout=self._stdout, stderr=self._stderr,
+                env=minimal_environment(), pipesize=1 << 20,
+            )
+        except BaseException:
+            self._stdout.close()
+            self._stderr.close()
+            raise
+        self.exited_early = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Write to the command's input; once it has stopped reading, drop the data (its
+        exit status and error output then say why, in ``finish``)."""
+        stdin = self._process.stdin
+        if self.exited_early or stdin is None:
+            return
+        try:
+            stdin.write(data)
+        except (BrokenPipeError, ValueError):
+            self.exited_early = True
+
+    def finish(self, timeout: float) -> CommandResult:
+        """Close the input, wait for the command to exit and return its result. Raise
+        CommandError if it runs past ``timeout`` seconds (it is killed)."""
+        if self._process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self._process.stdin.close()
+        try:
+            returncode = self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            self.kill()
+            raise CommandError(f"{self._shown} did not finish within {timeout:g} s and was killed") from error
+        outputs = []
+        for handle in (self._stdout, self._stderr):
+            handle.seek(0)
+            outputs.append(handle.read().decode(errors="replace"))
+            handle.close()
+        return CommandResult(self._argv, returncode, outputs[0], outputs[1])
+
+    def kill(self) -> None:
+        """Stop the command (if it still runs) and reap it."""
+        with contextlib.suppress(OSError, ValueError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._stdout.close()
+        self._stderr.close()
+
+
+def start(argv: Sequence[str]) -> Fed:
+    """Start ``argv`` without a shell, with minimal_environment(), its input to be written
+    with ``Fed.write``. Raise CommandError if it cannot be started."""
+    shown = describe(argv)
+    log.debug("running %s, fed as data arrives", shown)
+    try:
+        return Fed(argv, shown)
+    except FileNotFoundError as error:
+        raise CommandError(f"cannot run {shown}: {error.strerror}: {error.filename}") from error
+    except PermissionError as error:
+        raise CommandError(f"cannot run {shown}: permission denied") from error
 
 
 def _last_line(text: str) -> str:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg2
@@ -17,17 +14,10 @@ import pytest
 from imss_updater import config
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.database.db import Database
-from tests.support.gateway import REPO, Gateway
+from tests.support.gateway import Gateway
+from tests.support.nodes import node_cli
 
 OLD_HEARTBEAT = datetime.datetime(2026, 11, 30, 8, 0, tzinfo=datetime.UTC)
-
-
-def node_cli(dsn: str, node: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``imss-updater ARGS`` as its own process for gateway ``node`` (IMSS_NODE)."""
-    environment = {**os.environ, "PYTHONPATH": str(REPO), "IMSS_NODE": node, "IMSS_DSN": dsn,
-                   "IMSS_ROOT": str(root), "IMSS_STATE": str(root.parent / f"state-{node}")}
-    return subprocess.run([sys.executable, "-m", "imss_updater.cli", *args], capture_output=True,
-                          text=True, cwd=REPO, env=environment, timeout=120, check=False)
 
 
 def _old_database(dsn: str) -> None:
@@ -150,6 +140,7 @@ def test_two_nodes_on_one_database_keep_their_own_versions_events_status_and_hea
               for node in ("a", "b")}
     assert [event["version"] for event in logged["a"]] == ["15.698.00", "15.697.00"]
     assert [event["version"] for event in logged["b"]] == ["15.697.00"]
+    assert {event["node"] for event in logged["a"]} == {"a"}
     with Database(gateway.dsn, node="a") as a, Database(gateway.dsn, node="b") as b:
         a.record_daemon(pid=1001, next_run=None, settings_problem=None)  # what a's daemon writes
         assert a.run_status().daemon_pid == 1001

@@ -120,7 +120,7 @@ STEPS: dict[str, tuple[Callable[[pytest.MonkeyPatch, Gateway], None], bool]] = {
     "plan": (lambda patch, _g: patch.setattr(updater, "decide", raising), True),
     "lock": (lambda patch, _g: patch.setattr(lock, "download_lock", raising), True),
     "download": (lambda patch, _g: patch.setattr(HttpClient, "download", raising), False),
-    "verify": (lambda patch, _g: patch.setattr(fetch, "verify_package", raising), False),
+    "verify": (lambda patch, _g: patch.setattr(fetch, "fetch_signature", raising), False),
     "install": (lambda patch, _g: patch.setattr(install.ComponentStore, "install", raising), False),
     "restart": (lambda patch, _g: patch.setattr(process, "run", fault_in_restart(process.run)), False),
     "record": (lambda _patch, gateway: refuse_state_writes(gateway), False),

@@ -272,3 +272,37 @@ def test_unsigned_tree_writes_no_signatures(tmp_path: Path) -> None:
     tree.add_pattern(sign=False)
     assert tree.payload_path("P.4").exists()
     assert not tree.signature_file("P.4").exists()
+
+
+def _streamed_reason(content: Path, sig: Path, trust: Path) -> str | None:
+    """Feed ``content`` to a StreamedVerification in odd chunks; return its reason or None."""
+    verification = signature.StreamedVerification(sig, trust)
+    data = content.read_bytes()
+    for start in range(0, len(data), 777):
+        verification.feed(data[start:start + 777])
+    try:
+        verification.finish()
+    except SignatureError as error:
+        return error.reason
+    return None
+
+
+@pytest.mark.parametrize("case", ["good", "changed", "expired", "unknown", "no intermediate"])
+def test_a_streamed_verification_gives_the_verdict_of_the_file_verification(
+    case: str, signing_pki: SigningPKI, expired_pki: SigningPKI, unknown_pki: SigningPKI,
+    content: Path,
+) -> None:
+    signer = {"expired": expired_pki, "unknown": unknown_pki}.get(case, signing_pki)
+    sig = _signed(signer, content, include_intermediate=case != "no intermediate")
+    if case == "changed":
+        data = bytearray(content.read_bytes())
+        data[-1] ^= 0x01
+        content.write_bytes(bytes(data))
+    try:
+        verify_detached(content, sig, signing_pki.trust_file)
+        expected = None
+    except SignatureError as error:
+        expected = error.reason
+
+    assert _streamed_reason(content, sig, signing_pki.trust_file) == expected
+    assert (expected is None) == (case == "good")

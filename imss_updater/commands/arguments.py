@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="forget that a source signed its index (and the signed index kept from it)")
     trust_index.add_argument("base_url", metavar="URL")
     trust_commands.add_parser("show", parents=[common], help="signed components and sources")
+    fleet_parser = commands.add_parser("fleet", help="the gateways sharing this database (SPEC 7)")
+    fleet_commands = _Commands(fleet_parser.add_subparsers(dest="fleet_command", required=True))
+    fleet_commands.add_parser("status", parents=[common],
+                              help="every node: role, heartbeat, mirror URL, installed versions")
     commands.add_parser("check", parents=[common], help="ask the update sources now")
     update = commands.add_parser("update", parents=[common], help="manual update")
     update.add_argument("--all", action="store_true", help="every component with a newer version")

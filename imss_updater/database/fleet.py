@@ -71,8 +71,8 @@ class FleetMixin(Connection):
                 installed.setdefault(node, {})[component_id] = version
         return FleetView(now=now, nodes=nodes, installed=installed)
 
-    def event_nodes(self) -> list[str]:
-        """Return the nodes named in the fleet (for the log's node filter), sorted."""
+    def node_names(self) -> list[str]:
+        """Return the name of every registered node, sorted (the log's node filter)."""
         with self.transaction() as cursor:
             cursor.execute("SELECT node FROM tb_fleet_node ORDER BY node")
             return [str(row[0]) for row in cursor.fetchall()]

@@ -77,7 +77,7 @@ def enqueue_run(
         return 0
     moment = now()
     rows = database.settings_rows()
-    settings = load_settings(rows)
+    settings = load_settings(rows, database.node)
     sources = {component.id: _source(rows, component) for component in catalog}
     box = Outbox(database)
     memory = box.notified_failures()
@@ -174,7 +174,7 @@ def enqueue_stale(
     about failures is told about staleness and its end. Return how many were queued.
     """
     rows = database.settings_rows()
-    settings = load_settings(rows)
+    settings = load_settings(rows, database.node)
     state = database.component_states().get(component.id)
     version = _display(state.current_version if state else None)
     event = events.stale_event(
@@ -243,7 +243,7 @@ def send_test(
     channel is a failed attempt saying so. Never raises for a delivery problem."""
     if not mail and not trap:
         mail = trap = True
-    settings = load_settings(database.settings_rows())
+    settings = load_settings(database.settings_rows(), database.node)
     event = events.self_test_event(time=now(), host=settings.host)
     subject_template, body_template = templates.built_in(settings.language, "test")
     subject, body = events.compose(event, subject_template, body_template, settings.language)

@@ -91,7 +91,7 @@ def deliver_pending(
     box = Outbox(database)
     ids = box.due(now(), limit, channel)
     if ids:
-        settings = load_settings(database.settings_rows())
+        settings = load_settings(database.settings_rows(), database.node)
         for notification_id in ids:
             if cancel is not None and cancel.is_set():
                 break
@@ -183,10 +183,13 @@ def log_attempt(channel: str, recipient: str, label: str, verdict: Verdict) -> N
         log.error("%s notification (%s) to %s failed: %s", channel, label, recipient, verdict.error)
 
 
-def load_settings(rows: Mapping[tuple[str, str], str]) -> NotifySettings:
+def load_settings(rows: Mapping[tuple[str, str], str], node: str | None = None) -> NotifySettings:
     """Return the notification settings of ``rows``, logging each bad row (which falls back
-    to its default)."""
-    settings, problems = config.load(rows)
+    to its default). ``%HOST%`` names ``node`` (the gateway, SPEC 7) unless Notification/HostName
+    is set and the fleet is off: in a fleet every node shares that row, so it cannot name one."""
+    fleet = rows.get(("Fleet", "Enabled"), "no").strip().lower() in ("yes", "true", "on", "1")
+    named = rows.get(("Notification", "HostName"), "").strip()
+    settings, problems = config.load(rows, host=node if fleet or not named else None)
     for problem in problems:
         log.warning("notification setting %s", problem)
     return settings

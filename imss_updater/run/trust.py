@@ -45,12 +45,14 @@ def package_digest(archive: Path) -> str:
 
 
 def admit(
-    context: RunContext, component: Component, archive: Path, version: Version, *, unsigned: bool
+    context: RunContext, component: Component, archive: Path, version: Version, *, unsigned: bool,
+    digest: str | None = None,
 ) -> InstalledPackage:
-    """Given a verified package about to be installed as ``component`` ``version``, return
-    what to record with the install. Raise ComponentFailure if these bytes were installed
-    before as another component or another version (a relabelled or swapped package)."""
-    digest = package_digest(archive)
+    """Given a verified package about to be installed as ``component`` ``version`` (and its
+    SHA-256 when already computed as it downloaded), return what to record with the install.
+    Raise ComponentFailure if these bytes were installed before as another component or
+    another version (a relabelled or swapped package)."""
+    digest = digest or package_digest(archive)
     seen = trust_db.package_seen(context.database, digest)
     if seen is not None and (seen.component != component.id or parse_or_none(seen.version) != version):
         reason = Reason(N_("package already seen as %(component)s %(version)s"),

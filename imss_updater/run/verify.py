@@ -1,4 +1,5 @@
-"""Verify: check a downloaded package's detached signature as Update/VerifySignature asks."""
+"""Verify: fetch a package's detached signature as Update/VerifySignature asks, before the
+package itself, so that the download pipeline (run.pipeline) checks it as the bytes arrive."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from imss_updater.run.context import RunContext
 from imss_updater.run.report import ComponentFailure
 from imss_updater.run.trust import refuse_unsigned_if_pinned
 from imss_updater.settings import Settings
-from imss_updater.source import signature
 from imss_updater.source.http import FetchError, HttpClient
 
 log = logging.getLogger(__name__)
@@ -19,18 +19,18 @@ log = logging.getLogger(__name__)
 MAX_SIGNATURE_BYTES = 1 << 20
 
 
-def verify_package(
+def fetch_signature(
     context: RunContext,
     component: Component,
     settings: Settings,
     client: HttpClient,
-    archive: Path,
     signature_file: Path,
     signature_url: str,
 ) -> bool:
-    """Verify the archive's signature as VerifySignature asks; return True if unsigned.
+    """Write the package's published signature to ``signature_file`` as VerifySignature
+    asks; return True if the package is to be installed unsigned.
 
-    Raise ComponentFailure if the signature is bad, or missing where it is required: with
+    Raise ComponentFailure if the signature is missing where it is required: with
     VerifySignature=yes, or for a component installed from a signed package before."""
     if settings.verify_signature == "no":
         return True
@@ -49,9 +49,8 @@ def verify_package(
                     component.id)
         return True
     signature_file.write_bytes(published)
-    trust = Path(settings.signature_ca_file) if settings.signature_ca_file else None
-    try:
-        signature.verify_detached(archive, signature_file, trust)
-    except signature.SignatureError as error:
-        raise ComponentFailure(error.reason) from error
     return False
+
+
+def trust_file(settings: Settings) -> Path | None:
+    return Path(settings.signature_ca_file) if settings.signature_ca_file else None

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TypeVar
+from typing import IO, Protocol, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -115,6 +115,14 @@ class HttpOptions:
     low_speed_seconds: float = 60.0  # ... within this many seconds
     index_deadline: float | None = 120.0  # total seconds for one index (or .sig) fetch
     download_deadline: float | None = 3600.0  # total seconds for one download
+
+
+class Tee(Protocol):
+    """Also takes a download's bytes as they arrive (run.pipeline)."""
+
+    def restart(self) -> None: ...
+
+    def feed(self, chunk: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -212,8 +220,10 @@ class HttpClient:
         expected_size: int,
         max_bytes: int,
         progress: Callable[[int, int], None] | None = None,
+        tee: Tee | None = None,
     ) -> None:
         """Given a URL and the size the index announces, stream the file to ``destination``
+        (and to ``tee``: ``restart()`` before each attempt, ``feed(chunk)`` after each write)
         and return once exactly ``expected_size`` bytes are written. The file is not fsynced:
         it is a staging file that a crash discards anyway; the install makes its copy durable.
 
@@ -234,7 +244,9 @@ class HttpClient:
 
         def attempt() -> None:
             try:
-                self._download_once(url, destination, expected_size, progress)
+                if tee is not None:
+                    tee.restart()
+                self._download_once(url, destination, expected_size, progress, tee)
             except BaseException:
                 _remove_quietly(destination)
                 raise
@@ -249,6 +261,7 @@ class HttpClient:
         destination: Path,
         expected_size: int,
         progress: Callable[[int, int], None] | None,
+        tee: Tee | None,
     ) -> None:
         with self._get(url, {}) as response:
             self._raise_for_status(response, url)
@@ -261,7 +274,7 @@ class HttpClient:
                 )
             try:
                 with open(destination, "wb") as output:
-                    received = self._write_body(response, url, output, expected_size, progress)
+                    received = self._write_body(response, url, output, expected_size, progress, tee)
             except OSError as error:  # opening, writing, or the flush when closing
                 raise disk_error(destination, error, url) from error
             if received != expected_size:
@@ -279,6 +292,7 @@ class HttpClient:
         output: IO[bytes],
         expected_size: int,
         progress: Callable[[int, int], None] | None,
+        tee: Tee | None,
     ) -> int:
         received = 0
         for chunk in self._chunks(response, url):
@@ -290,6 +304,8 @@ class HttpClient:
                     "size_mismatch",
                 )
             output.write(chunk)
+            if tee is not None:
+                tee.feed(chunk)
             if progress is not None:
                 progress(received, expected_size)
         return received

@@ -1,10 +1,11 @@
 """Verify the detached CMS/PKCS#7 signature of a downloaded component (SPEC section 3).
 
 ``cryptography`` cannot verify CMS, so this runs ``openssl cms -verify`` (no shell), which
-streams the content from disk however large it is. Only the configured trust file is
-trusted: the system CA directory and store are switched off, so a certificate from a public
-web CA can never sign an update. Every failure becomes a SignatureError whose ``reason``
-is one line an administrator can act on.
+streams the content however large it is: from disk (``verify_detached``), or from its
+standard input as a download arrives (``StreamedVerification``, fed by run.pipeline).
+Only the configured trust file is trusted: the system CA directory and store are switched
+off, so a certificate from a public web CA can never sign an update. Every failure becomes
+a SignatureError whose ``reason`` is one line an administrator can act on.
 
 A signer must also be made for signing code (SPEC 3.1): its certificate carries the
 code-signing extended key usage and is not a CA certificate. OpenSSL 3.0 has no
@@ -67,24 +68,64 @@ def verify_detached(
         raise SignatureError(f"content file not found: {content}")
     if not signature.is_file():
         raise SignatureError(f"signature file not found: {signature}")
-    argv = [
+    try:
+        result = process.run(_verify_argv(signature, trust_file, content), timeout=timeout, check=False)
+    except process.CommandError as error:
+        raise SignatureError(f"cannot verify signature: {error.reason}") from error
+    _judge(result, trust_file, timeout)
+    log.debug("signature %s over %s verified", signature, content)
+
+
+class StreamedVerification:
+    """``verify_detached`` for content that is still arriving: openssl reads it on its
+    standard input as it is ``feed``-ed, and ``finish`` gives the verdict once all of it
+    has arrived. Call ``finish`` or ``abort`` exactly once."""
+
+    def __init__(self, signature: Path, trust_file: Path | None) -> None:
+        """Start openssl. Raise SignatureError as verify_detached does for a missing trust
+        or signature file, or if openssl cannot be started."""
+        if trust_file is None or not trust_file.is_file():
+            raise SignatureError(NO_TRUST)
+        if not signature.is_file():
+            raise SignatureError(f"signature file not found: {signature}")
+        self._trust_file = trust_file
+        try:
+            self._openssl = process.start(_verify_argv(signature, trust_file, Path("/dev/stdin")))
+        except process.CommandError as error:
+            raise SignatureError(f"cannot verify signature: {error.reason}") from error
+
+    def feed(self, chunk: bytes) -> None:
+        self._openssl.write(chunk)
+
+    def finish(self, *, timeout: float = 300.0) -> None:
+        """Return if the content fed so far matches the signature and its signer may sign
+        updates (as verify_detached). Raise SignatureError otherwise."""
+        try:
+            result = self._openssl.finish(timeout)
+        except process.CommandError as error:
+            raise SignatureError(f"cannot verify signature: {error.reason}") from error
+        _judge(result, self._trust_file, timeout)
+
+    def abort(self) -> None:
+        self._openssl.kill()
+
+
+def _verify_argv(signature: Path, trust_file: Path, content: Path) -> list[str]:
+    return [
         OPENSSL, "cms", "-verify", "-binary", "-inform", "DER",
         "-in", str(signature), "-content", str(content),
         "-CAfile", str(trust_file), "-no-CApath", "-no-CAstore",
         # The chain's purpose is checked below, on the signer certificates written out here.
         "-purpose", "any", "-out", "/dev/null", "-signer", "/dev/stdout",
     ]
-    try:
-        result = process.run(argv, timeout=timeout, check=False)
-    except process.CommandError as error:
-        raise SignatureError(f"cannot verify signature: {error.reason}") from error
+
+
+def _judge(result: process.CommandResult, trust_file: Path, timeout: float) -> None:
     if result.returncode == 0:
         check_signers(result.stdout, timeout=timeout)
-        log.debug("signature %s over %s verified", signature, content)
         return
-    reason = classify_failure(result.stderr, trust_file)
-    log.debug("openssl cms -verify failed for %s: %s", signature, result.stderr.strip())
-    raise SignatureError(reason)
+    log.debug("openssl cms -verify failed: %s", result.stderr.strip())
+    raise SignatureError(classify_failure(result.stderr, trust_file))
 
 
 def check_signers(pem_text: str, *, timeout: float = 60.0) -> None:

@@ -31,7 +31,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -61,9 +61,17 @@ class ComponentStore(RepairMixin):
 
     # ----------------------------------------------------------------- changing
 
-    def install(self, archive: Path, version: str, *, max_unpacked_bytes: int) -> InstalledState:
+    def install(
+        self, archive: Path, version: str, *, max_unpacked_bytes: int,
+        fill: Callable[[Path], None] | None = None,
+    ) -> InstalledState:
         """Given a zip archive and its version, make it the current generation and keep the
         one before it as previous; return the new state.
+
+        With ``fill``, ``fill(staging)`` makes the new generation's files in the empty
+        staging directory instead of unpacking ``archive`` there (the download pipeline
+        streams into it, and returns only once the package verified); whatever it raises
+        goes through, after the same cleanup as a failed unpack.
 
         Raise InstallError if the version is malformed, the archive is not a sound zip, a
         member is unsafe (absolute, ``..``, symbolic link, device file), the unpacked size
@@ -74,11 +82,14 @@ class ComponentStore(RepairMixin):
             raise InstallError(f"invalid version {version!r}: digits and dots only")
         try:
             with self._directories():
-                return self._install(archive, version, max_unpacked_bytes)
+                return self._install(archive, version, max_unpacked_bytes, fill)
         except OSError as error:  # opening or closing the directories
             raise InstallError(self._reason(error, "preparing the install")) from error
 
-    def _install(self, archive: Path, version: str, max_unpacked_bytes: int) -> InstalledState:
+    def _install(
+        self, archive: Path, version: str, max_unpacked_bytes: int,
+        fill: Callable[[Path], None] | None,
+    ) -> InstalledState:
         assert self._opened is not None
         try:
             self._repair()
@@ -94,17 +105,20 @@ class ComponentStore(RepairMixin):
             # mkdtemp makes it 0700; the scan service, maybe another user, reads it.
             os.chmod(staging, 0o755)  # noqa: S103
             try:
-                unpack(archive, staging, max_unpacked_bytes)
+                if fill is None:
+                    unpack(archive, staging, max_unpacked_bytes)
+                else:
+                    fill(staging)
             except ArchiveError as error:
                 raise InstallError(error.reason) from error
             doing = "installing"
             generation = self._commit(staging, version)
             self._switch(generation)
-        except (InstallError, OSError) as error:
+        except BaseException as error:  # cleaned up whatever failed; OSError gets its reason
             self._abandon(staging, generation, before)
-            if isinstance(error, InstallError):
-                raise
-            raise InstallError(self._reason(error, doing)) from error
+            if isinstance(error, OSError):
+                raise InstallError(self._reason(error, doing)) from error
+            raise
         log.info("%s: installed version %s as generation %s", self._id, version,
                  generation.path.name)
         self._prune(generation)

@@ -8,11 +8,13 @@ complete on disk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from imss_updater.store import zipbomb
@@ -37,7 +39,7 @@ def fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
-def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
+def member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
     """Given a zip member, return its path parts inside the install directory. Raise
     ArchiveError if the member is unsafe."""
     name = info.filename
@@ -61,24 +63,48 @@ def unpack(archive: Path, destination: Path, max_unpacked_bytes: int) -> None:
     files and directories. Raise ArchiveError for an unsafe or unsound archive (a zip bomb
     among them, see ``zipbomb``); let
     OSError through for disk failures."""
+    with archive_errors(archive), zipfile.ZipFile(archive) as bundle:
+        members = checked_members(bundle, archive, max_unpacked_bytes)
+        budget = zipbomb.UnpackBudget(max_unpacked_bytes)
+        directories = {destination}
+        for info, parts in members:
+            if not parts:
+                continue
+            target = destination.joinpath(*parts)
+            if info.is_dir():
+                make_directories(destination, parts, directories)
+                continue
+            make_directories(destination, parts[:-1], directories)
+            _extract_file(bundle, info, target, budget)
+        fsync_directories(directories)
+
+
+def checked_members(
+    bundle: zipfile.ZipFile, archive: Path, max_unpacked_bytes: int
+) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+    """Return the members of an open archive with their path parts, once the declared
+    sizes pass the zip-bomb checks and every member is safe; raise ArchiveError (or
+    ZipBombError, inside ``archive_errors``) otherwise."""
+    zipbomb.check_declared_sizes(bundle.infolist(), archive.stat().st_size, max_unpacked_bytes)
+    return [(info, member_parts(info)) for info in bundle.infolist()]
+
+
+def fsync_directories(directories: set[Path]) -> None:
+    """Deepest first, so each directory is synced after its entries."""
+    for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
+        fsync_directory(directory)
+
+
+def member_mode(info: zipfile.ZipInfo) -> int:
+    return 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+
+
+@contextlib.contextmanager
+def archive_errors(archive: Path) -> Iterator[None]:
+    """Turn what reading and unpacking ``archive`` can raise into ArchiveError (disk
+    failures, OSError, go through)."""
     try:
-        with zipfile.ZipFile(archive) as bundle:
-            zipbomb.check_declared_sizes(bundle.infolist(), archive.stat().st_size, max_unpacked_bytes)
-            members = [(info, _member_parts(info)) for info in bundle.infolist()]
-            budget = zipbomb.UnpackBudget(max_unpacked_bytes)
-            directories = {destination}
-            for info, parts in members:
-                if not parts:
-                    continue
-                target = destination.joinpath(*parts)
-                if info.is_dir():
-                    _make_directories(destination, parts, directories)
-                    continue
-                _make_directories(destination, parts[:-1], directories)
-                _extract_file(bundle, info, target, budget)
-            # Deepest first, so each directory is synced after its entries.
-            for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
-                fsync_directory(directory)
+        yield
     except ArchiveError:
         raise
     except zipbomb.ZipBombError as error:
@@ -95,7 +121,7 @@ def unpack(archive: Path, destination: Path, max_unpacked_bytes: int) -> None:
         raise ArchiveError(f"unsupported zip file: {error}") from error
 
 
-def _make_directories(destination: Path, parts: tuple[str, ...], made: set[Path]) -> None:
+def make_directories(destination: Path, parts: tuple[str, ...], made: set[Path]) -> None:
     current = destination
     for part in parts:
         current = current / part
@@ -111,7 +137,7 @@ def _make_directories(destination: Path, parts: tuple[str, ...], made: set[Path]
 def _extract_file(
     bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: zipbomb.UnpackBudget
 ) -> None:
-    mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+    mode = member_mode(info)
     descriptor = os.open(
         target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
     )

@@ -26,6 +26,7 @@ from imss_updater.web import (
     accounts,
     auth,
     diagnose,
+    fleet,
     history,
     imports,
     logs,
@@ -37,6 +38,7 @@ from imss_updater.web.context import Console, WebConfig, _, console, flashed_tex
 from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
 from imss_updater.web.labels import label
+from imss_updater.web.markup import code_spans
 from imss_updater.web.pool import DatabasePool
 from imss_updater.web.uploads import ConsoleRequest
 
@@ -84,7 +86,8 @@ def create_app(config: WebConfig) -> Flask:
         hosts=HostPolicy(config.host, pool),
     )
     for blueprint in (auth.blueprint, status.blueprint, logs.blueprint, settings_pages.blueprint,
-                      ops.blueprint, history.blueprint, diagnose.blueprint, imports.blueprint):
+                      ops.blueprint, history.blueprint, diagnose.blueprint, imports.blueprint,
+                      fleet.blueprint):
         app.register_blueprint(blueprint)
     app.before_request(_check_host)  # first: nothing else runs for a foreign host name
     app.before_request(_guard)
@@ -97,7 +100,9 @@ def create_app(config: WebConfig) -> Flask:
     Babel(app, locale_selector=language, default_translation_directories=str(i18n.TRANSLATIONS))
     app.jinja_env.globals.update(
         label=label, csrf_token=auth.csrf_token, lang=language, when=when, flashed_text=flashed_text,
+        show_fleet=fleet.show_fleet,
     )
+    app.jinja_env.filters["code_spans"] = code_spans
     return app
 
 

@@ -151,6 +151,7 @@ def login() -> ResponseReturnValue:
         session.permanent = True
         session["sid"] = token
         csrf_token()
+        console().fleet_nav.refresh(database)  # the navigation's Fleet link, read once per log-on
         log.info("administrator logged on from %s", address)
         response = redirect(_safe_next(request.form.get("next")))
         _remember_device(response, database, device)

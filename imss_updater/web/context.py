@@ -14,6 +14,7 @@ from flask import current_app, flash, g, request, session
 
 from imss_updater.i18n import DEFAULT_LANGUAGE, LANGUAGES, Reason, Value, format_moment
 from imss_updater.run.services import ServiceCache
+from imss_updater.web.fleet_nav import FleetNav
 from imss_updater.web.hosts import HostPolicy
 from imss_updater.web.jobs import JobRunner
 from imss_updater.web.metrics import RunMetrics
@@ -55,6 +56,7 @@ class Console:
     hosts: HostPolicy
     services: ServiceCache = field(default_factory=ServiceCache)  # status commands, ~30 s
     uploads: UploadTickets = field(default_factory=UploadTickets)  # import forms shown
+    fleet_nav: FleetNav = field(default_factory=FleetNav)  # the Fleet link, ~60 s
 
 
 def console() -> Console:

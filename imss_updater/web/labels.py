@@ -47,6 +47,13 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "import": N_("import"),
     },
     # the result dialog of a finished job, in the seed's words (004: 「手動アップデートに成功しました」)
+    # the Fleet page (SPEC 7): a node's role and where it takes its updates from
+    "fleet.role": {"leader": N_("Leader"), "member": N_("Member")},
+    "fleet.source": {
+        "origin": N_("origin"),
+        "mirror": N_("leader's mirror"),
+        "fallback": N_("origin (mirror unreachable)"),
+    },
     # a diagnosis step's result (the Diagnose page)
     "result": {"PASS": N_("PASS"), "FAIL": N_("FAIL"), "SKIP": N_("SKIP")},
     "job.ok": {

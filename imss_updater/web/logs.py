@@ -1,4 +1,5 @@
-"""Logs: the update event log, filtered by kind, component, outcome and date range, paged;
+"""Logs: the update event log, filtered by kind, component, outcome and date range (and, in
+a fleet, by node: every node's events, with a node column), paged;
 and below it the latest notification delivery attempts (``notify.deliveries``)."""
 
 from __future__ import annotations
@@ -81,7 +82,12 @@ def page() -> ResponseReturnValue:
         names = {component.id: component.name_ja if language() == "ja" else component.name_en
                  for component in catalog}
         since, until = _date("from"), _date("to")
+        fleet = console().fleet_nav.cached()
+        if fleet is None:
+            fleet = console().fleet_nav.refresh(database)
+        nodes = database.node_names() if fleet else []
         where = queries.EventFilter(
+            node=_choice("node", set(nodes)) if fleet else None,
             kind=_choice("kind", KINDS),
             component=_choice("component", set(names)),
             outcome=_choice("outcome", OUTCOMES),
@@ -103,5 +109,6 @@ def page() -> ResponseReturnValue:
         page=page_number,
         has_older=len(found) > PAGE_SIZE,
         deliveries=_deliveries(deliveries),
+        nodes=nodes,
         delivery_limit=DELIVERY_LIMIT,
     )

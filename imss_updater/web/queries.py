@@ -89,6 +89,18 @@ def record_login(database: Database, address: str, ok: bool) -> None:
         cursor.execute("DELETE FROM tb_web_login_attempt WHERE time < now() - interval '1 day'")
 
 
+def in_fleet(database: Database) -> bool:
+    """Return True when Fleet/Enabled is yes or more than one node is registered (SPEC 7)."""
+    with database.transaction() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM tb_fleet_node) > 1 OR EXISTS (SELECT 1 FROM tb_global_setting"
+            " WHERE section = 'Fleet' AND name = 'Enabled'"
+            " AND lower(trim(value)) IN ('yes', 'true', 'on', '1'))"
+        )
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+
 def ping(database: Database) -> None:
     """Raise DatabaseError if the database does not answer."""
     with database.transaction() as cursor:

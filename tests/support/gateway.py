@@ -101,7 +101,7 @@ class Gateway:
 def _split(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """Split ``("config", "set", "A", "B")`` so common options go after the subcommand words."""
     words = list(args)
-    if words[:1] in (["db"], ["config"], ["admin"], ["notify"], ["trust"]):
+    if words[:1] in (["db"], ["config"], ["admin"], ["notify"], ["trust"], ["fleet"]):
         return words[:2], words[2:]
     return words[:1], words[1:]
 

@@ -51,6 +51,7 @@ class _Behaviour:
     delay: float = 0.0
     stall: bool = False
     cut: bool = False
+    cuts_left: int = 0  # cut this many answers, then answer in full
     stall_midway: bool = False
     content_length: int | None = None
     no_content_length: bool = False
@@ -197,6 +198,18 @@ class StaticServer:
     def cut(self, path: str) -> None:
         """Send the headers and half the body of ``path``, then close the connection."""
         self._behaviour(path).cut = True
+
+    def cut_first(self, path: str, times: int = 1) -> None:
+        """Cut the first ``times`` answers on ``path`` as ``cut`` does, then send it whole."""
+        self._behaviour(path).cuts_left = times
+
+    def cut_now(self, knobs: _Behaviour) -> bool:
+        """Return whether this answer, with ``knobs``, is to be cut (counting down cut_first)."""
+        with self._lock:
+            if knobs.cuts_left > 0:
+                knobs.cuts_left -= 1
+                return True
+            return knobs.cut
 
     def stall_midway(self, path: str) -> None:
         """Send the headers and half the body of ``path``, then go silent (connection open)."""
@@ -346,7 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
         if knobs.no_content_length:
             announced = None
             self.close_connection = True
-        if knobs.cut or knobs.stall_midway:
+        if (send_body and self.server.owner.cut_now(knobs)) or knobs.stall_midway:
             to_send = size // 2
             self.close_connection = True
 

@@ -1,0 +1,149 @@
+"""What ``fleet status`` and the console's Fleet page show (SPEC 7): every gateway sharing the
+database, its role, mirror URL, heartbeat (down after three missed heartbeats), last check,
+and each component's installed version, marked when it is behind the leader's. Pure code
+over what ``Database.fleet`` read."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from imss_updater import overview
+from imss_updater.catalog import Component
+from imss_updater.database.fleet import FleetNode, FleetView
+from imss_updater.versions import Version, VersionError
+
+LEADER = "leader"
+
+
+@dataclass(frozen=True)
+class NodeComponent:
+    id: str
+    version: str | None  # as displayed (15.697.00), None: nothing installed
+    behind: bool  # older than the leader's installed version (or missing where it has one)
+    leader_version: str | None  # the leader's, as displayed, when behind
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    node: FleetNode
+    mirror_url: str | None
+    heartbeat_age: datetime.timedelta | None
+    down: bool
+    leader: bool
+    components: list[NodeComponent]
+
+    @property
+    def behind(self) -> bool:
+        return any(component.behind for component in self.components)
+
+
+def mirror_url(address: str | None) -> str | None:
+    """The URL members take the mirror from (SPEC 7: ``http://IMSS_MIRROR/activeupdate/``)."""
+    return f"http://{address}/activeupdate/" if address else None
+
+
+def node_down(heartbeat: datetime.datetime | None, now: datetime.datetime) -> bool:
+    """A node is down when its daemon missed three heartbeats (or never wrote one): the same
+    rule as the status page's "the updater is not running"."""
+    return not overview.daemon_alive(heartbeat, now)
+
+
+def leader_of(view: FleetView) -> FleetNode | None:
+    """The node recorded as leader (the freshest heartbeat, should two rows say so), or None."""
+    leaders = [node for node in view.nodes if node.role == LEADER]
+    if not leaders:
+        return None
+    oldest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    return max(leaders, key=lambda node: node.heartbeat or oldest)
+
+
+def rows(view: FleetView, catalog: Sequence[Component]) -> list[NodeRow]:
+    """Return one row per node, by name, with its versions in catalog order."""
+    leader = leader_of(view)
+    reference = view.installed.get(leader.node, {}) if leader is not None else {}
+    found = []
+    for node in view.nodes:
+        installed = view.installed.get(node.node, {})
+        is_leader = leader is not None and node.node == leader.node
+        components = [
+            _component(component.id, installed.get(component.id),
+                       None if is_leader or leader is None else reference.get(component.id))
+            for component in catalog
+        ]
+        found.append(NodeRow(
+            node=node,
+            mirror_url=mirror_url(node.mirror_address),
+            heartbeat_age=(view.now - node.heartbeat) if node.heartbeat else None,
+            down=node_down(node.heartbeat, view.now),
+            leader=is_leader,
+            components=components,
+        ))
+    return found
+
+
+def _component(component_id: str, raw: str | None, leader_raw: str | None) -> NodeComponent:
+    mine, theirs = _parse(raw), _parse(leader_raw)
+    behind = theirs is not None and (mine is None or mine < theirs)
+    return NodeComponent(
+        id=component_id,
+        version=str(mine) if mine is not None else raw,
+        behind=behind,
+        leader_version=str(theirs) if behind and theirs is not None else None,
+    )
+
+
+def _parse(raw: str | None) -> Version | None:
+    if raw is None:
+        return None
+    try:
+        return Version.parse(raw)
+    except VersionError:
+        return None
+
+
+def as_json(view: FleetView, found: Sequence[NodeRow]) -> dict[str, Any]:
+    leader = leader_of(view)
+    return {
+        "leader": leader.node if leader is not None else None,
+        "nodes": [
+            {
+                "node": row.node.node,
+                "role": row.node.role,
+                "leader": row.leader,
+                "mirror_url": row.mirror_url,
+                "heartbeat": row.node.heartbeat.isoformat() if row.node.heartbeat else None,
+                "heartbeat_age_seconds": (int(row.heartbeat_age.total_seconds())
+                                          if row.heartbeat_age is not None else None),
+                "down": row.down,
+                "last_check": row.node.last_check.isoformat() if row.node.last_check else None,
+                "source_mode": row.node.source_mode,
+                "behind_leader": row.behind,
+                "components": [
+                    {"id": item.id, "version": item.version, "behind_leader": item.behind,
+                     "leader_version": item.leader_version}
+                    for item in row.components
+                ],
+            }
+            for row in found
+        ],
+    }
+
+
+def as_text(found: Sequence[NodeRow]) -> str:
+    """A block per node: its state line, then a line per component."""
+    lines = []
+    for row in found:
+        heartbeat = ("never" if row.heartbeat_age is None
+                     else f"{overview.age_words(row.heartbeat_age)} ago")
+        state = "DOWN" if row.down else "up"
+        last_check = row.node.last_check.isoformat(timespec="seconds") if row.node.last_check else "never"
+        lines.append(f"{row.node.node}  {row.node.role}  {state} (heartbeat {heartbeat})"
+                     f"  last check {last_check}  source {row.node.source_mode}"
+                     f"  mirror {row.mirror_url or '-'}")
+        for item in row.components:
+            mark = f"  BEHIND the leader ({item.leader_version or 'installed'})" if item.behind else ""
+            lines.append(f"    {item.id:<24} {item.version or '-'}{mark}")
+    return "\n".join(lines) if lines else "no node has registered in this database"
