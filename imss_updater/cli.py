@@ -360,7 +360,7 @@ def _report(arguments: argparse.Namespace, report: RunReport) -> int:
     language = output.language()
     lines = [("OK    " if o.ok else "FAIL  ") + o.message_in(language) for o in report.outcomes]
     if report.restart_error:
-        lines.append("FAIL  " + report.restart_error)
+        lines.append("FAIL  " + i18n.render(report.restart_error, language))
     lines.append(report.summary_reason().render(language))
     output.emit(arguments, report.as_json(), "\n".join(lines))
     if not report.ok:

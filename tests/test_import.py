@@ -204,8 +204,10 @@ def test_failed_restart_rolls_the_import_back(gateway: Gateway, media: Path, sig
     second = make_package(media, "virus_pattern-1569800.zip", {"vsapi.698": b"698\n"}, signing_pki)
     report = run_import(gateway, second)
     assert not report.ok
-    assert "scan service restart failed" in (report.restart_error or "")
-    assert "rolled back to 15.697.00" in (report.outcomes[0].reason or "")
+    assert "scan service restart failed" in str(report.restart_error or "")
+    assert "rolled back to 15.697.00" in str(report.outcomes[0].reason or "")
+    assert report.outcomes[0].reason is not None and not isinstance(report.outcomes[0].reason, str)
+    assert "スキャンサービスの再起動に失敗しました" in report.outcomes[0].reason.render("ja")
     assert current(gateway, "virus_pattern") == "1569700"
 
 

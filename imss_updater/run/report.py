@@ -7,7 +7,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from imss_updater.i18n import N_, Reason
+from imss_updater.i18n import N_, Reason, render
 from imss_updater.run.planner import Restarts
 from imss_updater.versions import Version, VersionError
 
@@ -100,7 +100,7 @@ class RunReport:
     kind: str
     outcomes: list[Outcome] = field(default_factory=list)
     restarts: Restarts = field(default_factory=lambda: Restarts(False, False))
-    restart_error: str | None = None
+    restart_error: str | Reason | None = None  # a Reason renders in each language
     up_to_date: bool = False
     problem: RunProblem | None = None  # the run failed as a whole (every wanted component)
     skipped: str | None = None  # a scheduled run left to the next one (the lock busy once)
@@ -144,7 +144,7 @@ class RunReport:
         if self.problem is not None:
             return self.problem.reason
         if self.restart_error:
-            return self.restart_error
+            return render(self.restart_error, language)
         failed = [outcome for outcome in self.outcomes if not outcome.ok]
         return failed[0].message_in(language) if failed else self.summary_reason().render(language)
 
@@ -154,7 +154,7 @@ class RunReport:
             "ok": self.ok,
             "summary": self.summary(),
             "restarted": {"scan": self.restarts.scan, "policy": self.restarts.policy},
-            "restart_error": self.restart_error,
+            "restart_error": str(self.restart_error) if self.restart_error else None,
             "problem": None if self.problem is None else {"step": self.problem.step,
                                                           "reason": self.problem.reason},
             "results": [

@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database
-from imss_updater.i18n import N_, Reason, stored_text
+from imss_updater.i18n import N_, Reason, render, stored_text
 from imss_updater.run import trust
 from imss_updater.run.updater import ComponentReport, Outcome, Updater
 from imss_updater.settings import Settings, SettingsError, load
@@ -116,7 +116,8 @@ def job_messages(job: Job, catalog: list[Component]) -> tuple[bool, str, list[st
     by_id = {component.id: component for component in catalog}
     details = [_outcome_text(outcome, by_id.get(outcome.component), job.kind) for outcome in report.outcomes]
     if report.restart_error:
-        details.append(_("Service restart failed: %(reason)s", reason=report.restart_error))
+        restart_error = render(report.restart_error, language())
+        details.append(_("Service restart failed: %(reason)s", reason=restart_error))
     if job.kind == "update" and report.up_to_date and not report.outcomes:
         return True, _("All components are up to date."), details
     if report.ok:
