@@ -198,7 +198,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                     version=arguments.version, force=arguments.force,
                 )
             except importer.PackageError as error:
-                raise CommandFailed(str(error), EXIT_USAGE) from error
+                raise CommandFailed(i18n.render(error.reason, output.language()), EXIT_USAGE) from error
             return _report(arguments, report)
     raise CommandFailed(f"unknown command {command}", EXIT_USAGE)
 

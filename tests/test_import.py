@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from imss_updater import i18n
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.database.db import Database
 from imss_updater.run.importer import PackageError, identify, import_package, signature_beside
@@ -300,8 +301,9 @@ def test_a_raw_pattern_with_nothing_installed_needs_its_version_and_the_number_m
     gateway: Gateway, media: Path, signing_pki: SigningPKI
 ) -> None:
     path = raw_pattern(media, "lpt$vpn.697", b"697\n", signing_pki)
-    with pytest.raises(PackageError, match=r"pattern number 697 but not its roll.*give --version"):
+    with pytest.raises(PackageError, match=r"pattern number 697 but not its roll.*give --version") as refused:
         run_import(gateway, path)
+    assert i18n.render(refused.value.reason, "ja").endswith("--version を指定してください (例: 15.697.00)")
     with pytest.raises(PackageError, match=r"pattern number 697, --version says 15\.698\.00"):
         run_import(gateway, path, version="15.698.00")
     with pytest.raises(PackageError, match="raw virus_pattern file, --component says spyware_pattern"):

@@ -49,7 +49,12 @@ _SEPARATORS = ("-", "_")
 
 class PackageError(ValueError):
     """The package cannot be identified (no such file, unknown component, no version):
-    a usage error, nothing was recorded."""
+    a usage error, nothing was recorded. ``reason``: the text, a Reason when it is in the
+    catalog (``str()``: English)."""
+
+    def __init__(self, reason: str | Reason) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
 
 
 def identify(
@@ -99,17 +104,19 @@ def _identify_raw(
 ) -> tuple[Component, Version]:
     named_id, number = raw
     if component_id is not None and component_id != named_id:
-        raise PackageError(f"{package.name} is a raw {named_id} file, --component says {component_id}")
+        raise PackageError(Reason(N_("%(file)s is a raw %(component)s file, --component says %(given)s"),
+                                  {"file": package.name, "component": named_id, "given": component_id}))
     component = by_id.get(named_id)
     if component is None:
-        raise PackageError(f"{package.name} is a raw {named_id} file, which the catalog does not have")
+        raise PackageError(Reason(N_("%(file)s is a raw %(component)s file, which the catalog does not have"),
+                                  {"file": package.name, "component": named_id}))
     try:
         if version is None:
             return component, raw_pattern.version_for(number, installed.get(component.id))
         wanted = parse_version(component, version)
         raw_pattern.check_version(number, wanted)
     except raw_pattern.RawPatternError as error:
-        raise PackageError(str(error)) from error
+        raise PackageError(error.reason) from error
     return component, wanted
 
 

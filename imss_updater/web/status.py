@@ -105,7 +105,7 @@ def job_messages(job: Job, catalog: list[Component]) -> tuple[bool, str, list[st
     if job.lock_busy:
         return False, _("Another process is downloading files."), []
     if job.error is not None:
-        return False, _("Could not run: %(reason)s", reason=job.error), []
+        return False, _("Could not run: %(reason)s", reason=render(job.error, language())), []
     if job.kind == "check":
         if job.check_ok:
             return True, _("Check finished: the update source was reachable."), []
