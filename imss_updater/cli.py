@@ -178,6 +178,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                 "settings_problems": [str(problem) for problem in settings_check.problems(
                     database.settings_rows(), [c.id for c in database.catalog()])],
                 "lock_holder": lock.lock_holder(bootstrap.root),
+                "fleet": output.fleet_source(database, settings),
             }
             text = output.table(reports) + "\n" + output.status_lines(payload)
             output.emit(arguments, payload, text)

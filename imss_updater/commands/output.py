@@ -12,7 +12,7 @@ from imss_updater import i18n, overview
 from imss_updater.daemon.schedule import schedule_for
 from imss_updater.database.db import Database, RunStatus
 from imss_updater.i18n import N_
-from imss_updater.run import services
+from imss_updater.run import fleet_member, services
 from imss_updater.run.updater import ComponentReport
 from imss_updater.settings import Settings, SettingsError, load
 
@@ -107,7 +107,19 @@ def status_lines(payload: dict[str, Any]) -> str:
           if payload["daemon"]["settings_problem"] else []),
         *[tr("settings problem: %(problem)s", problem=problem) for problem in payload["settings_problems"]
           if problem not in (payload["daemon"]["settings_problem"] or "")],
+        *([tr("update source (fleet): %(text)s", text=payload["fleet"]["text"])]
+          if payload.get("fleet") else []),
     ])
+
+
+def fleet_source(database: Database, settings: Settings | None) -> dict[str, Any] | None:
+    """Where this node takes its updates in a fleet (None outside one)."""
+    source, enabled = fleet_member.source_of(database, settings)
+    text = fleet_member.source_line(source, enabled=enabled)
+    if text is None:
+        return None
+    return {"source_mode": source.mode, "mirror_url": source.mirror_url,
+            "mirror_unreachable_since": iso(source.unreachable_since), "text": text}
 
 
 def settings_or_none(database: Database) -> Settings | None:

@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from imss_updater import config
-from imss_updater.daemon import backlog, runs, sdnotify, status_page, upkeep
+from imss_updater.daemon import backlog, fleet_member, runs, sdnotify, status_page, upkeep
 from imss_updater.daemon.health import Health
 from imss_updater.daemon.listener import listen
 from imss_updater.daemon.schedule import Schedule, missed_run, next_run, schedule_for
@@ -148,6 +148,7 @@ class Daemon:
         listener = threading.Thread(target=listen, args=(lambda: self.dsn, self.stopping, self.wake),
                                     name="settings-listener", daemon=True)
         listener.start()
+        fleet_member.start(self)  # the leader's announcements (a member updates, staggered)
         self.start_web()
         log.info("imss-updater daemon started (pid %s, root %s)", os.getpid(), self.bootstrap.root)
         try:

@@ -6,8 +6,9 @@
   changed package), then update this gateway from its own mirror server (the same code and
   checks as a member), then announce the release (NOTIFY, see ``imss_updater.fleet``) if
   it still leads in its term;
-- on a member: update from the recorded leader's mirror (members' staggering, listening and
-  fallback to the origin are the members' part of the fleet).
+- on a member: the ordinary run; its check reads the recorded leader's mirror, or the origin
+  after Fleet/FallbackMinutes without one (run/fleet_member.py); the announcement starts a
+  staggered run (daemon/fleet_member.py).
 
 A node without IMSS_MIRROR cannot serve a mirror, so it never stands for election.
 """
@@ -167,6 +168,8 @@ class Fleet:
                         self.bootstrap.node)
 
     def _member_update(self, bootstrap: config.Bootstrap, dsn: str, **options: Any) -> RunReport | None:
+        """A member's scheduled run: the ordinary run, whose check takes the leader's mirror
+        as the source, or the origin in fallback (run/fleet_member.py)."""
         try:
             leader = advisory.current_leader(dsn)
         except DatabaseError as error:
@@ -176,11 +179,7 @@ class Fleet:
             # It took the lock and waits out the old leader's lease: its takeover run follows.
             log.info("fleet: %s is taking over as leader; it updates once it leads", bootstrap.node)
             return None
-        if leader is None or leader.mirror_address is None:
-            log.info("fleet: no leader's mirror known; updating from the configured source")
-            return runs.scheduled_update(bootstrap, dsn, **options)
-        leaders_mirror = updater_for(fleet.mirror_url(leader.mirror_address))
-        return runs.scheduled_update(bootstrap, dsn, make_updater=leaders_mirror, **options)
+        return runs.scheduled_update(bootstrap, dsn, **options)
 
 
 def follow(current: Fleet | None, settings: Settings | None, bootstrap: config.Bootstrap,

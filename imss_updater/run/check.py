@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from imss_updater.catalog import Component, SourceRole
+from imss_updater.run import fleet_member
 from imss_updater.run.context import RunContext
 from imss_updater.run.index_trust import IndexRefused, authenticate
 from imss_updater.run.planner import Availability, Offer, offers_from_indexes
@@ -67,8 +68,16 @@ def fetch_offers(
     each component's Offer. An unreachable source makes its components Unknown."""
     base_urls = {component.id: base_url(component, settings) for component in catalog}
     indexes: dict[str, object] = {}
+    member = fleet_member.member_indexes(
+        context, settings, base_urls,
+        lambda base, trust, unreachable: fetch_index(context, base, client, settings, trust=trust,
+                                                     unreachable=unreachable),
+    )
+    if member is not None:  # a fleet member: the leader's mirror, for both roles
+        base_urls, indexes = member
     for base in dict.fromkeys(base_urls.values()):
-        indexes[base] = fetch_index(context, base, client, settings)
+        if base not in indexes:
+            indexes[base] = fetch_index(context, base, client, settings)
         if isinstance(indexes[base], str):
             # One cause, one ERROR line, naming what it affects (the components' own failure
             # events say it again, at INFO in the log).
@@ -100,10 +109,15 @@ def fetch_offers(
 
 
 def fetch_index(
-    context: RunContext, base: str, client: HttpClient, settings: Settings
+    context: RunContext, base: str, client: HttpClient, settings: Settings, *,
+    trust: tuple[str, ...] | None = None, unreachable: list[str] | None = None,
 ) -> serverini.SourceIndex | str:
     """Return the source's index (conditionally fetched, its signature checked as
     Update/VerifyIndexSignature asks), or the reason it cannot be used.
+
+    ``trust`` names the sources whose index pins apply (default: this one; a fleet mirror
+    is held to its origins' pins). ``unreachable``, if given, gets the reason appended when
+    the index could not be fetched at all (as opposed to fetched and refused).
 
     A source that asked to be left alone (429 or 503 with Retry-After) is not asked again
     before that time: until then the answer is the reason it gave, a failure, never a
@@ -115,6 +129,8 @@ def fetch_index(
     if cooldown is not None:
         if cooldown.until > datetime.datetime.now(datetime.UTC):
             log.debug("not asking %s: %s", base, cooldown.reason)
+            if unreachable is not None:
+                unreachable.append(cooldown.reason)
             return cooldown.reason
         context.write("to clear the source's cool-down",
                       lambda: context.database.clear_source_cooldown(base), None)
@@ -130,6 +146,8 @@ def fetch_index(
     except FetchError as error:
         log.debug("cannot read %s: %s", url, error.reason)
         remember_cooldown(context, base, error)
+        if unreachable is not None:
+            unreachable.append(error.reason)
         return error.reason
     if result.not_modified and cached is not None:
         body = cached.body
@@ -144,7 +162,7 @@ def fetch_index(
         return f"{url}: {error}"
     try:
         verdict = authenticate(context, base, url, body, settings, client, cached=cached,
-                               not_modified=result.not_modified)
+                               not_modified=result.not_modified, trust=trust)
     except IndexRefused as refused:
         log.debug("%s refused: %s", url, refused.reason)
         return f"{url}: {refused.reason}"

@@ -68,14 +68,24 @@ def authenticate(
     *,
     cached: CachedIndex | None,
     not_modified: bool,
+    trust: tuple[str, ...] | None = None,
 ) -> IndexVerdict:
     """Given a source's base URL, the index URL and the body to use (``not_modified``: the
     cached body, on a 304), return how far it is authenticated. Raise IndexRefused if the
-    setting, the source's pin or a replay check refuses it."""
+    setting, the source's pin or a replay check refuses it.
+
+    ``trust`` names the sources whose pins apply to this one (default: itself). A fleet
+    member reads its origins' index through the leader's mirror: the origins' pins apply
+    (any one pinned requires a signature) and a valid signature pins them all. The replay
+    check stays per URL: a mirror that goes back only freezes, which a leader can do anyway
+    by not updating its mirror, and comparing with the origin's index would refuse a mirror
+    that is merely still being written."""
     mode = settings.verify_index_signature
     if mode == "no":
         return IndexVerdict(False, None, checked=False)
-    pinned = trust_db.index_pinned(context.database, base)
+    keys = trust or (base,)
+    pinned_keys = [key for key in keys if trust_db.index_pinned(context.database, key)]
+    pinned = bool(pinned_keys)
     signature_url = url + SIGNATURE_SUFFIX
     if mode == "auto" and not pinned and not settings.signature_ca_file:
         # Nothing to verify against: a published signature proves nothing here, and must
@@ -99,16 +109,18 @@ def authenticate(
         if pinned:
             raise IndexRefused(
                 f"this source signed its index before; refusing an unsigned index ({signature_url} "
-                f"not found; `imss-updater trust reset-index {trust_db.pin_key(base)}` clears the pin)"
+                f"not found; `imss-updater trust reset-index {trust_db.pin_key(pinned_keys[0])}` "
+                "clears the pin)"
             )
         log.info("%s: no index signature published; %s", base, NOT_AUTHENTICATED)
         return IndexVerdict(False, None, checked=True)
     _verify(body, published, settings)
     if not not_modified and cached is not None and cached.signature is not None:
         _refuse_going_back(body, cached.body)
-    if not pinned:
-        log.info("%s signed its index: pinned, every index from it must be signed from now on", base)
-    trust_db.pin_index(context.database, base)
+    for key in keys:
+        if key not in pinned_keys:
+            log.info("%s signed its index: pinned, every index from it must be signed from now on", key)
+        trust_db.pin_index(context.database, key)
     return IndexVerdict(True, published, checked=True)
 
 

@@ -23,7 +23,7 @@ from imss_updater.run.updater import ComponentReport, Outcome, Updater
 from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.settings_check import problems as settings_problems
 from imss_updater.store import lock
-from imss_updater.web import overview
+from imss_updater.web import fleet_overview, overview
 from imss_updater.web.context import _, console, language, notify, when
 from imss_updater.web.jobs import Job, JobBusy
 from imss_updater.web.labels import label
@@ -162,6 +162,7 @@ def page() -> ResponseReturnValue:
         rows = database.settings_rows()
         run = database.run_status()
         catalog = database.catalog()
+        fleet = fleet_overview.facts(database, _settings(rows, catalog))
     job = context.runner.snapshot()
     # Invalid rows and unusable files (a CA file deleted after it was set) alike.
     problems = settings_problems(rows, [component.id for component in catalog])
@@ -185,7 +186,7 @@ def page() -> ResponseReturnValue:
         job_progress=progress_json(job) if job is not None else None,
         outcome=outcome,
         settings_error=settings_error,
-        facts=overview.facts(settings, run, holder),
+        facts=overview.facts(settings, run, holder) + fleet,
         licenses=overview.license_lines(settings),
         scan_state=overview.service_state(services, settings.scan_status if settings else None),
         policy_state=overview.service_state(services, settings.policy_status if settings else None),

@@ -1,0 +1,20 @@
+"""The status page's fleet line: where this node takes its updates from (SPEC 7): the
+leader's mirror, or the origin in fallback (and since when the mirror is unreachable)."""
+
+from __future__ import annotations
+
+from imss_updater.database.db import Database
+from imss_updater.run import fleet_member
+from imss_updater.settings import Settings
+from imss_updater.web.context import _, language
+from imss_updater.web.overview import Fact
+
+
+def facts(database: Database, settings: Settings | None) -> list[Fact]:
+    source, enabled = fleet_member.source_of(database, settings)
+    japanese = language() == "ja"
+    text = fleet_member.source_line(source, enabled=enabled, japanese=japanese)
+    if text is None:
+        return []
+    warning = source.mode == "fallback" or source.unreachable_since is not None
+    return [Fact("fleet-source", _("Update source (fleet)"), text, warning)]
