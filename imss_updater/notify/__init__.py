@@ -182,7 +182,7 @@ def enqueue_stale(
         source=_source(rows, component),
     )
     rule = settings.rules[(component.event_group.value, "failure")]
-    subject, message = templates.BUILT_IN[settings.language]["stale" if stale else "fresh"]
+    subject, message = templates.built_in(settings.language, "stale" if stale else "fresh")
     queued = _fan_out(database, settings, event, rule.mail, rule.trap, subject, message, now)
     return Outbox(database).add(queued, now=now()) if queued else 0
 
@@ -245,7 +245,7 @@ def send_test(
         mail = trap = True
     settings = load_settings(database.settings_rows(), database.node)
     event = events.self_test_event(time=now(), host=settings.host)
-    subject_template, body_template = templates.BUILT_IN[settings.language]["test"]
+    subject_template, body_template = templates.built_in(settings.language, "test")
     subject, body = events.compose(event, subject_template, body_template, settings.language)
     payload = events.payload(event, subject, settings.language)
     targets: list[tuple[str, str]] = []
