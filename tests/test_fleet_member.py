@@ -75,6 +75,27 @@ def test_a_member_updates_both_roles_from_the_leaders_mirror_read_from_the_datab
     assert f"update source (fleet): the leader's mirror {mirror.url}" in member.cli("status").stdout
 
 
+def test_a_tmase_source_of_its_own_is_read_from_that_source_not_from_the_mirror(
+    member: Gateway, mirror: Mirror, http_server: ServerFactory
+) -> None:
+    # The leader mirrors the UpdateServer's release only: a TMASEServerurl that differs
+    # stays the member's source for its components (the antispam pattern here).
+    member.tree.add_pattern("P.10001", "410100")
+    publish(member, mirror)
+    tmase = http_server(member.tree.directory)
+    member.set("Update", "TMASEServerurl", f"http://127.0.0.1:{tmase.port}")
+
+    result = member.cli("update", "--all")
+
+    assert result.code == 0, result.stderr
+    mirrored = {request.path for request in mirror.server.requests}
+    assert "/activeupdate/" + member.tree.entries["P.4"].path in mirrored
+    assert "/activeupdate/" + member.tree.entries["P.10001"].path not in mirrored
+    assert tmase.requests_for("server.ini") != []
+    assert [r.path for r in tmase.requests if r.path.endswith(".zip")] == [
+        "/" + member.tree.entries["P.10001"].path]
+
+
 def test_the_leader_itself_reads_the_origin(member: Gateway, mirror: Mirror) -> None:
     record_leader(member.dsn, MEMBER, mirror.address)
     publish(member, mirror)

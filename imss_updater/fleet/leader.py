@@ -47,8 +47,9 @@ class MirrorUpdater(Updater):
 
     def load(self) -> tuple[list[Component], Settings]:
         catalog, settings = super().load()
-        return catalog, dataclasses.replace(settings, update_server=self.source_url,
-                                            tmase_server=self.source_url)
+        # The mirror holds the UpdateServer's release; a TMASEServerurl of its own stays.
+        tmase = self.source_url if settings.tmase_server == settings.update_server else settings.tmase_server
+        return catalog, dataclasses.replace(settings, update_server=self.source_url, tmase_server=tmase)
 
 
 def updater_for(source_url: str) -> Callable[..., Updater]:

@@ -68,13 +68,15 @@ def fetch_offers(
     each component's Offer. An unreachable source makes its components Unknown."""
     base_urls = {component.id: base_url(component, settings) for component in catalog}
     indexes: dict[str, object] = {}
+    # The leader mirrors the UpdateServer's index; a TMASEServerurl of its own is not mirrored.
+    mirrored = {cid: base for cid, base in base_urls.items() if base == settings.update_server}
     member = fleet_member.member_indexes(
-        context, settings, base_urls,
+        context, settings, mirrored,
         lambda base, trust, unreachable: fetch_index(context, base, client, settings, trust=trust,
                                                      unreachable=unreachable),
-    )
+    ) if mirrored else None
     if member is not None:  # a fleet member: the leader's mirror, for both roles
-        base_urls, indexes = member
+        base_urls, indexes = {**base_urls, **member[0]}, member[1]
     for base in dict.fromkeys(base_urls.values()):
         if base not in indexes:
             indexes[base] = fetch_index(context, base, client, settings)
