@@ -149,7 +149,10 @@ def test_a_leader_whose_lock_backend_ends_mid_publish_neither_publishes_nor_anno
     entry = gateway.tree.add_pattern("P.4", "1569700", size_bytes=300_000)
     gateway.publish()
     index = gateway.tree.ini_path().read_bytes()
-    gateway.server.set_delay(12.0, "/" + entry.path)  # the first leader is mid-download for 12 s
+    # The first leader is mid-download for 20 s: long enough for gw-b to start on a loaded
+    # machine, and within the read timeout (the gateway fixture's 2 s would cut it short).
+    gateway.set("Update", "ReadTimeout", "60")
+    gateway.server.set_delay(20.0, "/" + entry.path)
     listener = Listener(gateway.dsn)
     first, second = FleetNode(gateway, tmp_path, "gw-a"), FleetNode(gateway, tmp_path, "gw-b")
     try:
@@ -163,7 +166,7 @@ def test_a_leader_whose_lock_backend_ends_mid_publish_neither_publishes_nor_anno
         wait_until(lambda: leader_row(gateway.dsn) == ("gw-b", 2), FAILOVER, "gw-b to lead")
         wait_until(lambda: announced_release(gateway.dsn) == ("gw-b", 2, release_id(index)), 60,
                    "the new leader's announcement")
-        wait_until(lambda: "release not published" in first.log(), 30, "gw-a to give up publishing")
+        wait_until(lambda: "release not published" in first.log(), 60, "gw-a to give up publishing")
     finally:
         listener.close()
     assert [(p["leader"], p["term"]) for p in listener.payloads] == [("gw-b", 2)]

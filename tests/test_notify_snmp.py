@@ -106,7 +106,9 @@ def test_inform_to_a_receiver_that_is_down_is_retried_then_acknowledged(
     notify.enqueue_run(database, DEFAULT_CATALOG, engine_failure(), now=lambda: T0)
     first = notify.deliver_pending(database, now=lambda: T0)
     assert [a.outcome for a in first.attempts] == ["retry"]
-    assert "No SNMP response" in (first.attempts[0].error or "")
+    # pysnmp's own timeout, or ours when a loaded machine is slower than pysnmp's retries
+    error = first.attempts[0].error or ""
+    assert "No SNMP response" in error or "no answer within" in error, error
     receiver = trap_receiver(port=port)
     later = notify.deliver_pending(database, now=lambda: T0 + datetime.timedelta(seconds=61))
     assert [a.outcome for a in later.attempts] == ["sent"], later.attempts
