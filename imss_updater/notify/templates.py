@@ -26,6 +26,8 @@ RESULT_WORDS: Mapping[str, Mapping[str, str]] = {
         "fresh": "updated again",
         "test": "test",
         "recovered": "updated successfully again",
+        "down": "down",
+        "up": "up again",
     },
     "ja": {
         "success": "正常にアップデートしました",
@@ -34,6 +36,8 @@ RESULT_WORDS: Mapping[str, Mapping[str, str]] = {
         "fresh": "再びアップデートされました",
         "test": "テスト",
         "recovered": "再び正常にアップデートできました",
+        "down": "停止",
+        "up": "復帰",
     },
 }
 UNKNOWN_VERSION: Mapping[str, str] = {"en": "Unknown", "ja": "不明"}
@@ -115,7 +119,9 @@ RECOVERED: Mapping[str, Mapping[str, tuple[str, str]]] = {
     },
 }
 
-# Built-in texts for events that have no settings rows: stale components and test messages.
+# Built-in texts for events that have no settings rows: stale components, fleet nodes going
+# down or coming back (sent by the leader, %HOST%; the node is %COMPONENT%, its last
+# heartbeat %REASON%) and test messages.
 BUILT_IN: Mapping[str, Mapping[str, tuple[str, str]]] = {
     "en": {
         "stale": (
@@ -125,6 +131,16 @@ BUILT_IN: Mapping[str, Mapping[str, tuple[str, str]]] = {
         "fresh": (
             "[%HOST%] %COMPONENT% is up to date again",
             "%COMPONENT% %VERSION% on %HOST%: %RESULT%\nDetected at %DATE%.",
+        ),
+        "down": (
+            "[%HOST%] Fleet node %COMPONENT% is down",
+            "Fleet node %COMPONENT% has sent no heartbeat since %REASON%: its updater is not"
+            " running or cannot reach the database.\nDetected by the leader %HOST% at %DATE%.",
+        ),
+        "up": (
+            "[%HOST%] Fleet node %COMPONENT% is up again",
+            "Fleet node %COMPONENT% sends heartbeats again (last heartbeat %REASON%).\n"
+            "Detected by the leader %HOST% at %DATE%.",
         ),
         "test": (
             "[%HOST%] imss-updater test message",
@@ -141,6 +157,18 @@ BUILT_IN: Mapping[str, Mapping[str, tuple[str, str]]] = {
             "[%HOST%] %COMPONENT%が最新の状態に戻りました",
             "%HOST%の%COMPONENT% %VERSION%: %RESULT%\n検出日時: %DATE%",
         ),
+        "down": (
+            "[%HOST%] フリートのノード%COMPONENT%が停止しています",
+            "フリートのノード%COMPONENT%から%REASON%以降ハートビートがありません。"
+            "アップデーターが停止しているか、データベースに接続できません。\n"
+            "検出したリーダー: %HOST%、検出日時: %DATE%",
+        ),
+        "up": (
+            "[%HOST%] フリートのノード%COMPONENT%が復帰しました",
+            "フリートのノード%COMPONENT%から再びハートビートが届いています"
+            "（最新のハートビート: %REASON%）。\n"
+            "検出したリーダー: %HOST%、検出日時: %DATE%",
+        ),
         "test": (
             "[%HOST%] imss-updater テストメッセージ",
             "%HOST%のimss-updaterから%DATE%に送信したテストメッセージです。\n"
@@ -156,7 +184,7 @@ class Item:
 
     name: str
     version: str | None
-    outcome: str  # success, failure, stale, fresh, test
+    outcome: str  # success, failure, stale, fresh, test, recovered, down, up
     reason: str | None = None
 
 
