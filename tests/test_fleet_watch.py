@@ -1,10 +1,12 @@
 """The leader reports fleet nodes going down and coming back (fleet/watch.py): one
 notification per change, recorded with the report, on a real PostgreSQL and a real SMTP
-relay (aiosmtpd). Heartbeats are aged by SQL instead of waiting three missed periods."""
+relay (aiosmtpd), and with real daemon processes. Heartbeats are aged by SQL instead of
+waiting three missed periods."""
 
 from __future__ import annotations
 
 import datetime
+import signal
 from collections.abc import Iterator
 
 import psycopg2
@@ -15,7 +17,13 @@ from imss_updater.database.db import Database
 from imss_updater.fleet.watch import report_nodes
 from imss_updater.notify.config import NotifySettings
 from imss_updater.notify.delivery import load_settings
+from tests.support.daemon import DaemonFactory, wait_until
+from tests.support.fleet import leader_row
+from tests.support.gateway import Gateway
 from tests.support.smtp import ServerFactory, SmtpServer
+from tests.test_fleet_leader import FleetNode, two_nodes
+
+__all__ = ["two_nodes"]  # the fixture, from test_fleet_leader
 
 
 @pytest.fixture
@@ -144,3 +152,44 @@ def test_the_japanese_texts_name_the_node_and_its_last_heartbeat(
     assert up.payload["kind"] == "node" and up.payload["outcome"] == "up"
     assert up.payload["items"] == [{"id": "gw-b", "name": "gw-b", "version": "", "outcome": "up",
                                     "reason": last.astimezone().strftime("%Y-%m-%d %H:%M:%S %z")}]
+
+
+# -- real daemons: the leader gw-a and the member gw-b (test_fleet_leader's FleetNode) ---------
+
+
+def wake_leader(gateway: Gateway, count: list[int]) -> None:
+    """A settings change wakes every daemon's loop at once (LISTEN/NOTIFY): its upkeep tick,
+    where the leader compares the nodes, follows within a second instead of REPLAN_SECONDS."""
+    count[0] += 1
+    gateway.set("Notification", "SMTPTimeout", str(5 + count[0] % 2))
+
+
+def test_daemons_a_killed_member_its_return_and_a_failover_are_one_mail_each(
+    gateway: Gateway, two_nodes: tuple[FleetNode, FleetNode], start_daemon: DaemonFactory,
+    smtp_server: ServerFactory,
+) -> None:
+    leader, member = two_nodes
+    server = smtp_server()
+    with gateway.database() as database:
+        use_relay(database, server)
+    ticks = [0]
+
+    def mailed(subject: str) -> bool:
+        wake_leader(gateway, ticks)
+        return subject in subjects(server)
+
+    assert member.daemon is not None and leader.daemon is not None
+    member.daemon.signal(signal.SIGKILL)
+    member.daemon.process.wait()
+    heartbeat(gateway.dsn, "gw-b", 120)  # three missed heartbeats, without the wait
+    wait_until(lambda: mailed("[gw-a] Fleet node gw-b is down"), 30, "the leader's down mail")
+    member.start(start_daemon)  # it comes back: its first tick writes a heartbeat
+    wait_until(lambda: mailed("[gw-a] Fleet node gw-b is up again"), 30, "the leader's up mail")
+    leader.daemon.signal(signal.SIGKILL)
+    leader.daemon.process.wait()
+    wait_until(lambda: leader_row(gateway.dsn) == ("gw-b", 2), 30, "gw-b to take over")
+    heartbeat(gateway.dsn, "gw-a", 120)
+    wait_until(lambda: mailed("[gw-b] Fleet node gw-a is down"), 30, "the new leader's down mail")
+    assert subjects(server) == ["[gw-a] Fleet node gw-b is down", "[gw-a] Fleet node gw-b is up again",
+                                "[gw-b] Fleet node gw-a is down"], f"after {ticks[0]} ticks"
+    assert "fleet: node gw-a is down" in member.log()
