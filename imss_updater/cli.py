@@ -20,6 +20,7 @@ from imss_updater import (
     config_commands,
     diagnose,
     fleet_view,
+    i18n,
     logsetup,
     notify,
     process,
@@ -32,6 +33,7 @@ from imss_updater.database import psql
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.database.embedded_db import EmbeddedDbError
+from imss_updater.i18n import N_
 from imss_updater.notify import config as notify_config
 from imss_updater.run import importer, trust
 from imss_updater.run.planner import Mode
@@ -58,6 +60,7 @@ class CommandFailed(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = arguments_module.build_parser()
     arguments = parser.parse_args(argv)
+    output.use_language(getattr(arguments, "lang", None) or i18n.environment_language())
     try:
         logsetup.configure(arguments.verbose, daemon=arguments.command == "run" and not arguments.once,
                            level_name=arguments.log_level)
@@ -81,12 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_LOCKED if str(error) == lock.LOCK_MESSAGE_EN else EXIT_FAILED
         text = str(error)
         if code == EXIT_LOCKED:
-            text = f"{lock.LOCK_MESSAGE_EN} ({lock.LOCK_MESSAGE_JA})"
+            # SPEC 1.1's wording: both languages, or only the Japanese one with --lang ja
+            text = (lock.LOCK_MESSAGE_JA if output.language() == "ja"
+                    else f"{lock.LOCK_MESSAGE_EN} ({lock.LOCK_MESSAGE_JA})")
         return _fail(text, code)
     except lock.LockUnusable as error:
         return _fail(error.reason, EXIT_FAILED)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_FAILED)
+        return _fail(output.tr(N_("interrupted")), EXIT_FAILED)
     except Exception as error:  # never a traceback: one line, the details with -vv
         log.debug("unexpected error", exc_info=True)
         return _fail(f"internal error: {error.__class__.__name__}: {error}", EXIT_FAILED)
@@ -156,7 +161,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                 "last_check": output.check_json(database),
                 "last_run": {
                     "time": output.iso(run_status.last_run_at), "kind": run_status.last_run_kind,
-                    "ok": run_status.last_run_ok, "result": run_status.last_run_text,
+                    "ok": run_status.last_run_ok, "result": i18n.stored_text(run_status.last_run_text, "en"),
                 },
                 "services": {"scan": run_status.scan_service, "policy": run_status.policy_service,
                              **output.service_states(settings)},
@@ -194,7 +199,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                     version=arguments.version, force=arguments.force,
                 )
             except importer.PackageError as error:
-                raise CommandFailed(str(error), EXIT_USAGE) from error
+                raise CommandFailed(i18n.render(error.reason, output.language()), EXIT_USAGE) from error
             return _report(arguments, report)
     raise CommandFailed(f"unknown command {command}", EXIT_USAGE)
 
@@ -270,10 +275,11 @@ def _diagnose(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int
             steps = diagnose.run_diagnosis(database, None, bootstrap.root, known_addresses=known)
     except (DatabaseError, EmbeddedDbError) as error:
         steps = diagnose.run_diagnosis(None, str(error), bootstrap.root, known_addresses=known)
-    output.emit(arguments, diagnose.to_json(steps, arguments.lang), diagnose.to_text(steps, arguments.lang))
+    language = output.language()  # --lang, else LANG (SPEC 1.1)
+    output.emit(arguments, diagnose.to_json(steps, language), diagnose.to_text(steps, language))
     if not diagnose.passed(steps):
         first = next(step for step in steps if step.ok is False)
-        name, detail, _ = first.texts(arguments.lang)
+        name, detail, _ = first.texts(language)
         raise CommandFailed(f"{name}: {detail}")
     return EXIT_OK
 
@@ -344,24 +350,25 @@ def _logs(arguments: argparse.Namespace, database: Database) -> int:
     }
     lines = [
         f"{event.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {event.kind:<9}  {event.outcome:<7}  "
-        + (event.message_ja if arguments.lang == "ja" else event.message)
+        + (event.message_ja if output.language() == "ja" else event.message)
         for event in events
     ]
-    output.emit(arguments, payload, "\n".join(lines) if lines else "no events")
+    output.emit(arguments, payload, "\n".join(lines) if lines else output.tr(N_("no events")))
     return EXIT_OK
 
 
 def _report(arguments: argparse.Namespace, report: RunReport) -> int:
-    lines = [("OK    " if o.ok else "FAIL  ") + o.message for o in report.outcomes]
+    language = output.language()
+    lines = [("OK    " if o.ok else "FAIL  ") + o.message_in(language) for o in report.outcomes]
     if report.restart_error:
-        lines.append("FAIL  " + report.restart_error)
-    lines.append(report.summary())
+        lines.append("FAIL  " + i18n.render(report.restart_error, language))
+    lines.append(report.summary_reason().render(language))
     output.emit(arguments, report.as_json(), "\n".join(lines))
     if not report.ok:
         if report.problem is not None:
             code = EXIT_USAGE if report.problem.step == "settings" else EXIT_FAILED
             raise CommandFailed(report.problem.reason, code)
-        raise CommandFailed(report.failure_reason() or report.summary())
+        raise CommandFailed(report.failure_reason(language) or report.summary_reason().render(language))
     return EXIT_OK
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.process import split_command
 
 Rows = Mapping[tuple[str, str], str]
@@ -36,8 +37,8 @@ SECRET_NAMES = frozenset(
 @dataclass(frozen=True)
 class Problem:
     """One bad row: ``why`` is the English reason; ``key`` and ``values`` name the same
-    reason as a text the console translates (``problem.<key>``), when it has one; ``cause``
-    is the problem in another row that this row's value would create."""
+    reason as a msgid the console translates (``values`` fill its ``%(name)s``), when it has
+    one; ``cause`` is the problem in another row that this row's value would create."""
 
     section: str
     name: str
@@ -45,9 +46,18 @@ class Problem:
     key: str | None = None
     values: tuple[tuple[str, str], ...] = ()
     cause: Problem | None = None
+    reason: Reason | None = field(default=None, compare=False)  # ``why`` in any language
 
     def __str__(self) -> str:
         return f"{self.section}/{self.name}: {self.why}"
+
+
+class Invalid(ValueError):
+    """A row's value is not valid: ``reason`` says why in any language (str: English)."""
+
+    def __init__(self, msgid: str, **params: str | int) -> None:
+        self.reason = Reason(msgid, params)
+        super().__init__(str(self.reason))
 
 
 class SettingsError(ValueError):
@@ -134,7 +144,8 @@ class _Reader:
     def raw(self, section: str, name: str) -> str | None:
         value = self.rows.get((section, name))
         if value is None:
-            self.problems.append(Problem(section, name, "missing row (run `imss-updater db init`)"))
+            self.problems.append(Problem(section, name, "missing row (run `imss-updater db init`)",
+                                         reason=Reason(N_("missing row (run `imss-updater db init`)"))))
         return value
 
     def typed(
@@ -156,7 +167,10 @@ class _Reader:
         try:
             return convert(value.strip())
         except ValueError as error:
-            self.problems.append(Problem(section, name, f"{error} (value {_shown(section, name, value)})"))
+            shown = _shown(section, name, value)
+            why = error.reason if isinstance(error, Invalid) else str(error)
+            self.problems.append(Problem(section, name, f"{error} (value {shown})", reason=Reason(
+                N_("%(why)s (value %(value)s)"), {"why": why, "value": shown})))
             return fallback
 
 
@@ -170,17 +184,17 @@ def parse_bool(text: str) -> bool:
         return True
     if lowered in ("no", "false", "0", "off"):
         return False
-    raise ValueError("must be yes or no")
+    raise Invalid(N_("must be yes or no"))
 
 
 def parse_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
+        raise Invalid(N_("must be an http:// or https:// URL with a host"))
     try:
         parts.port  # noqa: B018  # raises ValueError for a bad port
     except ValueError as error:
-        raise ValueError(f"bad port in URL: {error}") from error
+        raise Invalid(N_("bad port in URL: %(error)s"), error=str(error)) from error
     return text.rstrip("/")
 
 
@@ -189,7 +203,7 @@ def parse_choice(choices: Iterable[str]) -> Callable[[str], str]:
 
     def convert(text: str) -> str:
         if text.lower() not in allowed:
-            raise ValueError("must be one of " + ", ".join(allowed))
+            raise Invalid(N_("must be one of %(choices)s"), choices=", ".join(allowed))
         return text.lower()
 
     return convert
@@ -198,10 +212,10 @@ def parse_choice(choices: Iterable[str]) -> Callable[[str], str]:
 def parse_int(low: int, high: int) -> Callable[[str], int]:
     def convert(text: str) -> int:
         if not text.isdigit():
-            raise ValueError("must be a whole number")
+            raise Invalid(N_("must be a whole number"))
         number = int(text)
         if not low <= number <= high:
-            raise ValueError(f"must be between {low} and {high}")
+            raise Invalid(N_("must be between %(low)s and %(high)s"), low=low, high=high)
         return number
 
     return convert
@@ -211,15 +225,15 @@ def parse_seconds(text: str) -> float:
     try:
         number = float(text)
     except ValueError:
-        raise ValueError("must be a number of seconds") from None
+        raise Invalid(N_("must be a number of seconds")) from None
     if not 0 < number <= 3600:
-        raise ValueError("must be more than 0 and at most 3600 seconds")
+        raise Invalid(N_("must be more than 0 and at most 3600 seconds"))
     return number
 
 
 def parse_minute(text: str) -> int:
     if text not in ("00", "0", "15", "30", "45"):
-        raise ValueError("must be 00, 15, 30 or 45")
+        raise Invalid(N_("must be 00, 15, 30 or 45"))
     return int(text)
 
 
@@ -228,7 +242,7 @@ def parse_time(text: str) -> datetime.time:
         hours, minutes = text.split(":")
         return datetime.time(int(hours), int(minutes))
     except ValueError:
-        raise ValueError("must be HH:MM (24-hour)") from None
+        raise Invalid(N_("must be HH:MM (24-hour)")) from None
 
 
 def parse_date_or_empty(text: str) -> datetime.date | None:
@@ -237,14 +251,14 @@ def parse_date_or_empty(text: str) -> datetime.date | None:
     try:
         return datetime.date.fromisoformat(text)
     except ValueError:
-        raise ValueError("must be YYYY-MM-DD, or empty for not activated") from None
+        raise Invalid(N_("must be YYYY-MM-DD, or empty for not activated")) from None
 
 
 def parse_optional_path(text: str) -> str | None:
     if not text:
         return None
     if not text.startswith("/"):
-        raise ValueError("must be an absolute path, or empty")
+        raise Invalid(N_("must be an absolute path, or empty"))
     return text
 
 
@@ -252,9 +266,9 @@ def parse_command(text: str) -> tuple[str, ...]:
     try:
         argv = split_command(text)
     except ValueError as error:
-        raise ValueError(f"not a command line: {error}") from None
+        raise Invalid(N_("not a command line: %(error)s"), error=str(error)) from None
     if not argv[0].startswith("/"):
-        raise ValueError("the program must be given by its absolute path")
+        raise Invalid(N_("the program must be given by its absolute path"))
     return tuple(argv)
 
 
@@ -262,7 +276,7 @@ def parse_days_or_never(text: str) -> int | None:
     if text.lower() == "never":
         return None
     if not text.isdigit() or not 1 <= int(text) <= 3650:
-        raise ValueError("must be a number of days from 1 to 3650, or never")
+        raise Invalid(N_("must be a number of days from 1 to 3650, or never"))
     return int(text)
 
 
@@ -273,7 +287,7 @@ def parse_components(known: Iterable[str]) -> Callable[[str], tuple[str, ...]]:
         ids = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
         unknown = [component_id for component_id in ids if component_id not in known_ids]
         if unknown:
-            raise ValueError("unknown component(s): " + ", ".join(unknown))
+            raise Invalid(N_("unknown component(s): %(ids)s"), ids=", ".join(unknown))
         return ids
 
     return convert
@@ -378,15 +392,19 @@ def load(rows: Rows, known_components: Iterable[str]) -> Settings:
 def proxy_host_problem(host: str) -> Problem | None:
     """Return why ``host`` cannot be the proxy (empty, a URL, a host:port), or None."""
     if not host:
-        return Problem("Proxy", "ProxyHost", "empty while UseProxySetting=yes", "proxy_host_empty")
+        return Problem("Proxy", "ProxyHost", "empty while UseProxySetting=yes", N_("enter the proxy "
+                                                                                   "server's host name or "
+                                                                                   "address (the proxy is "
+                                                                                   "switched on)"))
     if "://" in host or "/" in host or "@" in host or any(character.isspace() for character in host):
         return Problem("Proxy", "ProxyHost",
                        f"{host!r} is not a host name or address (give the host only, no scheme or path)",
-                       "proxy_host_url", (("value", host),))
+                       N_("%(value)s is not a host name or address: enter the host only, without scheme or "
+                          "path"), (("value", host),))
     if ":" in host.strip("[]") and host.count(":") == 1:
         return Problem("Proxy", "ProxyHost",
                        f"{host!r} is not a host name or address (give the port in Proxy/ProxyPort)",
-                       "proxy_host_port", (("value", host),))
+                       N_("%(value)s: enter the port in the Port field"), (("value", host),))
     return None
 
 
@@ -395,7 +413,7 @@ def proxy_port_problem(text: str) -> Problem | None:
     if text.isdigit() and 1 <= int(text) <= 65535:
         return None
     return Problem("Proxy", "ProxyPort", f"must be a port number from 1 to 65535 (value {text!r})",
-                   "proxy_port", (("value", text),))
+                   N_("must be a port number from 1 to 65535 (value '%(value)s')"), (("value", text),))
 
 
 def parse_optional_command(text: str) -> tuple[str, ...]:
@@ -408,5 +426,6 @@ def parse_host_list(text: str) -> tuple[str, ...]:
     hosts = tuple(part.strip().lower() for part in text.split(",") if part.strip())
     for host in hosts:
         if any(character in host for character in "/:@ "):
-            raise ValueError(f"{host!r} is not a host name (give names only, no scheme or port)")
+            raise Invalid(N_("%(host)s is not a host name (give names only, no scheme or port)"),
+                          host=repr(host))
     return hosts

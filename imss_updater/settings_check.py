@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from imss_updater.i18n import N_
 from imss_updater.settings import (
     SIGNATURE_MODES,
     Problem,
@@ -43,14 +44,18 @@ def pem_problem(section: str, name: str, path: str) -> Problem | None:
         with open(path, "rb") as handle:
             content = handle.read(MAX_PEM_BYTES)
     except FileNotFoundError:
-        return problem("the file does not exist", "file_missing")
+        return problem("the file does not exist", N_("the file %(path)s does not exist"))
     except IsADirectoryError:
-        return problem("is a directory, not a file", "file_directory")
+        return problem("is a directory, not a file", N_("%(path)s is a directory, not a file"))
     except OSError as error:
         return Problem(section, name, f"{path}: cannot be read: {error.strerror or error}",
-                       "file_unreadable", (("path", path), ("error", str(error.strerror or error))))
+                       N_("the file %(path)s cannot be read: %(error)s"),
+                       (("path", path), ("error", str(error.strerror or error))))
     if PEM_MARKER not in content:
-        return problem("is not a PEM certificate file (no BEGIN CERTIFICATE line)", "file_not_pem")
+        return problem("is not a PEM certificate file (no BEGIN CERTIFICATE line)", N_("%(path)s is not a "
+                                                                                       "PEM certificate "
+                                                                                       "file (no BEGIN "
+                                                                                       "CERTIFICATE line)"))
     return None
 
 
@@ -71,7 +76,7 @@ def file_problems(ca_file: str | None, signature_ca_file: str | None, verify_sig
             problems.append(Problem(
                 "Update", "SignatureCAFile",
                 "empty while Update/VerifySignature=yes: no trust anchors to verify signatures with",
-                "signature_ca_empty",
+                N_("enter the trust anchors file: signature verification is set to required"),
             ))
     return problems
 

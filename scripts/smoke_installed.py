@@ -5,7 +5,8 @@ Usage: python scripts/smoke_installed.py /path/to/venv/bin/imss-updater
 Runs the installed command the way an administrator would, against real peers on 127.0.0.1:
 ``db init`` (embedded PostgreSQL in a temp state directory), ``check`` against a local
 ActiveUpdate-format source, ``notify test --mail`` to a local SMTP server (aiosmtpd), and
-``run`` with the status page serving ``/login`` and ``/static/style.css``. Any missing package
+``run`` with the status page serving ``/login`` (also in Japanese, from the compiled catalog)
+and ``/static/style.css``; ``status --lang ja`` prints Japanese. Any missing package
 file (SQL, template, static file, MIB) makes one of these fail. Exit 0 when everything passed;
 otherwise print what failed and exit 1.
 """
@@ -122,6 +123,10 @@ def main() -> int:
             components = {item["id"]: item for item in json.loads(checked.stdout)["components"]}
             if components["virus_pattern"]["available"] != "15.697.00":
                 failures.append(f"check: virus_pattern offered {components['virus_pattern']}")
+        # The compiled catalog is in the wheel: Japanese CLI output and a Japanese page.
+        status = cli("status", "--lang", "ja")
+        if status.returncode == 0 and "ダウンロードロック" not in status.stdout:
+            failures.append(f"status --lang ja: no Japanese in {status.stdout[-300:]!r}")
         cli("notify", "test", "--mail")
         if not inbox.subjects:
             failures.append("notify test --mail: no mail arrived")
@@ -131,6 +136,9 @@ def main() -> int:
             status = wait_for_page(f"http://127.0.0.1:{web_port}{path}", daemon)
             if status != 200:
                 failures.append(f"run: GET {path} answered {status}")
+        japanese = page_text(f"http://127.0.0.1:{web_port}/login", {"Accept-Language": "ja"})
+        if "管理者ログオン" not in japanese:
+            failures.append(f"run: GET /login in Japanese showed {japanese[:300]!r}")
     finally:
         if daemon is not None:
             daemon.send_signal(signal.SIGTERM)
@@ -146,8 +154,17 @@ def main() -> int:
     for failure in failures:
         print(f"SMOKE FAIL: {failure}", file=sys.stderr)
     if not failures:
-        print("smoke test of the installed package: db init, check, notify test, run + page: OK")
+        print("smoke test of the installed package: db init, check, ja catalog, notify test, run + page: OK")
     return 1 if failures else 0
+
+
+def page_text(url: str, headers: dict[str, str]) -> str:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - our own page
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own page
+            return str(response.read().decode("utf-8"))
+    except OSError as error:
+        return f"(no page: {error})"
 
 
 def wait_for_page(url: str, daemon: subprocess.Popen[str], seconds: float = 90.0) -> int | str:

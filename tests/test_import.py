@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from imss_updater import i18n
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.database.db import Database
 from imss_updater.run.importer import PackageError, identify, import_package, signature_beside
@@ -192,7 +193,7 @@ def test_unlicensed_component_is_refused(gateway: Gateway, media: Path, signing_
     package = make_package(media, "antispam_pattern-1234500.zip", {"tmase": b"p\n"}, signing_pki)
     report = run_import(gateway, package)
     assert not report.ok
-    assert report.outcomes[0].reason == "Antispam license is not activated"
+    assert str(report.outcomes[0].reason) == "Antispam license is not activated"
     assert not gateway.live("lib/pattern/tmase").exists()
     assert gateway.restarts() == []
 
@@ -204,8 +205,10 @@ def test_failed_restart_rolls_the_import_back(gateway: Gateway, media: Path, sig
     second = make_package(media, "virus_pattern-1569800.zip", {"vsapi.698": b"698\n"}, signing_pki)
     report = run_import(gateway, second)
     assert not report.ok
-    assert "scan service restart failed" in (report.restart_error or "")
-    assert "rolled back to 15.697.00" in (report.outcomes[0].reason or "")
+    assert "scan service restart failed" in str(report.restart_error or "")
+    assert "rolled back to 15.697.00" in str(report.outcomes[0].reason or "")
+    assert report.outcomes[0].reason is not None and not isinstance(report.outcomes[0].reason, str)
+    assert "スキャンサービスの再起動に失敗しました" in report.outcomes[0].reason.render("ja")
     assert current(gateway, "virus_pattern") == "1569700"
 
 
@@ -298,8 +301,9 @@ def test_a_raw_pattern_with_nothing_installed_needs_its_version_and_the_number_m
     gateway: Gateway, media: Path, signing_pki: SigningPKI
 ) -> None:
     path = raw_pattern(media, "lpt$vpn.697", b"697\n", signing_pki)
-    with pytest.raises(PackageError, match=r"pattern number 697 but not its roll.*give --version"):
+    with pytest.raises(PackageError, match=r"pattern number 697 but not its roll.*give --version") as refused:
         run_import(gateway, path)
+    assert i18n.render(refused.value.reason, "ja").endswith("--version を指定してください (例: 15.697.00)")
     with pytest.raises(PackageError, match=r"pattern number 697, --version says 15\.698\.00"):
         run_import(gateway, path, version="15.698.00")
     with pytest.raises(PackageError, match="raw virus_pattern file, --component says spyware_pattern"):
@@ -316,7 +320,7 @@ def test_a_raw_pattern_follows_the_same_signature_rules_as_a_package(
     unsigned = raw_pattern(media, "lpt$vpn.698", b"698\n", None)
     report = run_import(gateway, unsigned)
     assert not report.ok
-    assert "signed before" in (report.outcomes[0].reason or "")
+    assert "signed before" in str(report.outcomes[0].reason or "")
     gateway.set("Update", "VerifySignature", "yes")
     assert run_import(gateway, unsigned).outcomes[0].reason == (
         "no signature beside the package (lpt$vpn.698.sig) and Update/VerifySignature=yes")

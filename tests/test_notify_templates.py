@@ -154,3 +154,16 @@ def test_config_set_validation_refuses_a_bad_notification_row_only() -> None:
         config.validate_value("Notification", "SMTPSecurity", "tls", rows)
     config.validate_value("Notification", "SMTPSecurity", "starttls", rows)
     config.validate_value("Update", "Anything", "x", rows)
+
+
+def test_language_ja_turns_the_default_rows_into_the_japanese_defaults_but_keeps_edited_rows() -> None:
+    from tests.data import default_rows
+
+    rows = {**default_rows(), ("Notification", "Language"): "ja",
+            ("Notification", "EngineUpdateFailureSubject"): "[%HOST%] my own subject"}
+    settings, _problems = config.load(rows, host="gw1")
+    pattern = settings.rules[("pattern", "failure")]
+    assert pattern.subject == "[%HOST%] パターンファイルのアップデートに失敗しました"
+    assert "理由: %REASON%" in pattern.message
+    assert settings.rules[("engine", "failure")].subject == "[%HOST%] my own subject"
+    assert templates.built_in("ja", "test")[0] == "[%HOST%] imss-updater テストメッセージ"

@@ -1,6 +1,7 @@
 import datetime
 
 from imss_updater.catalog import DEFAULT_CATALOG
+from imss_updater.i18n import render
 from imss_updater.run.planner import Availability, Mode, Offer, decide, offers_from_indexes, restarts_for
 from imss_updater.settings import load
 from imss_updater.source.serverini import Entry, parse
@@ -32,8 +33,8 @@ def test_scheduled_run_updates_only_newer_scheduled_licensed_enabled_components(
     chosen = [d.component.id for d in decisions if d.update]
     assert chosen == ["atse", "virus_pattern"]
     by_id = {d.component.id: d for d in decisions}
-    assert by_id["spyware_pattern"].reason == "already up to date"
-    assert "SmartScanEnabled" in by_id["smart_scan_pattern"].reason
+    assert str(by_id["spyware_pattern"].reason) == "already up to date"
+    assert "SmartScanEnabled" in str(by_id["smart_scan_pattern"].reason)
     assert not by_id["smart_scan_pattern"].refused  # a schedule is silent about disabled features
 
 
@@ -50,7 +51,8 @@ def test_manual_request_for_unlicensed_component_is_refused_with_reason() -> Non
                        ["antispam_pattern"], TODAY)
     assert len(decisions) == 1
     assert decisions[0].refused and not decisions[0].update
-    assert decisions[0].reason == "Antispam license expired on 2026-01-31"
+    assert str(decisions[0].reason) == "Antispam license expired on 2026-01-31"
+    assert render(decisions[0].reason, "ja") == "Antispamのライセンスは2026-01-31に期限切れになりました"
 
 
 def test_unknown_availability_is_a_failure_and_absent_is_not() -> None:
@@ -59,7 +61,7 @@ def test_unknown_availability_is_a_failure_and_absent_is_not() -> None:
     decisions = decide(DEFAULT_CATALOG, settings(), {}, offers, Mode.MANUAL,
                        ["virus_pattern", "url_filter_engine"], TODAY)
     by_id = {d.component.id: d for d in decisions}
-    assert by_id["virus_pattern"].refused and "connection refused" in by_id["virus_pattern"].reason
+    assert by_id["virus_pattern"].refused and "connection refused" in str(by_id["virus_pattern"].reason)
     assert not by_id["url_filter_engine"].refused and not by_id["url_filter_engine"].update
 
 

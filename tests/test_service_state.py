@@ -115,7 +115,10 @@ def test_a_service_still_stopped_after_every_ask_names_the_command_and_its_statu
         return ServiceState(False, exit_status=1)
 
     reason = not_running_after_restart(["/opt/s", "status"], check=check, sleep=lambda seconds: None)
-    assert reason == "the service is not running after the restart (/opt/s status exited with status 1)"
+    assert reason is not None
+    assert str(reason) == "the service is not running after the restart (/opt/s status exited with status 1)"
+    assert reason.render("ja") == (
+        "再起動後にサービスが実行されていません (/opt/s status の終了ステータスは 1)")
     assert len(asked) == 3
 
 

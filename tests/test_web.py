@@ -11,7 +11,6 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from imss_updater.database.db import Database
-from imss_updater.web import i18n
 from imss_updater.web.accounts import FREE_FAILURES
 from imss_updater.web.auth import set_admin_password
 from tests.support.browser import ADMIN_PASSWORD, csrf_of, log_on, wait_for_job
@@ -563,13 +562,6 @@ def test_send_test_without_any_channel_says_so_and_sends_nothing(
 
 
 # -- languages -------------------------------------------------------------------------------------
-
-def test_every_text_exists_in_both_languages() -> None:
-    for key, (english, japanese) in i18n.TEXTS.items():
-        assert english and japanese, key
-        assert re.findall(r"{(\w+)}", english) == re.findall(r"{(\w+)}", japanese) or \
-            sorted(re.findall(r"{(\w+)}", english)) == sorted(re.findall(r"{(\w+)}", japanese)), key
-
 
 def test_japanese_follows_the_browser_preference(logged_in: FlaskClient) -> None:
     page = text(logged_in.get("/", headers={"Accept-Language": "ja,en;q=0.5"}))

@@ -255,6 +255,7 @@ def test_without_javascript_the_result_is_a_visible_message_that_ok_closes(
     live_console: LiveConsole, gateway: Gateway
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
 
     from tests.support.browser import chromium, wait_for_job
 
@@ -263,9 +264,13 @@ def test_without_javascript_the_result_is_a_visible_message_that_ok_closes(
     with chromium("--blink-settings=scriptEnabled=false") as browser:
         wait = _log_on(browser, live_console)
         browser.find_element(By.ID, "select-virus_pattern").click()
-        browser.find_element(By.ID, "update-button").click()
+        button = browser.find_element(By.ID, "update-button")
+        button.click()
+        wait.until(staleness_of(button))  # the view after the POST has replaced the form
+        wait.until(lambda driver: driver.find_elements(By.ID, "job-running"))
         wait_for_job(live_console.app)
-        browser.get(live_console.url + "/")  # no script polls: the administrator reloads
+        if not browser.find_elements(By.ID, "job-result"):  # the job ended after that view
+            browser.get(live_console.url + "/")  # no script polls: the administrator reloads
         dialog = browser.find_element(By.ID, "job-result")
         assert dialog.is_displayed()
         assert "Manual update succeeded." in dialog.text

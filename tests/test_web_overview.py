@@ -172,6 +172,8 @@ def test_a_status_command_that_cannot_run_shows_unknown_with_the_reason(
     assert scan and scan.group(1).startswith("Unknown (cannot run ")
     assert "missing-status" in scan.group(1)
     assert re.search(r'id="policy-state" class="warning">Unknown \(no status command is set\)<', page)
+    page = text(logged_in.get("/", headers={"Accept-Language": "ja"}))
+    assert 'id="policy-state" class="warning">不明 (状態確認コマンドが設定されていません)<' in page
 
 
 def test_a_status_command_that_hangs_is_killed_and_unknown() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from imss_updater import logsetup
 from imss_updater.catalog import DEFAULT_IDS
+from imss_updater.i18n import LANGUAGES
 
 
 def package_version() -> str:
@@ -89,13 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--outcome", choices=("success", "failure"))
     logs.add_argument("--since", help="ISO date or date-time")
     logs.add_argument("--limit", type=int, default=50)
-    logs.add_argument("--lang", choices=("en", "ja"), default="en")
     diagnose = commands.add_parser("diagnose", parents=[common],
                                    help="troubleshoot the connection to the update source step by step")
     diagnose.add_argument("--address", action="append", default=[], metavar="HOST=IP",
                           help="an IP address to try when HOST does not resolve")
-    diagnose.add_argument("--lang", choices=("en", "ja"), default="en",
-                          help="the language of the report (steps, details and hints)")
     package = commands.add_parser("import", parents=[common],
                                   help="install a component package obtained separately")
     package.add_argument("file", type=Path,
@@ -141,6 +139,9 @@ def _add_common_options(parser: argparse.ArgumentParser,
     parser.add_argument("--db-port", help="embedded database port (default: $IMSS_DB_PORT or 5432)",
                         **keep)
     parser.add_argument("--web", help="status page host:port (default: $IMSS_WEB or 127.0.0.1:8445)",
+                        **keep)
+    parser.add_argument("--lang", choices=LANGUAGES,
+                        help="language of the output for people (default: from LANG, e.g. ja_JP.UTF-8)",
                         **keep)
     parser.add_argument("--node", help="this gateway's name in the fleet"
                         " (default: $IMSS_NODE or the host name)", **keep)

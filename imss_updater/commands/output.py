@@ -8,12 +8,36 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from imss_updater import overview
+from imss_updater import i18n, overview
 from imss_updater.daemon.schedule import schedule_for
 from imss_updater.database.db import Database, RunStatus
+from imss_updater.i18n import N_
 from imss_updater.run import fleet_member, services
 from imss_updater.run.updater import ComponentReport
 from imss_updater.settings import Settings, SettingsError, load
+
+_language = ["en"]  # the CLI's output language, set once by cli.main (--lang, else LANG)
+
+
+LICENSE_NAMES = {"Antivirus": N_("Antivirus"), "Antispam": N_("Antispam")}
+
+
+def use_language(language: str) -> None:
+    _language[0] = language
+
+
+def language() -> str:
+    return _language[0]
+
+
+def tr(msgid: str, **values: object) -> str:
+    """Return ``msgid`` in the CLI's output language, ``%(name)s`` filled in."""
+    return i18n.gettext(_language[0], msgid, **values)
+
+
+def trn(singular: str, plural: str, count: int) -> str:
+    """Return the form for ``count`` in the CLI's output language (``%(num)d`` is ``count``)."""
+    return i18n.ngettext(_language[0], singular, plural, count)
 
 
 def check_json(database: Database) -> dict[str, Any]:
@@ -26,29 +50,33 @@ def iso(moment: datetime.datetime | None) -> str | None:
 
 
 def table(reports: Sequence[ComponentReport]) -> str:
-    header = f"{'ID':<22} {'NAME':<31} {'CURRENT':<12} {'AVAILABLE':<12} UPDATE"
+    titles = tr("NAME"), tr("CURRENT"), tr("AVAILABLE"), tr("UPDATE")
+    header = f"{'ID':<22} {titles[0]:<31} {titles[1]:<12} {titles[2]:<12} {titles[3]}"
+    yes, no = tr("yes"), tr("no")
     rows = [header]
     for report in reports:
-        available = report.available if report.available is not None else "Unknown"
+        available = report.available if report.available is not None else tr("Unknown")
         flags = []
         if not report.licensed:
-            flags.append("unlicensed")
+            flags.append(tr("unlicensed"))
         if not report.enabled:
-            flags.append("disabled")
+            flags.append(tr("disabled"))
         if not report.scheduled:
-            flags.append("not scheduled")
+            flags.append(tr("not scheduled"))
         if report.unsigned:
-            flags.append("unsigned")
+            flags.append(tr("unsigned"))
         if report.available is not None and not report.authenticated:
-            flags.append("versions not authenticated")
+            flags.append(tr("versions not authenticated"))
         if report.signed_before:
-            flags.append("signed before: unsigned refused")
+            flags.append(tr("signed before: unsigned refused"))
         if report.last_success_at is not None:
-            age = datetime.datetime.now(datetime.UTC) - report.last_success_at
-            flags.append(f"{'stale, ' if report.stale else ''}last success {overview.age_words(age)} ago")
+            age = overview.age_words(datetime.datetime.now(datetime.UTC) - report.last_success_at)
+            flags.append(tr("stale, last success %(age)s ago", age=age) if report.stale
+                         else tr("last success %(age)s ago", age=age))
+        name = report.name_ja if _language[0] == "ja" else report.name
         rows.append(
-            f"{report.id:<22} {report.name:<31} {report.current or '-':<12} {available:<12} "
-            f"{'yes' if report.update_available else 'no'}"
+            f"{report.id:<22} {name:<31} {report.current or '-':<12} {available:<12} "
+            f"{yes if report.update_available else no}"
             + (f"  ({', '.join(flags)})" if flags else "")
         )
     return "\n".join(rows)
@@ -59,21 +87,28 @@ def status_lines(payload: dict[str, Any]) -> str:
     run = payload["last_run"]
     services = payload["services"]
     holder = payload["lock_holder"]
+    never = tr("never")
     return "\n".join([
-        f"last check: {check['time'] or 'never'} ({check['result'] or '-'})",
-        f"last run:   {run['time'] or 'never'} {run['kind'] or ''} ({run['result'] or '-'})",
-        f"scan service:   {services['scan_state']} (last restart: {services['scan'] or 'none yet'})",
-        f"policy service: {services['policy_state']} (last restart: {services['policy'] or 'none yet'})",
-        f"download lock: {'held by PID ' + str(holder) if holder else 'free'}",
-        f"updater: {daemon_text(payload['daemon'])}",
-        f"schedule: {payload['daemon']['schedule'] or 'unknown (settings invalid)'}",
-        f"next scheduled run: {next_run_text(payload['daemon'])}",
-        *[f"license {entry['name']}: {license_text(entry)}" for entry in payload["licenses"]],
-        *([f"settings problem: {payload['daemon']['settings_problem']}"]
+        tr("last check: %(time)s (%(result)s)", time=check["time"] or never, result=check["result"] or "-"),
+        tr("last run:   %(time)s %(kind)s (%(result)s)", time=run["time"] or never, kind=run["kind"] or "",
+           result=i18n.stored_text(run["result"], _language[0]) or "-"),
+        tr("scan service:   %(state)s (last restart: %(restart)s)", state=services["scan_state"],
+           restart=services["scan"] or tr("none yet")),
+        tr("policy service: %(state)s (last restart: %(restart)s)", state=services["policy_state"],
+           restart=services["policy"] or tr("none yet")),
+        tr("download lock: held by PID %(pid)s", pid=holder) if holder else tr("download lock: free"),
+        tr("updater: %(text)s", text=daemon_text(payload["daemon"])),
+        tr("schedule: %(text)s", text=payload["daemon"]["schedule"] or tr("unknown (settings invalid)")),
+        tr("next scheduled run: %(text)s", text=next_run_text(payload["daemon"])),
+        *[tr("license %(name)s: %(text)s", name=tr(LICENSE_NAMES.get(entry["name"], entry["name"])),
+             text=license_text(entry))
+          for entry in payload["licenses"]],
+        *([tr("settings problem: %(problem)s", problem=payload["daemon"]["settings_problem"])]
           if payload["daemon"]["settings_problem"] else []),
-        *[f"settings problem: {problem}" for problem in payload["settings_problems"]
+        *[tr("settings problem: %(problem)s", problem=problem) for problem in payload["settings_problems"]
           if problem not in (payload["daemon"]["settings_problem"] or "")],
-        *([f"update source (fleet): {payload['fleet']['text']}"] if payload.get("fleet") else []),
+        *([tr("update source (fleet): %(text)s", text=payload["fleet"]["text"])]
+          if payload.get("fleet") else []),
     ])
 
 
@@ -115,8 +150,9 @@ def daemon_alive(status: RunStatus) -> bool:
 
 def daemon_text(daemon: dict[str, Any]) -> str:
     if daemon["alive"]:
-        return f"running (PID {daemon['pid']}, last heartbeat {daemon['heartbeat']})"
-    return f"the updater is not running (last heartbeat {daemon['heartbeat'] or 'never'})"
+        return tr("running (PID %(pid)s, last heartbeat %(time)s)", pid=daemon["pid"],
+                  time=daemon["heartbeat"])
+    return tr("the updater is not running (last heartbeat %(time)s)", time=daemon["heartbeat"] or tr("never"))
 
 
 def schedule_words(settings: Settings | None) -> str | None:
@@ -143,18 +179,20 @@ def license_states(settings: Settings | None) -> list[dict[str, Any]]:
 
 def license_text(entry: dict[str, Any]) -> str:
     if entry["state"] == "inactive":
-        return "not activated"
+        return tr("not activated")
     if entry["state"] == "expired":
-        return f"expired on {entry['expiry']}"
-    warning = " (WARNING: renew it)" if entry["state"] == "expiring" else ""
-    return f"valid until {entry['expiry']}, {entry['days_left']} days left{warning}"
+        return tr("expired on %(date)s", date=entry["expiry"])
+    left = trn("%(num)d day left", "%(num)d days left", entry["days_left"])
+    if entry["state"] == "expiring":
+        return tr("valid until %(date)s, %(left)s (WARNING: renew it)", date=entry["expiry"], left=left)
+    return tr("valid until %(date)s, %(left)s", date=entry["expiry"], left=left)
 
 
 def next_run_text(daemon: dict[str, Any]) -> str:
     if daemon["scheduled_update"] is False:
-        return "scheduled updates are off (Update/ScheduledUpdate=no)"
+        return tr("scheduled updates are off (Update/ScheduledUpdate=no)")
     if not daemon["alive"] or not daemon["next_run"]:
-        return "not planned (is the daemon running?)"
+        return tr("not planned (is the daemon running?)")
     return str(daemon["next_run"])
 
 

@@ -40,7 +40,7 @@ def flush(spool: EventSpool, database: Database) -> int:
         if to_notify:
             report = RunReport("scheduled", outcomes=[
                 Outcome(entry.event.component, entry.event.version, False, entry.event.message,
-                        entry.event.reason)
+                        entry.event.reason, message_ja=entry.event.message_ja)
                 for entry in to_notify
             ])
             try:

@@ -184,7 +184,7 @@ def enqueue_stale(
         source=_source(rows, component),
     )
     rule = settings.rules[(component.event_group.value, "failure")]
-    subject, message = templates.BUILT_IN[settings.language]["stale" if stale else "fresh"]
+    subject, message = templates.built_in(settings.language, "stale" if stale else "fresh")
     queued = _fan_out(database, settings, event, rule.mail, rule.trap, subject, message, now)
     return Outbox(database).add(queued, now=now()) if queued else 0
 
@@ -205,7 +205,7 @@ def node_notifications(
     queues them (``outbox.insert``) in the transaction that records the report, and calls
     ``node_unusable`` after it."""
     event = events.node_event(node, heartbeat, down, time=now, host=settings.host)
-    subject, message = templates.BUILT_IN[settings.language]["down" if down else "up"]
+    subject, message = templates.built_in(settings.language, "down" if down else "up")
     return _notifications(settings, event, *node_channels(settings), subject, message)
 
 
@@ -297,7 +297,7 @@ def send_test(
         mail = trap = True
     settings = load_settings(database.settings_rows(), database.node)
     event = events.self_test_event(time=now(), host=settings.host)
-    subject_template, body_template = templates.BUILT_IN[settings.language]["test"]
+    subject_template, body_template = templates.built_in(settings.language, "test")
     subject, body = events.compose(event, subject_template, body_template, settings.language)
     payload = events.payload(event, subject, settings.language)
     targets: list[tuple[str, str]] = []

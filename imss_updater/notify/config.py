@@ -17,9 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.notify import templates
 from imss_updater.settings import (
     SECRET_NAMES,
+    Invalid,
     Problem,
     SettingsError,
     parse_bool,
@@ -140,7 +142,8 @@ class _Reader:
         value = self.rows.get((SECTION, name))
         if value is None:
             if default is None:
-                self.problems.append(Problem(SECTION, name, "missing row (run `imss-updater db init`)"))
+                self.problems.append(Problem(SECTION, name, "missing row (run `imss-updater db init`)",
+                                             reason=Reason(N_("missing row (run `imss-updater db init`)"))))
                 return ""
             return default
         return value
@@ -155,7 +158,9 @@ class _Reader:
             return convert(value.strip())
         except ValueError as error:
             shown = "***" if (SECTION, name) in SECRET_NAMES else repr(value)
-            self.problems.append(Problem(SECTION, name, f"{error} (value {shown})"))
+            why = error.reason if isinstance(error, Invalid) else str(error)
+            self.problems.append(Problem(SECTION, name, f"{error} (value {shown})", reason=Reason(
+                N_("%(why)s (value %(value)s)"), {"why": why, "value": shown})))
             return fallback
 
     def take(self) -> list[Problem]:
@@ -167,14 +172,14 @@ def parse_address(text: str) -> str:
     """Return ``text`` if it looks like a mail address (one @, no spaces), else raise ValueError."""
     local, at, domain = text.partition("@")
     if not at or not local or not domain or any(ch.isspace() or ch in ",;<>" for ch in text):
-        raise ValueError(f"not a mail address: {text!r}")
+        raise Invalid(N_("not a mail address: %(text)s"), text=repr(text))
     return text
 
 
 def parse_addresses(text: str) -> tuple[str, ...]:
     addresses = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not addresses:
-        raise ValueError("no recipient")
+        raise Invalid(N_("no recipient"))
     return tuple(parse_address(address) for address in addresses)
 
 
@@ -192,10 +197,10 @@ def parse_receivers(text: str) -> tuple[Receiver, ...]:
             host, _colon, port_text = part.partition(":")
         port = parse_int(1, 65535)(port_text) if port_text else DEFAULT_SNMP_PORT
         if not host or any(ch.isspace() for ch in host):
-            raise ValueError(f"not a host[:port]: {part!r}")
+            raise Invalid(N_("not a host[:port]: %(text)s"), text=repr(part))
         receivers.append(Receiver(host, port))
     if not receivers:
-        raise ValueError("no receiver")
+        raise Invalid(N_("no receiver"))
     return tuple(dict.fromkeys(receivers))
 
 
@@ -204,9 +209,9 @@ def parse_engine_id(text: str) -> bytes:
     try:
         value = bytes.fromhex(cleaned)
     except ValueError:
-        raise ValueError("must be hexadecimal (5 to 32 octets)") from None
+        raise Invalid(N_("must be hexadecimal (5 to 32 octets)")) from None
     if not 5 <= len(value) <= 32:
-        raise ValueError("must be 5 to 32 octets")
+        raise Invalid(N_("must be 5 to 32 octets"))
     return value
 
 
@@ -235,11 +240,13 @@ def load(rows: Rows, *, host: str | None = None) -> tuple[NotifySettings, list[P
             subject = read.raw(f"{prefix}Subject")
             message = read.raw(f"{prefix}Message")
             defaults = templates.default_templates(language)[(group, outcome)]
+            # A row left at the English default (sql/defaults.sql) follows Notification/Language.
+            english_subject, english_message = templates.is_english_default(group, outcome, subject, message)
             rules[(group, outcome)] = Rule(
                 mail=read.typed(f"{prefix}Mail", parse_bool, wanted),
                 trap=read.typed(f"{prefix}Trap", parse_bool, wanted),
-                subject=subject.strip() or defaults[0],
-                message=message if message.strip() else defaults[1],
+                subject=defaults[0] if english_subject or not subject.strip() else subject.strip(),
+                message=defaults[1] if english_message or not message.strip() else message,
             )
     max_attempts = read.typed("MaxAttempts", parse_int(1, 100), 8, default="8")
     retry_backoff = read.typed("RetryBackoff", parse_seconds, 60.0, default="60")

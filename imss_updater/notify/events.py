@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from imss_updater.catalog import Component
+from imss_updater.i18n import render
 from imss_updater.notify import templates
 from imss_updater.run.updater import RunReport
 
@@ -44,10 +45,14 @@ class EventItem:
     name_ja: str
     version: str | None
     outcome: str  # success, failure, stale, fresh, test, recovered, down, up
-    reason: str | None = None
+    reason: str | None = None  # English (compared by the repeat rule)
+    reason_ja: str | None = None  # the same reason in Japanese, when the updater worded it
 
     def name(self, language: str) -> str:
         return self.name_ja if language == "ja" else self.name_en
+
+    def reason_in(self, language: str) -> str | None:
+        return self.reason_ja if language == "ja" and self.reason_ja else self.reason
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,8 @@ def from_run(
         result = "success" if outcome.ok else "failure"
         item = EventItem(
             component.id, component.name_en, component.name_ja, outcome.version, result,
-            outcome.reason if not outcome.ok else None,
+            str(outcome.reason) if not outcome.ok and outcome.reason is not None else None,
+            render(outcome.reason, "ja") if not outcome.ok and outcome.reason is not None else None,
         )
         buckets.setdefault((component.event_group.value, result), []).append(item)
     events = []
@@ -164,7 +170,7 @@ def compose(event: Event, subject_template: str, body_template: str, language: s
     """Return (subject, plain-text body) of ``event`` rendered with the templates."""
     context = templates.Context(
         items=[
-            templates.Item(item.name(language), item.version, item.outcome, item.reason)
+            templates.Item(item.name(language), item.version, item.outcome, item.reason_in(language))
             for item in event.items
         ],
         time=event.time,

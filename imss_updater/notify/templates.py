@@ -1,4 +1,4 @@
-"""Notification texts: token substitution (pure) and the default templates as data.
+"""Notification texts: token substitution (pure) and the default templates (catalog msgids).
 
 Tokens (SPEC section 4): ``%COMPONENT%``, ``%VERSION%``, ``%RESULT%``, ``%REASON%`` (one
 value per component) and ``%DATE%``, ``%HOST%``, ``%SOURCE%`` (one per message). In a
@@ -15,167 +15,124 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from imss_updater.i18n import N_, gettext
+
 TOKEN = re.compile(r"%([A-Z_]+)%")
 PER_ITEM = frozenset({"COMPONENT", "VERSION", "RESULT", "REASON"})
 
-RESULT_WORDS: Mapping[str, Mapping[str, str]] = {
-    "en": {
-        "success": "updated successfully",
-        "failure": "update failed",
-        "stale": "not updated for too long",
-        "fresh": "updated again",
-        "test": "test",
-        "recovered": "updated successfully again",
-        "down": "down",
-        "up": "up again",
-    },
-    "ja": {
-        "success": "正常にアップデートしました",
-        "failure": "アップデートに失敗しました",
-        "stale": "長期間アップデートされていません",
-        "fresh": "再びアップデートされました",
-        "test": "テスト",
-        "recovered": "再び正常にアップデートできました",
-        "down": "停止",
-        "up": "復帰",
-    },
+# The words for %RESULT% (per outcome) and the default subjects and messages, as msgids of the
+# gettext catalog (imss_updater/i18n.py), rendered in Notification/Language.
+RESULT_WORDS: Mapping[str, str] = {
+    "success": N_("updated successfully"),
+    "failure": N_("update failed"),
+    "stale": N_("not updated for too long"),
+    "fresh": N_("updated again"),
+    "test": N_("test"),
+    "recovered": N_("updated successfully again"),
+    "down": N_("down"),
+    "up": N_("up again"),
 }
-UNKNOWN_VERSION: Mapping[str, str] = {"en": "Unknown", "ja": "不明"}
+UNKNOWN_VERSION = N_("Unknown")
 
-# English defaults: the same texts as the rows of sql/defaults.sql, used when a row is empty.
-_EN: dict[tuple[str, str], tuple[str, str]] = {
+# English defaults: the same texts as the rows of sql/defaults.sql, used when a row is empty
+# (or still holds the English default while Notification/Language asks for another language).
+_DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     ("pattern", "success"): (
-        "[%HOST%] Pattern file update succeeded",
-        "Scheduled pattern file update on %HOST% at %DATE% from %SOURCE%:\n"
-        "%COMPONENT% %VERSION%: %RESULT%",
+        N_("[%HOST%] Pattern file update succeeded"),
+        N_("Scheduled pattern file update on %HOST% at %DATE% from %SOURCE%:\n"
+           "%COMPONENT% %VERSION%: %RESULT%"),
     ),
     ("pattern", "failure"): (
-        "[%HOST%] Pattern file update FAILED",
-        "Scheduled pattern file update on %HOST% at %DATE% from %SOURCE% failed:\n"
-        "%COMPONENT% %VERSION%: %RESULT%\nReason: %REASON%",
+        N_("[%HOST%] Pattern file update FAILED"),
+        N_("Scheduled pattern file update on %HOST% at %DATE% from %SOURCE% failed:\n"
+           "%COMPONENT% %VERSION%: %RESULT%\nReason: %REASON%"),
     ),
     ("engine", "success"): (
-        "[%HOST%] Scan engine update succeeded",
-        "Scheduled scan engine update on %HOST% at %DATE% from %SOURCE%:\n"
-        "%COMPONENT% %VERSION%: %RESULT%",
+        N_("[%HOST%] Scan engine update succeeded"),
+        N_("Scheduled scan engine update on %HOST% at %DATE% from %SOURCE%:\n"
+           "%COMPONENT% %VERSION%: %RESULT%"),
     ),
     ("engine", "failure"): (
-        "[%HOST%] Scan engine update FAILED",
-        "Scheduled scan engine update on %HOST% at %DATE% from %SOURCE% failed:\n"
-        "%COMPONENT% %VERSION%: %RESULT%\nReason: %REASON%",
+        N_("[%HOST%] Scan engine update FAILED"),
+        N_("Scheduled scan engine update on %HOST% at %DATE% from %SOURCE% failed:\n"
+           "%COMPONENT% %VERSION%: %RESULT%\nReason: %REASON%"),
     ),
     ("spam", "success"): (
-        "[%HOST%] Antispam component update succeeded",
-        "Scheduled antispam component update on %HOST% at %DATE% from %SOURCE%:\n"
-        "%COMPONENT% %VERSION%: %RESULT%",
+        N_("[%HOST%] Antispam component update succeeded"),
+        N_("Scheduled antispam component update on %HOST% at %DATE% from %SOURCE%:\n"
+           "%COMPONENT% %VERSION%: %RESULT%"),
     ),
     ("spam", "failure"): (
-        "[%HOST%] Antispam component update FAILED",
-        "Scheduled antispam component update on %HOST% at %DATE% from %SOURCE% failed:\n"
-        "%COMPONENT% %VERSION%: %RESULT%\nReason: %REASON%",
+        N_("[%HOST%] Antispam component update FAILED"),
+        N_("Scheduled antispam component update on %HOST% at %DATE% from %SOURCE% failed:\n"
+           "%COMPONENT% %VERSION%: %RESULT%\nReason: %REASON%"),
     ),
 }
-
-_JA_NOUNS = {
-    "pattern": "パターンファイル",
-    "engine": "検索エンジン",
-    "spam": "スパムメール対策コンポーネント",
-}
-_JA: dict[tuple[str, str], tuple[str, str]] = {}
-for _group, _noun in _JA_NOUNS.items():
-    _JA[(_group, "success")] = (
-        f"[%HOST%] {_noun}のアップデートに成功しました",
-        f"%DATE%、%HOST%の予約アップデートで{_noun}をアップデートしました"
-        "（アップデート元: %SOURCE%）。\n%COMPONENT% %VERSION%: %RESULT%",
-    )
-    _JA[(_group, "failure")] = (
-        f"[%HOST%] {_noun}のアップデートに失敗しました",
-        f"%DATE%、%HOST%の予約アップデートで{_noun}のアップデートに失敗しました"
-        "（アップデート元: %SOURCE%）。\n%COMPONENT% %VERSION%: %RESULT%\n理由: %REASON%",
-    )
-
-DEFAULTS: Mapping[str, Mapping[tuple[str, str], tuple[str, str]]] = {"en": _EN, "ja": _JA}
 
 # The "recovered" message (Notification/NotifyRecovery): the first success of a group after
 # a notified failure. It has no rows of its own; %REASON% is the failure last notified.
-_EN_NOUNS = {"pattern": "Pattern file", "engine": "Scan engine", "spam": "Antispam component"}
-RECOVERED: Mapping[str, Mapping[str, tuple[str, str]]] = {
-    "en": {
-        group: (
-            f"[%HOST%] {noun} update recovered",
-            f"Scheduled {noun.lower()} update on %HOST% at %DATE% from %SOURCE% succeeded"
-            " after a failure that was notified:\n%COMPONENT% %VERSION%: %RESULT%\n"
-            "Last failure: %REASON%",
-        )
-        for group, noun in _EN_NOUNS.items()
-    },
-    "ja": {
-        group: (
-            f"[%HOST%] {noun}のアップデートが復旧しました",
-            f"%DATE%、%HOST%の予約アップデートで、通知済みの失敗の後、{noun}を再びアップデートできました"
-            "（アップデート元: %SOURCE%）。\n%COMPONENT% %VERSION%: %RESULT%\n前回の失敗: %REASON%",
-        )
-        for group, noun in _JA_NOUNS.items()
-    },
+_RECOVERED: dict[str, tuple[str, str]] = {
+    "pattern": (
+        N_("[%HOST%] Pattern file update recovered"),
+        N_("Scheduled pattern file update on %HOST% at %DATE% from %SOURCE% succeeded after a failure"
+           " that was notified:\n%COMPONENT% %VERSION%: %RESULT%\nLast failure: %REASON%"),
+    ),
+    "engine": (
+        N_("[%HOST%] Scan engine update recovered"),
+        N_("Scheduled scan engine update on %HOST% at %DATE% from %SOURCE% succeeded after a failure"
+           " that was notified:\n%COMPONENT% %VERSION%: %RESULT%\nLast failure: %REASON%"),
+    ),
+    "spam": (
+        N_("[%HOST%] Antispam component update recovered"),
+        N_("Scheduled antispam component update on %HOST% at %DATE% from %SOURCE% succeeded after a"
+           " failure that was notified:\n%COMPONENT% %VERSION%: %RESULT%\nLast failure: %REASON%"),
+    ),
 }
 
 # Built-in texts for events that have no settings rows: stale components, fleet nodes going
 # down or coming back (sent by the leader, %HOST%; the node is %COMPONENT%, its last
 # heartbeat %REASON%) and test messages.
-BUILT_IN: Mapping[str, Mapping[str, tuple[str, str]]] = {
-    "en": {
-        "stale": (
-            "[%HOST%] %COMPONENT% is out of date",
-            "%COMPONENT% %VERSION% on %HOST%: %RESULT%\nReason: %REASON%\nDetected at %DATE%.",
-        ),
-        "fresh": (
-            "[%HOST%] %COMPONENT% is up to date again",
-            "%COMPONENT% %VERSION% on %HOST%: %RESULT%\nDetected at %DATE%.",
-        ),
-        "down": (
-            "[%HOST%] Fleet node %COMPONENT% is down",
-            "Fleet node %COMPONENT% has sent no heartbeat since %REASON%: its updater is not"
-            " running or cannot reach the database.\nDetected by the leader %HOST% at %DATE%.",
-        ),
-        "up": (
-            "[%HOST%] Fleet node %COMPONENT% is up again",
-            "Fleet node %COMPONENT% sends heartbeats again (last heartbeat %REASON%).\n"
-            "Detected by the leader %HOST% at %DATE%.",
-        ),
-        "test": (
-            "[%HOST%] imss-updater test message",
-            "This is a test message from imss-updater on %HOST% at %DATE%.\n"
-            "Update notifications will reach you the same way.",
-        ),
-    },
-    "ja": {
-        "stale": (
-            "[%HOST%] %COMPONENT%が最新ではありません",
-            "%HOST%の%COMPONENT% %VERSION%: %RESULT%\n理由: %REASON%\n検出日時: %DATE%",
-        ),
-        "fresh": (
-            "[%HOST%] %COMPONENT%が最新の状態に戻りました",
-            "%HOST%の%COMPONENT% %VERSION%: %RESULT%\n検出日時: %DATE%",
-        ),
-        "down": (
-            "[%HOST%] フリートのノード%COMPONENT%が停止しています",
-            "フリートのノード%COMPONENT%から%REASON%以降ハートビートがありません。"
-            "アップデーターが停止しているか、データベースに接続できません。\n"
-            "検出したリーダー: %HOST%、検出日時: %DATE%",
-        ),
-        "up": (
-            "[%HOST%] フリートのノード%COMPONENT%が復帰しました",
-            "フリートのノード%COMPONENT%から再びハートビートが届いています"
-            "（最新のハートビート: %REASON%）。\n"
-            "検出したリーダー: %HOST%、検出日時: %DATE%",
-        ),
-        "test": (
-            "[%HOST%] imss-updater テストメッセージ",
-            "%HOST%のimss-updaterから%DATE%に送信したテストメッセージです。\n"
-            "アップデートの通知も同じ経路で届きます。",
-        ),
-    },
+_BUILT_IN: dict[str, tuple[str, str]] = {
+    "stale": (
+        N_("[%HOST%] %COMPONENT% is out of date"),
+        N_("%COMPONENT% %VERSION% on %HOST%: %RESULT%\nReason: %REASON%\nDetected at %DATE%."),
+    ),
+    "fresh": (
+        N_("[%HOST%] %COMPONENT% is up to date again"),
+        N_("%COMPONENT% %VERSION% on %HOST%: %RESULT%\nDetected at %DATE%."),
+    ),
+    "down": (
+        N_("[%HOST%] Fleet node %COMPONENT% is down"),
+        N_("Fleet node %COMPONENT% has sent no heartbeat since %REASON%: its updater is not running"
+           " or cannot reach the database.\nDetected by the leader %HOST% at %DATE%."),
+    ),
+    "up": (
+        N_("[%HOST%] Fleet node %COMPONENT% is up again"),
+        N_("Fleet node %COMPONENT% sends heartbeats again (last heartbeat %REASON%).\n"
+           "Detected by the leader %HOST% at %DATE%."),
+    ),
+    "test": (
+        N_("[%HOST%] imss-updater test message"),
+        N_("This is a test message from imss-updater on %HOST% at %DATE%.\n"
+           "Update notifications will reach you the same way."),
+    ),
 }
+
+
+def _translated(pair: tuple[str, str], language: str) -> tuple[str, str]:
+    return gettext(language, pair[0]), gettext(language, pair[1])
+
+
+def built_in(language: str, event: str) -> tuple[str, str]:
+    """Given a language and "stale", "fresh", "down", "up" or "test", return its (subject,
+    message)."""
+    return _translated(_BUILT_IN[event], language)
+
+
+def is_english_default(group: str, outcome: str, subject: str, message: str) -> tuple[bool, bool]:
+    """Whether a rule's subject and message rows still hold the English defaults."""
+    english = _DEFAULTS[(group, outcome)]
+    return subject.strip() == english[0], message.strip() == english[1].strip()
 
 
 @dataclass(frozen=True)
@@ -199,13 +156,13 @@ class Context:
 
 def default_templates(language: str) -> Mapping[tuple[str, str], tuple[str, str]]:
     """Given "en" or "ja", return (group, outcome) -> (subject, message) defaults."""
-    return DEFAULTS.get(language, _EN)
+    return {key: _translated(pair, language) for key, pair in _DEFAULTS.items()}
 
 
 def recovered_templates(language: str, group: str) -> tuple[str, str]:
     """Given "en" or "ja" and an event group, return the (subject, message) of its
     "recovered" message."""
-    return RECOVERED.get(language, RECOVERED["en"])[group]
+    return _translated(_RECOVERED[group], language)
 
 
 def default_rows(language: str) -> dict[str, str]:
@@ -225,11 +182,11 @@ def format_date(moment: datetime.datetime) -> str:
 
 
 def _item_values(item: Item, language: str) -> dict[str, str]:
-    words = RESULT_WORDS.get(language, RESULT_WORDS["en"])
+    word = RESULT_WORDS.get(item.outcome)
     return {
         "COMPONENT": item.name,
-        "VERSION": item.version or UNKNOWN_VERSION.get(language, "Unknown"),
-        "RESULT": words.get(item.outcome, item.outcome),
+        "VERSION": item.version or gettext(language, UNKNOWN_VERSION),
+        "RESULT": gettext(language, word) if word else item.outcome,
         "REASON": item.reason or "",
     }
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database, DatabaseError, NewEvent
+from imss_updater.i18n import Reason
 from imss_updater.run.report import Outcome, Progress, RunCancelled, RunReport, parse_or_none
 from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.store import install
@@ -101,7 +102,7 @@ class RunContext:
         kind: str,
         component: Component,
         version: Version | None,
-        reason: str,
+        reason: str | Reason,
         *,
         replace: bool = False,
         cause_logged: bool = False,
@@ -110,14 +111,14 @@ class RunContext:
         was logged already (an unreachable source, a failed run: one cause, one ERROR line)."""
         shown = version.display if version else None
         text = messages.update_failed(component, shown, reason)
-        event = NewEvent(kind, component.id, shown, "failure", text.en, text.ja, reason)
+        event = NewEvent(kind, component.id, shown, "failure", text.en, text.ja, str(reason))
         try:
             self.database.add_event(event)
         except DatabaseError as error:
             self.keep(event, error)
         if replace:
             report.outcomes = [o for o in report.outcomes if o.component != component.id]
-        report.outcomes.append(Outcome(component.id, shown, False, text.en, reason))
+        report.outcomes.append(Outcome(component.id, shown, False, text.en, reason, message_ja=text.ja))
         log.log(logging.INFO if cause_logged else logging.ERROR, "%s", text.en)
 
     def keep(self, event: NewEvent, error: DatabaseError) -> None:

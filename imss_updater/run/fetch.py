@@ -12,6 +12,7 @@ from pathlib import Path
 
 from imss_updater.catalog import Component
 from imss_updater.database.db import InstalledPackage
+from imss_updater.i18n import N_, Reason
 from imss_updater.run import trust
 from imss_updater.run.check import remember_cooldown
 from imss_updater.run.context import RunContext
@@ -34,12 +35,12 @@ def fetch_verify_install(
 ) -> None:
     entry = offer.entry
     if entry is None or offer.base_url is None:
-        raise ComponentFailure("nothing offered")
+        raise ComponentFailure(Reason(N_("nothing offered")))
     if entry.size > settings.max_download_bytes:
-        raise ComponentFailure(
-            f"too large: {entry.size} bytes exceeds the limit of "
-            f"{settings.max_download_bytes // (1024 * 1024)} MB (Update/MaxDownloadMB)"
-        )
+        raise ComponentFailure(Reason(
+            N_("too large: %(size)s bytes exceeds the limit of %(limit)s MB (Update/MaxDownloadMB)"),
+            {"size": entry.size, "limit": settings.max_download_bytes // (1024 * 1024)},
+        ))
     try:
         url = serverini.payload_url(offer.base_url, entry.path)
         signature_url = serverini.payload_url(offer.base_url, serverini.signature_path(entry.path))

@@ -28,6 +28,7 @@ from pathlib import Path
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database, NewEvent
+from imss_updater.i18n import N_, Reason, stored
 from imss_updater.run import raw_pattern
 from imss_updater.run.installation import install_archive
 from imss_updater.run.planner import unusable
@@ -48,7 +49,12 @@ _SEPARATORS = ("-", "_")
 
 class PackageError(ValueError):
     """The package cannot be identified (no such file, unknown component, no version):
-    a usage error, nothing was recorded."""
+    a usage error, nothing was recorded. ``reason``: the text, a Reason when it is in the
+    catalog (``str()``: English)."""
+
+    def __init__(self, reason: str | Reason) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
 
 
 def identify(
@@ -98,17 +104,19 @@ def _identify_raw(
 ) -> tuple[Component, Version]:
     named_id, number = raw
     if component_id is not None and component_id != named_id:
-        raise PackageError(f"{package.name} is a raw {named_id} file, --component says {component_id}")
+        raise PackageError(Reason(N_("%(file)s is a raw %(component)s file, --component says %(given)s"),
+                                  {"file": package.name, "component": named_id, "given": component_id}))
     component = by_id.get(named_id)
     if component is None:
-        raise PackageError(f"{package.name} is a raw {named_id} file, which the catalog does not have")
+        raise PackageError(Reason(N_("%(file)s is a raw %(component)s file, which the catalog does not have"),
+                                  {"file": package.name, "component": named_id}))
     try:
         if version is None:
             return component, raw_pattern.version_for(number, installed.get(component.id))
         wanted = parse_version(component, version)
         raw_pattern.check_version(number, wanted)
     except raw_pattern.RawPatternError as error:
-        raise PackageError(str(error)) from error
+        raise PackageError(error.reason) from error
     return component, wanted
 
 
@@ -179,7 +187,8 @@ def import_package(
     except lock.LockBusy as error:
         log.warning("%s", error)
         raise RunError(str(error)) from error
-    database.record_run(RUN_KIND, report.ok, f"{package.name}: {report.summary()}")
+    database.record_run(RUN_KIND, report.ok, stored(Reason(N_("%(package)s: %(summary)s"), {
+        "package": package.name, "summary": report.summary_reason()})))
     return report
 
 
@@ -256,14 +265,14 @@ def _copy_verify_install(
         copy.unlink(missing_ok=True)
         wrapped.unlink(missing_ok=True)
         signature_copy.unlink(missing_ok=True)
-    report.outcomes.append(Outcome(component.id, wanted.display, True,
-                                   messages.downloaded(component, wanted.display).en))
+    done = messages.downloaded(component, wanted.display)
+    report.outcomes.append(Outcome(component.id, wanted.display, True, done.en, message_ja=done.ja))
     return True
 
 
 def _refusal(
     updater: Updater, settings: Settings, component: Component, wanted: Version, package: Path, force: bool
-) -> str | None:
+) -> str | Reason | None:
     """Return why the package must not be installed, or None."""
     why_not = unusable(component, settings, updater.today())
     if why_not is not None:
@@ -311,9 +320,10 @@ def signature_beside(package: Path) -> Path:
     return package.with_name(base + ".sig")
 
 
-def _fail(updater: Updater, report: RunReport, component: Component, version: Version, reason: str) -> None:
+def _fail(updater: Updater, report: RunReport, component: Component, version: Version,
+          reason: str | Reason) -> None:
     text = messages.update_failed(component, version.display, reason)
     updater.database.add_event(NewEvent(KIND, component.id, version.display, "failure", text.en, text.ja,
-                                        reason))
-    report.outcomes.append(Outcome(component.id, version.display, False, text.en, reason))
+                                        str(reason)))
+    report.outcomes.append(Outcome(component.id, version.display, False, text.en, reason, message_ja=text.ja))
     log.error("%s", text.en)

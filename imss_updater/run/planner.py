@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from imss_updater.catalog import Component
+from imss_updater.i18n import N_, Reason
 from imss_updater.settings import Settings
 from imss_updater.source.serverini import Entry
 from imss_updater.versions import ABSENT_DISPLAY, Version
@@ -56,7 +57,7 @@ class Mode(StrEnum):
 class Decision:
     component: Component
     update: bool
-    reason: str  # why it is (not) updated, one line
+    reason: str | Reason  # why it is (not) updated, one line
     refused: bool = False  # a manual request that cannot be honoured (a failure, not a skip)
 
 
@@ -68,16 +69,17 @@ def is_update_available(current: Version | None, offer: Offer) -> bool:
     return current is None or version > current
 
 
-def unusable(component: Component, settings: Settings, today: datetime.date) -> str | None:
+def unusable(component: Component, settings: Settings, today: datetime.date) -> Reason | None:
     """Return why ``component`` cannot be updated at all (licence not activated or expired,
     feature switched off), or None when it can."""
     if not settings.license_active(component.license, today):
         expiry = settings.licenses.get(component.license)
         if expiry is None:
-            return f"{component.license} license is not activated"
-        return f"{component.license} license expired on {expiry.isoformat()}"
+            return Reason(N_("%(license)s license is not activated"), {"license": component.license})
+        return Reason(N_("%(license)s license expired on %(date)s"),
+                      {"license": component.license, "date": expiry.isoformat()})
     if not settings.feature_enabled(component.feature):
-        return f"disabled (Scan/{component.feature}=no)"
+        return Reason(N_("disabled (Scan/%(feature)s=no)"), {"feature": component.feature})
     return None
 
 
@@ -114,15 +116,16 @@ def decide(
         installed = current.get(component.id)
         if offer.availability is Availability.UNKNOWN:
             decisions.append(
-                Decision(component, False, f"available version unknown: {offer.reason}", refused=True)
+                Decision(component, False, Reason(N_("available version unknown: %(reason)s"),
+                                                  {"reason": offer.reason}), refused=True)
             )
         elif offer.availability is Availability.ABSENT:
-            decisions.append(Decision(component, False, "not offered by the update source"))
+            decisions.append(Decision(component, False, Reason(N_("not offered by the update source"))))
         elif offer.version is not None and is_update_available(installed, offer):
             shown = installed.display if installed else "none"
             decisions.append(Decision(component, True, f"{shown} -> {offer.version.display}"))
         else:
-            decisions.append(Decision(component, False, "already up to date"))
+            decisions.append(Decision(component, False, Reason(N_("already up to date"))))
     return decisions
 
 

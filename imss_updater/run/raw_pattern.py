@@ -24,6 +24,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.versions import Version
 
 # The raw pattern files a seed names, by their stem; the catalog id each one is.
@@ -34,7 +35,12 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: the same bytes 
 
 
 class RawPatternError(ValueError):
-    """The pattern's version cannot be told from its name and what is installed."""
+    """The pattern's version cannot be told from its name and what is installed; ``reason``
+    renders in each language (``str()``: English)."""
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
 
 
 def parse_name(name: str) -> tuple[str, int] | None:
@@ -54,10 +60,10 @@ def version_for(number: int, installed: Version | None) -> Version:
     it is: the roll that puts it nearest the installed one (a tie goes to the newer), build
     00. Raise RawPatternError when nothing is installed (the roll cannot be told)."""
     if installed is None or len(installed.fields) != 3:
-        raise RawPatternError(
-            f"the file name gives the pattern number {number:03d} but not its roll, and no "
-            f"virus pattern is installed to tell it from; give --version (e.g. 15.{number:03d}.00)"
-        )
+        raise RawPatternError(Reason(
+            N_("the file name gives the pattern number %(number)s but not its roll, and no virus "
+               "pattern is installed to tell it from; give --version (e.g. %(example)s)"),
+            {"number": f"{number:03d}", "example": f"15.{number:03d}.00"}))
     roll, serial = installed.fields[0], installed.fields[1]
     here = roll * 1000 + serial
     rolls = [candidate for candidate in (roll - 1, roll, roll + 1) if candidate >= 0]
@@ -68,9 +74,9 @@ def version_for(number: int, installed: Version | None) -> Version:
 def check_version(number: int, version: Version) -> None:
     """Raise RawPatternError unless ``version`` (from --version) has the name's number."""
     if len(version.fields) != 3 or version.fields[1] != number:
-        raise RawPatternError(
-            f"the file name says pattern number {number:03d}, --version says {version.display}"
-        )
+        raise RawPatternError(Reason(
+            N_("the file name says pattern number %(number)s, --version says %(version)s"),
+            {"number": f"{number:03d}", "version": version.display}))
 
 
 def wrap(raw: Path, name: str, archive: Path) -> None:

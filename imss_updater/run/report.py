@@ -7,6 +7,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from imss_updater.i18n import N_, Reason, render
 from imss_updater.run.planner import Restarts
 from imss_updater.versions import Version, VersionError
 
@@ -78,7 +79,11 @@ class Outcome:
     version: str | None
     ok: bool
     message: str
-    reason: str | None = None
+    reason: str | Reason | None = None  # a Reason renders in each language (str(): English)
+    message_ja: str = ""  # ``message`` in Japanese (the CLI's --lang ja), when known
+
+    def message_in(self, language: str) -> str:
+        return self.message_ja if language == "ja" and self.message_ja else self.message
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class RunReport:
     kind: str
     outcomes: list[Outcome] = field(default_factory=list)
     restarts: Restarts = field(default_factory=lambda: Restarts(False, False))
-    restart_error: str | None = None
+    restart_error: str | Reason | None = None  # a Reason renders in each language
     up_to_date: bool = False
     problem: RunProblem | None = None  # the run failed as a whole (every wanted component)
     skipped: str | None = None  # a scheduled run left to the next one (the lock busy once)
@@ -106,24 +111,32 @@ class RunReport:
                 and all(outcome.ok for outcome in self.outcomes))
 
     def summary(self) -> str:
-        """One line: the counts, the first failure's reason, the restart and the run's problem."""
+        """One line in English: see ``summary_reason``."""
+        return str(self.summary_reason())
+
+    def summary_reason(self) -> Reason:
+        """One line, in any language: the counts, the first failure's reason, the restart and
+        the run's problem (recorded as a Reason, so the console shows it in Japanese too)."""
         if self.up_to_date and not self.outcomes and self.problem is None:
-            return "All components are up to date."
+            return Reason(N_("All components are up to date."))
         if self.skipped is not None and not self.outcomes:
-            return f"skipped: {self.skipped}"
+            return Reason(N_("skipped: %(reason)s"), {"reason": self.skipped})
         done = sum(1 for outcome in self.outcomes if outcome.ok)
         failed = len(self.outcomes) - done
-        text = f"{done} succeeded, {failed} failed"
+        text = Reason(N_("%(done)s succeeded, %(failed)s failed"), {"done": done, "failed": failed})
         first = next((outcome for outcome in self.outcomes if not outcome.ok), None)
         if self.problem is not None:
-            text += f"; the update run failed: {self.problem.reason}"
+            text = Reason(N_("%(text)s; the update run failed: %(reason)s"),
+                          {"text": text, "reason": self.problem.reason})
         elif first is not None and first.reason:
-            text += f" ({first.component}: {first.reason})"
+            text = Reason(N_("%(text)s (%(component)s: %(reason)s)"),
+                          {"text": text, "component": first.component, "reason": first.reason})
         if self.restart_error:
-            text += f"; restart failed: {self.restart_error}"
+            text = Reason(N_("%(text)s; restart failed: %(reason)s"),
+                          {"text": text, "reason": self.restart_error})
         return text
 
-    def failure_reason(self) -> str | None:
+    def failure_reason(self, language: str = "en") -> str | None:
         """The one line a command prints on stderr when the run failed (None when it did not):
         the run's problem, else the restart's failure, else the first failed component's."""
         if self.ok:
@@ -131,9 +144,9 @@ class RunReport:
         if self.problem is not None:
             return self.problem.reason
         if self.restart_error:
-            return self.restart_error
+            return render(self.restart_error, language)
         failed = [outcome for outcome in self.outcomes if not outcome.ok]
-        return failed[0].message if failed else self.summary()
+        return failed[0].message_in(language) if failed else self.summary_reason().render(language)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -141,7 +154,7 @@ class RunReport:
             "ok": self.ok,
             "summary": self.summary(),
             "restarted": {"scan": self.restarts.scan, "policy": self.restarts.policy},
-            "restart_error": self.restart_error,
+            "restart_error": str(self.restart_error) if self.restart_error else None,
             "problem": None if self.problem is None else {"step": self.problem.step,
                                                           "reason": self.problem.reason},
             "results": [
@@ -150,7 +163,7 @@ class RunReport:
                     "version": outcome.version,
                     "outcome": "success" if outcome.ok else "failure",
                     "message": outcome.message,
-                    "reason": outcome.reason,
+                    "reason": str(outcome.reason) if outcome.reason is not None else None,
                 }
                 for outcome in self.outcomes
             ],
@@ -158,10 +171,11 @@ class RunReport:
 
 
 class ComponentFailure(Exception):
-    """One component could not be updated; ``reason`` is the one-line cause."""
+    """One component could not be updated; ``reason`` is the one-line cause (a Reason when
+    the cause is worded by the updater, rendered per language)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str | Reason) -> None:
+        super().__init__(str(reason))
         self.reason = reason
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from imss_updater import messages, process
 from imss_updater.catalog import Component
 from imss_updater.database.db import DatabaseError, NewEvent
+from imss_updater.i18n import N_, Reason
 from imss_updater.run.context import RunContext
 from imss_updater.run.planner import Restarts, restarts_for
 from imss_updater.run.report import Outcome, RunReport, display
@@ -90,14 +91,15 @@ def restart_and_settle(
         try:
             state = store.rollback()
         except install.InstallError as rollback_error:
-            reason = f"{error}; automatic rollback failed: {rollback_error.reason}"
+            reason = Reason(N_("%(reason)s; automatic rollback failed: %(error)s"),
+                            {"reason": error, "error": rollback_error.reason})
             context.record_failure(report, kind, component, None, reason, replace=True)
             continue
         back_to = display(state.current_version)
         attempted = next((o.version for o in report.outcomes if o.component == component.id), None)
-        reason = f"{error}; rolled back to {back_to}"
+        reason = Reason(N_("%(reason)s; rolled back to %(version)s"), {"reason": error, "version": back_to})
         text = messages.update_failed(component, attempted, reason)
-        event = NewEvent(kind, component.id, attempted, "failure", text.en, text.ja, reason)
+        event = NewEvent(kind, component.id, attempted, "failure", text.en, text.ja, str(reason))
         try:
             context.database.record_installed(
                 component.id,
@@ -110,17 +112,18 @@ def restart_and_settle(
         except DatabaseError as database_error:
             context.keep(event, database_error)  # the disk is the truth; the next run records it
         report.outcomes = [o for o in report.outcomes if o.component != component.id]
-        report.outcomes.append(Outcome(component.id, attempted, False, text.en, reason))
+        report.outcomes.append(Outcome(component.id, attempted, False, text.en, reason, message_ja=text.ja))
         log.error("%s", text.en)
     if installed_now:
         second = restart(context, settings, restarts_for(changed), [c.id for c in changed])
         if second is not None:
-            report.restart_error = f"{error}; after rollback: {second}"
+            report.restart_error = Reason(N_("%(reason)s; after rollback: %(second)s"),
+                                          {"reason": error, "second": second})
 
 
 def restart(
     context: RunContext, settings: Settings, restarts: Restarts, component_ids: Sequence[str]
-) -> str | None:
+) -> Reason | None:
     """Restart the scan service and, if asked, the policy service (one each).
 
     Return None on success, else the reason; clear the components' restart flags only
@@ -144,13 +147,13 @@ def restart(
                 f"internal error: {error.__class__.__name__}: {error}")
             if not isinstance(error, process.CommandError):
                 log.debug("restarting the %s service failed", service, exc_info=True)
-            reason = f"{service} service restart failed: {cause}"
+            reason = _restart_failed(service, cause)
             log.error("%s", reason)
             _record_service(context, service, f"failed: {cause}")
             return reason
         stopped = not_running_after_restart(status_argv)
         if stopped is not None:
-            reason = f"{service} service restart failed: {stopped}"
+            reason = _restart_failed(service, stopped)
             log.error("%s", reason)
             _record_service(context, service, f"failed: {stopped}")
             return reason
@@ -168,7 +171,7 @@ def not_running_after_restart(
     *,
     check: Callable[[Sequence[str]], ServiceState] = probe,
     sleep: Callable[[float], None] = time.sleep,
-) -> str | None:
+) -> Reason | None:
     """Given the service's status command (seed 001: exit 0 = running), return why the
     service is not running after its restart, or None when it runs.
 
@@ -189,8 +192,14 @@ def not_running_after_restart(
         return None
     if state.running:
         return None
-    return (f"the service is not running after the restart "
-            f"({' '.join(status_argv)} exited with status {state.exit_status})")
+    return Reason(N_("the service is not running after the restart (%(command)s exited with status "
+                     "%(status)s)"), {"command": " ".join(status_argv), "status": state.exit_status})
+
+
+def _restart_failed(service: str, cause: str | Reason) -> Reason:
+    if service == "policy":
+        return Reason(N_("policy service restart failed: %(reason)s"), {"reason": cause})
+    return Reason(N_("scan service restart failed: %(reason)s"), {"reason": cause})
 
 
 def _record_service(context: RunContext, service: str, text: str) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import NewEvent
+from imss_updater.i18n import Reason, stored
 from imss_updater.run.context import RunContext
 from imss_updater.run.planner import restarts_for, unusable
 from imss_updater.run.reconcile import reconcile
@@ -47,14 +48,15 @@ def rollback(context: RunContext, component_ids: Sequence[str]) -> RunReport:
                 report.restart_error = restart(context, settings, report.restarts, [c.id for c in changed])
     except lock.LockBusy as error:
         raise RunError(str(error)) from error
-    context.database.record_run("rollback", report.ok, report.summary())
+    context.database.record_run("rollback", report.ok, stored(report.summary_reason()))
     return report
 
 
-def _refuse(context: RunContext, report: RunReport, component: Component, reason: str) -> None:
+def _refuse(context: RunContext, report: RunReport, component: Component, reason: str | Reason) -> None:
     text = messages.rollback_failed(component, reason)
-    context.database.add_event(NewEvent("rollback", component.id, None, "failure", text.en, text.ja, reason))
-    report.outcomes.append(Outcome(component.id, None, False, text.en, reason))
+    context.database.add_event(NewEvent("rollback", component.id, None, "failure", text.en, text.ja,
+                                        str(reason)))
+    report.outcomes.append(Outcome(component.id, None, False, text.en, reason, message_ja=text.ja))
     log.error("%s", text.en)
 
 
@@ -66,7 +68,7 @@ def _rollback_one(context: RunContext, report: RunReport, component: Component) 
         context.database.add_event(
             NewEvent("rollback", component.id, None, "failure", text.en, text.ja, error.reason)
         )
-        report.outcomes.append(Outcome(component.id, None, False, text.en, error.reason))
+        report.outcomes.append(Outcome(component.id, None, False, text.en, error.reason, message_ja=text.ja))
         log.error("%s", text.en)
         return False
     version = display(state.current_version)
@@ -81,6 +83,6 @@ def _rollback_one(context: RunContext, report: RunReport, component: Component) 
     )
     if context.database.remove_from_schedule(component.id):
         log.info("%s removed from the scheduled update until re-enabled", component.id)
-    report.outcomes.append(Outcome(component.id, version, True, text.en))
+    report.outcomes.append(Outcome(component.id, version, True, text.en, message_ja=text.ja))
     log.info("%s", text.en)
     return True

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from imss_updater import process
+from imss_updater.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class ServiceState:
         return "running" if self.running else "stopped"
 
 
-NOT_CONFIGURED = "no status command is set"
+NOT_CONFIGURED = N_("no status command is set")  # translated where shown (web/overview.py)
 
 
 def probe(argv: Sequence[str], *, timeout: float = STATUS_TIMEOUT_SECONDS) -> ServiceState:

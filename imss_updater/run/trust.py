@@ -18,13 +18,14 @@ from pathlib import Path
 from imss_updater.catalog import Component
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, InstalledPackage
+from imss_updater.i18n import N_, Reason
 from imss_updater.run.context import RunContext
 from imss_updater.run.report import ComponentFailure, display, parse_or_none
 from imss_updater.versions import Version
 
 log = logging.getLogger(__name__)
 
-SIGNED_BEFORE = "this component was signed before; refusing an unsigned package"
+SIGNED_BEFORE = N_("this component was signed before; refusing an unsigned package")
 _CHUNK = 1 << 20
 
 
@@ -34,7 +35,7 @@ def refuse_unsigned_if_pinned(context: RunContext, component: Component) -> None
     if trust_db.signature_pinned(context.database, component.id):
         log.error("%s: %s (clear with `imss-updater trust reset %s`)", component.id, SIGNED_BEFORE,
                   component.id)
-        raise ComponentFailure(SIGNED_BEFORE)
+        raise ComponentFailure(Reason(SIGNED_BEFORE))
 
 
 def package_digest(archive: Path) -> str:
@@ -54,7 +55,8 @@ def admit(
     digest = digest or package_digest(archive)
     seen = trust_db.package_seen(context.database, digest)
     if seen is not None and (seen.component != component.id or parse_or_none(seen.version) != version):
-        reason = f"package already seen as {seen.component} {display(seen.version)}"
+        reason = Reason(N_("package already seen as %(component)s %(version)s"),
+                        {"component": seen.component, "version": display(seen.version)})
         log.error("%s: %s (SHA-256 %s, announced as %s)", component.id, reason, digest,
                   version.display)
         raise ComponentFailure(reason)

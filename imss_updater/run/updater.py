@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from imss_updater import messages, settings_check
 from imss_updater.catalog import Component
 from imss_updater.database.db import DatabaseError
+from imss_updater.i18n import stored
 from imss_updater.run import reconcile as reconcile_step
 from imss_updater.run import rollback as rollback_step
 from imss_updater.run import status as status_step
@@ -156,8 +157,8 @@ class Updater(RunContext):
             # failed already, its failures are recorded (or kept) and the refusal logged.
             self._fail_run(report, run, "record", self.database_problem)
         if report.skipped is None:
-            self.write("to record the run", lambda: self.database.record_run(mode.value, report.ok,
-                                                                             report.summary()), None)
+            self.write("to record the run", lambda: self.database.record_run(
+                mode.value, report.ok, stored(report.summary_reason())), None)
         return report
 
     def _update(self, report: RunReport, run: _Run) -> None:
@@ -311,8 +312,8 @@ class Updater(RunContext):
                 continue
             installed_now.append(component)
             version = offer.version.display if offer.version else None
-            report.outcomes.append(Outcome(component.id, version, True,
-                                           messages.downloaded(component, version or "").en))
+            done = messages.downloaded(component, version or "")
+            report.outcomes.append(Outcome(component.id, version, True, done.en, message_ja=done.ja))
             self.progress(component.id, "done", 0, 0)
         if self.cancel.is_set():
             # Stopping: the installs are recorded with restart_pending; the next run restarts.

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from imss_updater.catalog import Component
+from imss_updater.i18n import N_, Reason
 from imss_updater.run.context import RunContext
 from imss_updater.run.report import ComponentFailure
 from imss_updater.run.trust import refuse_unsigned_if_pinned
@@ -36,12 +37,13 @@ def fetch_signature(
     try:
         published = client.fetch_optional(signature_url, max_bytes=MAX_SIGNATURE_BYTES)
     except FetchError as error:
-        raise ComponentFailure(f"cannot fetch the signature: {error.reason}") from error
+        raise ComponentFailure(Reason(N_("cannot fetch the signature: %(reason)s"),
+                                      {"reason": error.reason})) from error
     if published is None:
         if settings.verify_signature == "yes":
-            raise ComponentFailure(
-                f"no signature published ({signature_url}) and Update/VerifySignature=yes"
-            )
+            raise ComponentFailure(Reason(
+                N_("no signature published (%(url)s) and Update/VerifySignature=yes"), {"url": signature_url}
+            ))
         refuse_unsigned_if_pinned(context, component)
         log.warning("%s: no signature published; accepted unsigned (VerifySignature=auto)",
                     component.id)

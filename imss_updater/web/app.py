@@ -15,9 +15,11 @@ from pathlib import Path
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from imss_updater import i18n
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.store.spool import EventSpool
 from imss_updater.web import (
@@ -32,9 +34,10 @@ from imss_updater.web import (
     settings_pages,
     status,
 )
-from imss_updater.web.context import Console, WebConfig, console, flashed_text, language, t, when
+from imss_updater.web.context import Console, WebConfig, _, console, flashed_text, language, when
 from imss_updater.web.hosts import HostPolicy, host_name
 from imss_updater.web.jobs import JobRunner
+from imss_updater.web.labels import label
 from imss_updater.web.markup import code_spans
 from imss_updater.web.pool import DatabasePool
 from imss_updater.web.uploads import ConsoleRequest
@@ -91,8 +94,12 @@ def create_app(config: WebConfig) -> Flask:
     app.after_request(_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseError, _database_error)
+    # One catalog for pages and the rest (imss_updater/i18n.py); `_`, `gettext` and `ngettext`
+    # in templates come from Flask-Babel, in the request's language (session, then browser).
+    i18n.ensure_compiled()
+    Babel(app, locale_selector=language, default_translation_directories=str(i18n.TRANSLATIONS))
     app.jinja_env.globals.update(
-        _=t, csrf_token=auth.csrf_token, lang=language, when=when, flashed_text=flashed_text,
+        label=label, csrf_token=auth.csrf_token, lang=language, when=when, flashed_text=flashed_text,
         show_fleet=fleet.show_fleet,
     )
     app.jinja_env.filters["code_spans"] = code_spans
@@ -107,14 +114,17 @@ def _check_host() -> ResponseReturnValue | None:
         return None
     log.warning("refused %s %s: host name %r is not allowed (Web/AllowedHosts)",
                 request.method, request.path, header[:100])
-    return _error_page(400, t("error.host", host=header[:100] or "(none)"))
+    return _error_page(400, _("This console does not answer to the name %(host)s. Use the name of IMSS_WEB, "
+                              "localhost or 127.0.0.1, or add the name to Web/AllowedHosts.",
+                              host=header[:100] or "(none)"))
 
 
 def _guard() -> ResponseReturnValue | None:
     """Refuse a POST without the CSRF token, and any private route without a log-on."""
     if request.method not in ("GET", "HEAD", "OPTIONS") and not auth.csrf_valid():
         log.warning("refused %s %s: bad or missing CSRF token", request.method, request.path)
-        return _error_page(400, t("error.csrf"))
+        return _error_page(400, _("The form has expired or did not come from this console. Reload the page "
+                                  "and try again."))
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
         return None
     with console().pool.connection() as database:
@@ -124,7 +134,7 @@ def _guard() -> ResponseReturnValue | None:
         return jsonify({"error": "not logged on"}), 401
     if request.method in ("GET", "HEAD"):
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    return _error_page(401, t("login.required"))
+    return _error_page(401, _("Please log on."))
 
 
 def _headers(response: Response) -> Response:
@@ -142,14 +152,14 @@ def _error_page(code: int, text: str) -> tuple[str, int]:
 def _http_error(error: HTTPException) -> ResponseReturnValue:
     code = error.code or 500
     if code == 404:
-        return _error_page(404, t("error.not_found"))
+        return _error_page(404, _("Page not found."))
     if code == 405:
-        return _error_page(405, t("error.method"))
+        return _error_page(405, _("This action cannot be done with this request method."))
     if code == 400:
-        return _error_page(400, t("error.bad_request", reason=error.description or ""))
+        return _error_page(400, _("Bad request: %(reason)s", reason=error.description or ""))
     return _error_page(code, error.description or error.name)
 
 
 def _database_error(error: DatabaseError) -> ResponseReturnValue:
     log.error("%s", error)
-    return _error_page(503, t("error.database", reason=str(error)))
+    return _error_page(503, _("The database cannot be reached: %(reason)s", reason=str(error)))

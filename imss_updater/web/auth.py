@@ -22,9 +22,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from imss_updater.database.db import Database
+from imss_updater.i18n import LANGUAGES, N_
 from imss_updater.web import accounts, queries
 from imss_updater.web.context import console, notify
-from imss_updater.web.i18n import LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +134,13 @@ def login() -> ResponseReturnValue:
         if claim.wait:
             log.warning("log-on from %s refused: %s failed attempts, next one allowed in %s s",
                         address, claim.failures, claim.wait)
-            return _login_page(429, stored, ("login.throttled", {"seconds": claim.wait}), claim.wait)
+            return _login_page(429, stored, (N_("Too many failed log-on attempts. Try again in %(seconds)s "
+                                                "s."), {"seconds": claim.wait}), claim.wait)
         if stored is None or not check_password_hash(stored, request.form.get("password", "")):
             queries.record_login(database, address, False)
             wait = accounts.delay_after(claim.failures)
             log.warning("failed log-on from %s (%s failed attempts in a row)", address, claim.failures)
-            return _login_page(401, stored, ("login.failed", {}), wait)
+            return _login_page(401, stored, (N_("Incorrect password."), {}), wait)
         accounts.attempt_succeeded(database, key)
         queries.record_login(database, address, True)
         token = accounts.open_session(database, address)
@@ -167,7 +168,7 @@ def logout() -> ResponseReturnValue:
     session.clear()
     if language in LANGUAGES:
         session["lang"] = language
-    notify("logout.done")
+    notify(N_("You have logged off."))
     log.info("administrator logged off")
     return redirect(url_for("auth.login"))
 

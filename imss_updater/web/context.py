@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+import flask_babel
 from flask import current_app, flash, g, request, session
 
+from imss_updater.i18n import DEFAULT_LANGUAGE, LANGUAGES, Reason, Value, format_moment
 from imss_updater.run.services import ServiceCache
 from imss_updater.web.fleet_nav import FleetNav
 from imss_updater.web.hosts import HostPolicy
-from imss_updater.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from imss_updater.web.jobs import JobRunner
 from imss_updater.web.metrics import RunMetrics
 from imss_updater.web.pool import DatabasePool
@@ -64,7 +65,8 @@ def console() -> Console:
 
 
 def language() -> str:
-    """Return the request's language: the switch's choice, else the browser's preference."""
+    """Return the request's language: the switch's choice, else the browser's preference
+    (Flask-Babel's locale selector, see web/app.py)."""
     chosen = session.get("lang")
     if chosen in LANGUAGES:
         return str(chosen)
@@ -73,18 +75,21 @@ def language() -> str:
     return str(g.lang)
 
 
-def t(key: str, **values: object) -> str:
-    """Translate ``key`` into the request's language."""
-    return translate(language(), key, **values)
+def _(msgid: str, **values: object) -> str:
+    """Return ``msgid`` in the request's language (Flask-Babel), ``%(name)s`` filled in."""
+    return str(flask_babel.gettext(msgid, **values))
 
 
-def notify(key: str, category: str = "info", **values: object) -> None:
-    """Flash a message by key, translated when shown (so a language switch applies)."""
-    flash(json.dumps({"key": key, "values": values}), category)
+def ngettext(singular: str, plural: str, num: int, **values: object) -> str:
+    """Return the plural form for ``num`` in the request's language (``%(num)d`` is ``num``)."""
+    return str(flask_babel.ngettext(singular, plural, num, **values))
 
 
-# Flashed values that are text keys themselves (translated when shown, like the message).
-TRANSLATED_VALUES = ("job.kind.", "channel.")
+def notify(message: str | Reason, category: str = "info", **values: Value | Reason) -> None:
+    """Flash ``message`` (a msgid, its ``values`` filled in), translated when shown so a
+    language switch applies; a value that is a Reason is translated too."""
+    reason = message if isinstance(message, Reason) else Reason(message, values)
+    flash(json.dumps(reason.to_json()), category)
 
 
 def flashed_text(message: str) -> str:
@@ -92,15 +97,12 @@ def flashed_text(message: str) -> str:
         data = json.loads(message)
     except ValueError:
         return message
-    values = {
-        name: t(value) if isinstance(value, str) and value.startswith(TRANSLATED_VALUES) else value
-        for name, value in data.get("values", {}).items()
-    }
-    return t(str(data["key"]), **values)
+    return Reason.from_json(data).render(language())
 
 
 def when(moment: datetime.datetime | None) -> str:
-    """Format a timestamp in the gateway's local time with its zone, or "Never"."""
+    """Format a timestamp in the gateway's local time with its zone (Babel, the page's
+    language), or "Never"."""
     if moment is None:
-        return t("status.never")
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        return _("Never")
+    return format_moment(moment, language())

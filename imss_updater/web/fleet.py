@@ -11,7 +11,8 @@ from flask.typing import ResponseReturnValue
 from imss_updater import fleet_view, overview
 from imss_updater.database.connection import local_node
 from imss_updater.database.db import DatabaseError
-from imss_updater.web.context import console, language, t
+from imss_updater.web.context import _, console, language
+from imss_updater.web.overview import age_words
 
 blueprint = Blueprint("fleet", __name__)
 
@@ -31,9 +32,9 @@ def show_fleet() -> bool:
 
 def heartbeat_text(row: fleet_view.NodeRow) -> str:
     if row.heartbeat_age is None:
-        return t("fleet.never")
+        return _("never")
     amount, unit = overview.age_parts(row.heartbeat_age)
-    return t("fleet.ago", age=t(f"age.{unit}", amount=amount))
+    return _("%(age)s ago", age=age_words(amount, unit))
 
 
 @blueprint.route("/fleet")

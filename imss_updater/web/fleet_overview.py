@@ -6,10 +6,8 @@ from __future__ import annotations
 from imss_updater.database.db import Database
 from imss_updater.run import fleet_member
 from imss_updater.settings import Settings
-from imss_updater.web.context import language
+from imss_updater.web.context import _, language
 from imss_updater.web.overview import Fact
-
-LABEL = ("Update source (fleet)", "アップデート元 (フリート)")
 
 
 def facts(database: Database, settings: Settings | None) -> list[Fact]:
@@ -19,4 +17,4 @@ def facts(database: Database, settings: Settings | None) -> list[Fact]:
     if text is None:
         return []
     warning = source.mode == "fallback" or source.unreachable_since is not None
-    return [Fact("fleet-source", LABEL[1] if japanese else LABEL[0], text, warning)]
+    return [Fact("fleet-source", _("Update source (fleet)"), text, warning)]

@@ -13,7 +13,8 @@ from flask.typing import ResponseReturnValue
 from imss_updater import overview
 from imss_updater.database.db import VersionSeen
 from imss_updater.run.report import parse_or_none
-from imss_updater.web.context import console, language, t
+from imss_updater.web.context import console, language
+from imss_updater.web.overview import age_words
 
 blueprint = Blueprint("history", __name__)
 
@@ -31,7 +32,7 @@ class VersionLine:
         if self.first_seen_at is None or self.installed_at is None:
             return None
         amount, unit = overview.age_parts(self.installed_at - self.first_seen_at)
-        return t(f"age.{unit}", amount=amount)
+        return age_words(amount, unit)
 
 
 @dataclass(frozen=True)

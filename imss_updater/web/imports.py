@@ -19,11 +19,13 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.run.importer import signature_beside
 from imss_updater.store import lock
 from imss_updater.web import uploads
 from imss_updater.web.context import console, notify
 from imss_updater.web.jobs import ImportRequest, JobBusy
+from imss_updater.web.labels import label
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +53,19 @@ def page() -> ResponseReturnValue:
 def upload(ticket: str) -> ResponseReturnValue:
     context = console()
     if not context.uploads.take(ticket):
-        notify("import.expired", "error")
+        notify(N_("The import form has expired; open it again."), "error")
         return redirect(url_for("imports.page"))
     if context.config.state is None:
-        notify("import.unavailable", "error")
+        notify(N_("Imports need the updater's state directory, which this console was not given."),
+               "error")
         return redirect(url_for("imports.page"))
     package = request.files.get("package")
     if package is None or not package.filename:
-        notify("import.no_file", "error")
+        notify(N_("Choose the component file to import."), "error")
         return redirect(url_for("imports.page"))
     name = _base_name(package.filename)
     if name is None or name.lower().endswith(".sig"):
-        notify("import.bad_name", "error", name=package.filename[:120])
+        notify(N_("Not a file name the importer accepts: %(name)s"), "error", name=package.filename[:120])
         return redirect(url_for("imports.page"))
     with context.pool.connection() as database:
         known = {component.id for component in database.catalog()}
@@ -79,16 +82,16 @@ def upload(ticket: str) -> ResponseReturnValue:
                         request.form.get("force") == "yes")
     if lock.lock_holder(context.config.root) is not None:
         _discard(directory)
-        notify("lock.busy", "error")
+        notify(N_("Another process is downloading files."), "error")
         return redirect(url_for("status.page"))
     try:
         context.runner.start("import", [], upload=job)
     except JobBusy:
         _discard(directory)
-        notify("lock.busy", "error")
+        notify(N_("Another process is downloading files."), "error")
         return redirect(url_for("status.page"))
     log.info("console import of %s started", name)
-    notify("job.started", "info", kind="job.kind.import")
+    notify(N_("Started: %(kind)s."), "info", kind=Reason(label("job.kind", "import")))
     return redirect(url_for("status.page"))
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imss_updater.database.db import Database, DatabaseError
+from imss_updater.i18n import Reason
 from imss_updater.run import importer
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import RunError, RunReport, Updater
@@ -69,7 +70,7 @@ class Job:
     report: RunReport | None = None
     check_ok: bool | None = None
     check_text: str | None = None
-    error: str | None = None
+    error: str | Reason | None = None  # a Reason renders in the page's language
     lock_busy: bool = False
     upload: ImportRequest | None = None
 
@@ -194,7 +195,7 @@ class JobRunner:
             log.warning("console %s did not run: %s", job.kind, error)
         except (SettingsError, DatabaseError, LockUnusable, importer.PackageError) as error:
             with self.lock:
-                job.error = str(error)
+                job.error = error.reason if isinstance(error, importer.PackageError) else str(error)
             log.error("console %s did not run: %s", job.kind, error)
         except Exception as error:  # the job thread must always finish its job
             log.debug("console %s crashed", job.kind, exc_info=True)

@@ -11,8 +11,8 @@ from flask.typing import ResponseReturnValue
 
 from imss_updater import notify
 from imss_updater.notify.outbox import Delivery
-from imss_updater.web import queries
-from imss_updater.web.context import console, language, t
+from imss_updater.web import labels, queries
+from imss_updater.web.context import _, console, language
 
 PAGE_SIZE = 50
 DELIVERY_LIMIT = 50
@@ -45,14 +45,13 @@ def delivery_event_text(label: str) -> str:
     """Given an attempt-log event label ("update pattern failure", "stale spam fresh",
     "test"), return it in the request's language; an unknown label is shown as it is."""
     if label == "test":
-        return t("delivery.event.test")
+        return _("Test message")
     parts = label.split()
     if len(parts) == 3:
         kind, group, outcome = parts
-        key = f"delivery.event.{kind}.{outcome}"
-        text = t(key, group=t(f"notify.group.{group}"))
-        if text != key:
-            return text
+        key = f"{kind}.{outcome}"
+        if key in labels.LABELS["delivery.event"]:
+            return _(labels.label("delivery.event", key), group=_(labels.label("notify.group", group)))
     return label
 
 

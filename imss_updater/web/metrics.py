@@ -31,7 +31,7 @@ _RESTART_FAILED = re.compile(r"\b(scan|policy) service restart failed\b")
 def restart_failures(report: RunReport) -> list[str]:
     """Given a run's report, return the service of each restart that failed in it (the
     restart and, after an automatic rollback, the second restart)."""
-    return _RESTART_FAILED.findall(report.restart_error or "")
+    return _RESTART_FAILED.findall(str(report.restart_error or ""))
 
 
 class RunClock:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from imss_updater import overview
 from imss_updater.daemon.schedule import Schedule, schedule_for
 from imss_updater.database.run_status import RunStatus
-from imss_updater.run.services import ServiceCache, ServiceState
+from imss_updater.run.services import NOT_CONFIGURED, ServiceCache, ServiceState
 from imss_updater.settings import Settings
-from imss_updater.web.context import t, when
+from imss_updater.web.context import _, ngettext, when
+from imss_updater.web.labels import label
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,20 @@ class Fact:
     warning: bool = False
 
 
+def age_words(amount: int, unit: str) -> str:
+    """Return an age such as (3, "days") in the request's language, plural-aware."""
+    if unit == "s":
+        return ngettext("%(num)d s", "%(num)d s", amount)
+    if unit == "min":
+        return ngettext("%(num)d min", "%(num)d min", amount)
+    if unit == "h":
+        return ngettext("%(num)d h", "%(num)d h", amount)
+    return ngettext("%(num)d day", "%(num)d days", amount)
+
+
 def age(moment: datetime.datetime, now: datetime.datetime) -> str:
     amount, unit = overview.age_parts(now - moment)
-    return t(f"age.{unit}", amount=amount)
+    return age_words(amount, unit)
 
 
 def zone_name() -> str:
@@ -37,12 +49,13 @@ def zone_name() -> str:
 def schedule_words(schedule: Schedule) -> str:
     time = f"{schedule.hour:02d}:{schedule.minute:02d}"
     if schedule.frequency == "15min":
-        return t("schedule.15min")
+        return _("every 15 minutes")
     if schedule.frequency == "hourly":
-        return t("schedule.hourly", minute=f"{schedule.minute:02d}")
+        return _("every hour at minute %(minute)s", minute=str(schedule.minute).zfill(2))
     if schedule.frequency == "daily":
-        return t("schedule.daily", time=time, zone=zone_name())
-    return t("schedule.weekly", weekday=t(f"weekday.{schedule.weekday}"), time=time, zone=zone_name())
+        return _("every day at %(time)s (gateway local time, %(zone)s)", time=time, zone=zone_name())
+    return _("every %(weekday)s at %(time)s (gateway local time, %(zone)s)",
+             weekday=_(label("weekday", schedule.weekday or "")), time=time, zone=zone_name())
 
 
 def facts(settings: Settings | None, run: RunStatus, lock_holder: int | None) -> list[Fact]:
@@ -51,26 +64,28 @@ def facts(settings: Settings | None, run: RunStatus, lock_holder: int | None) ->
     now = datetime.datetime.now(datetime.UTC)
     shown: list[Fact] = []
     if settings is None:
-        shown.append(Fact("schedule", t("overview.schedule"), t("overview.schedule_invalid"), True))
+        shown.append(Fact("schedule", _("Scheduled update"), _("Unknown: the settings are invalid"), True))
         schedule = None
     else:
         schedule = schedule_for(settings)
-        text = (t("overview.schedule_on", words=schedule_words(schedule)) if schedule
-                else t("overview.schedule_off"))
-        shown.append(Fact("schedule", t("overview.schedule"), text, schedule is None))
+        text = (_("On: %(words)s", words=schedule_words(schedule)) if schedule
+                else _("Off (Update/ScheduledUpdate = no)"))
+        shown.append(Fact("schedule", _("Scheduled update"), text, schedule is None))
     alive = overview.daemon_alive(run.daemon_heartbeat, now)
     if schedule is not None or settings is None:
-        next_text = when(run.next_run_at) if run.next_run_at and alive else t("overview.next_run_none")
-        shown.append(Fact("next-run", t("overview.next_run"), next_text, not alive))
+        next_text = when(run.next_run_at) if run.next_run_at and alive else _("Not planned")
+        shown.append(Fact("next-run", _("Next scheduled run"), next_text, not alive))
     if alive and run.daemon_heartbeat is not None:
-        shown.append(Fact("daemon", t("overview.daemon"), t(
-            "overview.daemon_alive", pid=run.daemon_pid or "?", age=age(run.daemon_heartbeat, now),
+        shown.append(Fact("daemon", _("Updater"), _(
+            "Running (process %(pid)s, last heartbeat %(age)s ago, %(time)s)", pid=run.daemon_pid or "?",
+            age=age(run.daemon_heartbeat, now),
             time=when(run.daemon_heartbeat))))
     else:
-        shown.append(Fact("daemon", t("overview.daemon"),
-                          t("overview.daemon_dead", time=when(run.daemon_heartbeat)), True))
-    shown.append(Fact("lock", t("overview.lock"), t("overview.lock_held", pid=lock_holder)
-                      if lock_holder else t("overview.lock_free")))
+        shown.append(Fact("daemon", _("Updater"),
+                          _("The updater is not running (last heartbeat %(time)s)",
+                            time=when(run.daemon_heartbeat)), True))
+    held = _("Held by process %(pid)s: an update is in progress", pid=lock_holder) if lock_holder else None
+    shown.append(Fact("lock", _("Download lock"), held or _("Free")))
     return shown
 
 
@@ -79,9 +94,10 @@ def license_lines(settings: Settings | None) -> list[Fact]:
         return []
     lines = []
     for state in overview.licenses(settings.licenses, datetime.date.today()):
-        text = t(f"overview.license_{state.state}", name=state.name,
+        text = _(label("overview.license", state.state), name=_(label("license", state.name)),
                  date=state.expiry.isoformat() if state.expiry else "", days=state.days_left)
-        lines.append(Fact(f"license-{state.name}", state.name, text, state.state != "active"))
+        lines.append(Fact(f"license-{state.name}", _(label("license", state.name)), text,
+                          state.state != "active"))
     return lines
 
 
@@ -89,10 +105,11 @@ def service_state(cache: ServiceCache, command: tuple[str, ...] | None) -> tuple
     """Given the status command (None while the settings are invalid), return the
     service's state as text and whether it needs attention."""
     if command is None:
-        return t("overview.service_unknown", reason=t("overview.settings_invalid")), True
+        return _("Unknown (%(reason)s)", reason=_("the settings are invalid")), True
     state: ServiceState = cache.state(command)
     if state.running is None:
-        return t("overview.service_unknown", reason=state.reason), True
+        reason = _(NOT_CONFIGURED) if state.reason == NOT_CONFIGURED else state.reason
+        return _("Unknown (%(reason)s)", reason=reason), True
     if state.running:
-        return t("overview.service_running"), False
-    return t("overview.service_stopped"), True
+        return _("Running"), False
+    return _("Stopped"), True

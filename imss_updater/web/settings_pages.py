@@ -22,6 +22,7 @@ from werkzeug.datastructures import MultiDict
 
 from imss_updater import notify as notifications
 from imss_updater.catalog import Component
+from imss_updater.i18n import N_, Reason
 from imss_updater.notify import config as notify_config
 from imss_updater.settings import (
     FREQUENCIES,
@@ -33,7 +34,8 @@ from imss_updater.settings import (
 )
 from imss_updater.settings_check import problems as settings_problems
 from imss_updater.settings_check import validate_value
-from imss_updater.web.context import console, notify, t
+from imss_updater.web.context import _, console, language, notify
+from imss_updater.web.labels import LABELS, label
 
 log = logging.getLogger(__name__)
 
@@ -236,17 +238,25 @@ def problems_of(changes: Changes, rows: Rows, known: list[str]) -> list[Problem]
     return problems
 
 
-# The label of each row's field, as the pages show it (the text keys of i18n).
+# The label of each row's field, as the pages show it (msgids).
 FIELD_LABELS = {
-    ("Update", "UpdateServer"): "source.url", ("Update", "TMASEServerurl"): "source.tmase",
-    ("Update", "VerifySignature"): "source.verify", ("Update", "CAFile"): "source.ca_file",
-    ("Update", "SignatureCAFile"): "source.signature_ca", ("Update", "MaxDownloadMB"): "source.max_mb",
-    ("Update", "UseProxySetting"): "proxy.use", ("Proxy", "ProxyHost"): "proxy.host",
-    ("Proxy", "ProxyPort"): "proxy.port", ("Proxy", "ProxyUser"): "proxy.user",
-    ("Proxy", "ProxyPassword"): "proxy.password", ("Update", "ScheduledUpdate"): "schedule.enabled",
-    ("Update", "ScheduleFrequency"): "schedule.frequency", ("Update", "ScheduleMinute"): "schedule.minute",
-    ("Update", "ScheduleTime"): "schedule.time", ("Update", "ScheduleWeekday"): "schedule.weekday",
-    ("Update", "ScheduledComponents"): "schedule.components",
+    ("Update", "UpdateServer"): N_("URL"),
+    ("Update", "TMASEServerurl"): N_("Antispam components (TMASE) source"),
+    ("Update", "VerifySignature"): N_("Signature verification"),
+    ("Update", "CAFile"): N_("CA certificates for HTTPS (file, empty = system)"),
+    ("Update", "SignatureCAFile"): N_("Signature trust anchors (PEM file)"),
+    ("Update", "MaxDownloadMB"): N_("Largest component accepted (MB)"),
+    ("Update", "UseProxySetting"): N_("Use a proxy server for updates"),
+    ("Proxy", "ProxyHost"): N_("Proxy server"),
+    ("Proxy", "ProxyPort"): N_("Port"),
+    ("Proxy", "ProxyUser"): N_("User name"),
+    ("Proxy", "ProxyPassword"): N_("Password"),
+    ("Update", "ScheduledUpdate"): N_("Enable scheduled update"),
+    ("Update", "ScheduleFrequency"): N_("Update frequency"),
+    ("Update", "ScheduleMinute"): N_("Minute (hourly)"),
+    ("Update", "ScheduleTime"): N_("Time (daily/weekly)"),
+    ("Update", "ScheduleWeekday"): N_("Day (weekly)"),
+    ("Update", "ScheduledComponents"): N_("Components to update"),
 }
 
 
@@ -255,17 +265,19 @@ def describe(problem: Problem) -> str:
     typed (its label, then its row for those who use psql)."""
     row = f"{problem.section}/{problem.name}"
     if problem.cause is not None:
-        why = t("problem.causes", cause=describe(problem.cause))
+        why = _("not accepted, it would leave %(cause)s", cause=describe(problem.cause))
     elif problem.key is not None:
-        why = t("problem." + problem.key, **dict(problem.values))
+        why = _(problem.key, **dict(problem.values))
+    elif problem.reason is not None:
+        why = problem.reason.render(language())
     else:
         why = problem.why
     label = FIELD_LABELS.get((problem.section, problem.name))
     if label is None and problem.section == NOTIFY:
-        label = f"notify.{problem.name}"
-    if label is None or t(label) == label:
-        return t("problem.row", row=row, why=why)
-    return t("problem.field", label=t(label), row=row, why=why)
+        label = LABELS["notify"].get(problem.name)
+    if label is None:
+        return _("%(row)s: %(why)s", row=row, why=why)
+    return _("%(label)s (%(row)s): %(why)s", label=_(label), row=row, why=why)
 
 
 def validate(changes: Changes, rows: Rows, known: list[str]) -> list[str]:
@@ -313,7 +325,7 @@ def save(name: str) -> ResponseReturnValue:
             database.set_setting(section, name_, value)
             shown = "***" if (section, name_) in SECRET_NAMES else repr(value)
             log.info("setting %s/%s changed to %s from the console", section, name_, shown)
-    notify("settings.saved", "success")
+    notify(N_("Settings saved. They take effect at the next check."), "success")
     return redirect(url_for("settings.page", name=name))
 
 
@@ -326,16 +338,18 @@ def send_test() -> ResponseReturnValue:
         mail = bool(rows.get((NOTIFY, "SMTPServer"), "").strip())
         trap = bool(rows.get((NOTIFY, "SNMPServer"), "").strip())
         if not mail and not trap:
-            notify("notifications.test_none", "error")
+            notify(N_("No channel is configured: set an SMTP server or a trap receiver and save first."),
+                   "error")
             return redirect(url_for("settings.page", name="notifications"))
         results = notifications.send_test(database, mail=mail, trap=trap)
     for result in results:
-        channel = "channel." + result.channel
+        channel = Reason(label("channel", result.channel))
         if result.outcome == "sent":
-            notify("notifications.test_sent", "success", channel=channel, recipient=result.recipient)
+            notify(N_("Test %(channel)s to %(recipient)s: sent."), "success", channel=channel,
+                   recipient=result.recipient)
         else:
-            notify("notifications.test_failed", "error", channel=channel, recipient=result.recipient,
-                   error=result.error or "")
+            notify(N_("Test %(channel)s to %(recipient)s failed: %(error)s"), "error", channel=channel,
+                   recipient=result.recipient, error=result.error or "")
     return redirect(url_for("settings.page", name="notifications"))
 
 

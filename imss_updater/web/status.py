@@ -17,14 +17,16 @@ from flask.typing import ResponseReturnValue
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database
+from imss_updater.i18n import N_, Reason, render, stored_text
 from imss_updater.run import trust
 from imss_updater.run.updater import ComponentReport, Outcome, Updater
 from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.settings_check import problems as settings_problems
 from imss_updater.store import lock
 from imss_updater.web import fleet_overview, overview
-from imss_updater.web.context import console, language, notify, t, when
+from imss_updater.web.context import _, console, language, notify, when
 from imss_updater.web.jobs import Job, JobBusy
+from imss_updater.web.labels import label
 from imss_updater.web.settings_pages import describe
 
 log = logging.getLogger(__name__)
@@ -55,20 +57,20 @@ def _rows(
         flags: list[tuple[str, str]] = []
         if not report.licensed:
             expiry = rows.get(("License", licenses.get(report.id, "")), "").strip()
-            flags.append(("flag-license", t("flag.expired") if expiry else t("flag.unlicensed")))
+            flags.append(("flag-license", _("license expired") if expiry else _("license not activated")))
         if not report.enabled:
-            flags.append(("flag-disabled", t("flag.disabled")))
+            flags.append(("flag-disabled", _("feature disabled")))
         if report.unsigned:
-            flags.append(("flag-unsigned", t("flag.unsigned")))
+            flags.append(("flag-unsigned", _("unsigned")))
         if report.available is not None and not report.authenticated:  # SPEC 3.1
-            flags.append(("flag-unauthenticated", t("flag.unauthenticated")))
+            flags.append(("flag-unauthenticated", _("versions not authenticated")))
         if report.signed_before:  # SPEC 3.1: an unsigned package is refused until trust reset
-            flags.append(("flag-signed-before", t("flag.signed_before")))
+            flags.append(("flag-signed-before", _("signed before: unsigned packages are refused")))
         if report.stale:  # the daemon flags it from the Staleness rows (seed 001)
             days = (now - report.last_success_at).days if report.last_success_at else 0
-            flags.append(("flag-stale", t("flag.stale", days=days)))
+            flags.append(("flag-stale", _("not updated for %(days)s days", days=days)))
         if not report.scheduled:
-            flags.append(("flag-unscheduled", t("flag.unscheduled")))
+            flags.append(("flag-unscheduled", _("excluded from scheduled update")))
         shown.append(Row(
             report=report,
             name=report.name_ja if language() == "ja" else report.name,
@@ -82,12 +84,12 @@ def _rows(
 
 def _service_text(value: str | None) -> str:
     if not value:
-        return t("status.service_unknown")
+        return _("No restart recorded")
     if value.startswith("restarted "):
         moment = _parse_time(value.removeprefix("restarted "))
-        return t("status.service_restarted", time=when(moment) if moment else value)
+        return _("Restarted %(time)s", time=when(moment) if moment else value)
     if value.startswith("failed: "):
-        return t("status.service_failed", reason=value.removeprefix("failed: "))
+        return _("Restart failed: %(reason)s", reason=value.removeprefix("failed: "))
     return value
 
 
@@ -101,25 +103,26 @@ def _parse_time(text: str) -> datetime.datetime | None:
 def job_messages(job: Job, catalog: list[Component]) -> tuple[bool, str, list[str]]:
     """Return (ok, headline, detail lines) for a finished job, in the request's language."""
     if job.lock_busy:
-        return False, t("lock.busy"), []
+        return False, _("Another process is downloading files."), []
     if job.error is not None:
-        return False, t("job.error", reason=job.error), []
+        return False, _("Could not run: %(reason)s", reason=render(job.error, language())), []
     if job.kind == "check":
         if job.check_ok:
-            return True, t("job.check_ok"), []
-        return False, t("job.check_failed", reason=job.check_text or ""), []
+            return True, _("Check finished: the update source was reachable."), []
+        return False, _("Check failed: %(reason)s", reason=job.check_text or ""), []
     report = job.report
     if report is None:
-        return False, t("job.error", reason="no result"), []
+        return False, _("Could not run: %(reason)s", reason="no result"), []
     by_id = {component.id: component for component in catalog}
     details = [_outcome_text(outcome, by_id.get(outcome.component), job.kind) for outcome in report.outcomes]
     if report.restart_error:
-        details.append(t("job.restart_failed", reason=report.restart_error))
+        restart_error = render(report.restart_error, language())
+        details.append(_("Service restart failed: %(reason)s", reason=restart_error))
     if job.kind == "update" and report.up_to_date and not report.outcomes:
-        return True, t("job.up_to_date"), details
+        return True, _("All components are up to date."), details
     if report.ok:
-        return True, t(f"job.{job.kind}_ok"), details
-    return False, t(f"job.{job.kind}_failed"), details
+        return True, _(label("job.ok", job.kind)), details
+    return False, _(label("job.failed", job.kind)), details
 
 
 def _outcome_text(outcome: Outcome, component: Component | None, kind: str) -> str:
@@ -137,17 +140,16 @@ def _outcome_text(outcome: Outcome, component: Component | None, kind: str) -> s
 def progress_json(job: Job) -> dict[str, object]:
     components = {}
     for component_id, entry in job.progress.items():
-        key = f"phase.{entry.phase}"
         components[component_id] = {
             "phase": entry.phase,
             "percent": entry.percent,
-            "text": t(key, percent=entry.percent) if entry.phase == "downloading" else t(key),
+            "text": _(label("phase", entry.phase), percent=entry.percent),
         }
     return {
         "id": job.id,
         "kind": job.kind,
         "running": job.running,
-        "text": t("job.running", kind=t(f"job.kind.{job.kind}")),
+        "text": _("A %(kind)s is running…", kind=_(label("job.kind", job.kind))),
         "components": components,
     }
 
@@ -176,6 +178,7 @@ def page() -> ResponseReturnValue:
         "status.html",
         rows=_rows(reports, rows, catalog),
         run=run,
+        run_text=stored_text(run.last_run_text, language()),
         scan_service=_service_text(run.scan_service),
         policy_service=_service_text(run.policy_service),
         lock_holder=holder,
@@ -204,17 +207,17 @@ def _selection() -> list[str]:
 def _start(kind: str, components: list[str]) -> ResponseReturnValue:
     context = console()
     if kind != "check" and not components:
-        notify("job.nothing_selected", "error")
+        notify(N_("Select at least one component."), "error")
         return redirect(url_for("status.page"))
     if lock.lock_holder(context.config.root) is not None:
-        notify("lock.busy", "error")
+        notify(N_("Another process is downloading files."), "error")
         return redirect(url_for("status.page"))
     try:
         context.runner.start(kind, components)
     except JobBusy:
-        notify("lock.busy", "error")
+        notify(N_("Another process is downloading files."), "error")
         return redirect(url_for("status.page"))
-    notify("job.started", "info", kind=f"job.kind.{kind}")  # translated when shown
+    notify(N_("Started: %(kind)s."), "info", kind=Reason(label("job.kind", kind)))
     return redirect(url_for("status.page"))
 
 
@@ -233,12 +236,16 @@ def trust_reset() -> ResponseReturnValue:
     """Forget that the selected components were signed (SPEC 3.1; ``trust reset ID``)."""
     selection = _validated_selection()
     if not selection:
-        notify("job.nothing_selected", "error")
+        notify(N_("Select at least one component."), "error")
         return redirect(url_for("status.page"))
     with console().pool.connection() as database:
         cleared = trust.reset(database, selection)
-    notify("trust.reset_done" if cleared else "trust.reset_nothing", "info",
-           components=", ".join(cleared or selection))
+    if cleared:
+        notify(N_("%(components)s: unsigned packages are accepted again (VerifySignature=auto)."),
+               "info", components=", ".join(cleared))
+    else:
+        notify(N_("%(components)s: was not signed before; nothing to reset."), "info",
+               components=", ".join(selection))
     return redirect(url_for("status.page"))
 
 
