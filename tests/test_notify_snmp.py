@@ -13,6 +13,7 @@ import pytest
 from imss_updater import notify
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.database.db import Database
+from imss_updater.fleet import watch
 from imss_updater.notify import snmp
 from imss_updater.run.updater import Outcome, RunReport
 from tests.support.snmp import (
@@ -124,6 +125,28 @@ def test_test_trap_is_sent_to_each_receiver(database: Database, trap_receiver: R
     assert f"{MIB}::imssUpdaterEventOutcome.0 = INTEGER: test(5)" in log
 
 
+def test_a_node_down_trap_names_the_node_and_its_last_heartbeat(
+    db_dsn: str, database: Database, trap_receiver: ReceiverFactory
+) -> None:
+    receiver = trap_receiver()
+    use_receivers(database, receiver.address)
+    with Database(db_dsn, node="gw-b") as member:
+        member.ensure_node()
+    with database.transaction() as cursor:
+        cursor.execute("UPDATE tb_fleet_node SET heartbeat = now() - interval '5 minutes'"
+                       " WHERE node = 'gw-b'")
+    (change,) = watch.report_nodes(database)
+    report = notify.deliver_pending(database)
+    assert [(a.channel, a.outcome) for a in report.attempts] == [("trap", "sent")]
+    log = receiver.wait_for(f"{MIB}::imssUpdaterComponentReason.1")
+    assert f"{MIB}::imssUpdaterNodeEvent" in log
+    assert f"{MIB}::imssUpdaterEventOutcome.0 = INTEGER: nodeDown(7)" in log
+    assert f"{MIB}::imssUpdaterEventGroup.0 = INTEGER: none(0)" in log
+    assert f'{MIB}::imssUpdaterComponentId.1 = STRING: "gw-b"' in log
+    assert f"{MIB}::imssUpdaterComponentOutcome.1 = INTEGER: nodeDown(7)" in log
+    assert change.heartbeat.astimezone().strftime("%Y-%m-%d %H:%M:%S") in log
+
+
 def translate(*args: str) -> str:
     done = subprocess.run(
         ["snmptranslate", "-M", str(MIB_DIR), "-m", MIB, *args],
@@ -138,6 +161,7 @@ def test_mib_loads_in_net_snmp_and_matches_the_oids_sent() -> None:
         "imssUpdaterUpdateEvent": snmp.NOTIFICATIONS["update"],
         "imssUpdaterStaleEvent": snmp.NOTIFICATIONS["stale"],
         "imssUpdaterTestEvent": snmp.NOTIFICATIONS["test"],
+        "imssUpdaterNodeEvent": snmp.NOTIFICATIONS["node"],
         "imssUpdaterEventGroup": snmp.SCALARS["group"],
         "imssUpdaterEventOutcome": snmp.SCALARS["outcome"],
         "imssUpdaterHost": snmp.SCALARS["host"],
@@ -152,7 +176,11 @@ def test_mib_loads_in_net_snmp_and_matches_the_oids_sent() -> None:
     for name, oid in names.items():
         assert translate("-On", f"{MIB}::{name}") == "." + ".".join(map(str, oid)), name
     tree = translate("-Tp", f"{MIB}::imssUpdaterMIB")
-    assert "Values: success(1), failure(2), stale(3), fresh(4), test(5), recovered(6)" in tree
+    values = ", ".join(f"{name}({number})" for name, number in (
+        ("success", 1), ("failure", 2), ("stale", 3), ("fresh", 4), ("test", 5), ("recovered", 6),
+        ("nodeDown", 7), ("nodeUp", 8)))
+    assert f"Values: {values}\n" in tree + "\n"
+    assert (snmp.OUTCOME_VALUES["down"], snmp.OUTCOME_VALUES["up"]) == (7, 8)
     assert "Values: none(0), pattern(1), engine(2), spam(3)" in tree
 
 

@@ -222,6 +222,8 @@ class Daemon:
             with Database(self.dsn, node=self.bootstrap.node) as database:
                 self.replan(database)
                 self.follow_fleet()
+                if self.fleet is not None:  # the leader reports nodes going down or up
+                    self.fleet.watch(database, self._deliver)
                 self.flush_unrecorded(database)
                 self.check_staleness(database)
                 database.record_daemon(pid=os.getpid(), next_run=self.next_run,

@@ -27,6 +27,7 @@ from imss_updater.catalog import Component
 from imss_updater.daemon import runs
 from imss_updater.database import advisory
 from imss_updater.database.db import Database, DatabaseError
+from imss_updater.fleet import watch
 from imss_updater.fleet.election import Election
 from imss_updater.fleet.mirror import Mirror
 from imss_updater.fleet.mirror_server import MirrorServer
@@ -89,6 +90,12 @@ class Fleet:
 
     def leading(self) -> bool:
         return self.election.leading()
+
+    def watch(self, database: Database, wake: Callable[[], object]) -> None:
+        """While leading, report the other nodes going down or coming back (fleet/watch.py),
+        then ``wake`` the deliveries if anything was queued. Raise DatabaseError."""
+        if self.leading() and watch.report_nodes(database):
+            wake()
 
     # -- becoming and ceasing to be the leader ---------------------------------------------
 

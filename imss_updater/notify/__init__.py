@@ -47,6 +47,8 @@ __all__ = [
     "deliveries",
     "enqueue_run",
     "enqueue_stale",
+    "node_notifications",
+    "node_unusable",
     "send_test",
 ]
 
@@ -187,6 +189,34 @@ def enqueue_stale(
     return Outbox(database).add(queued, now=now()) if queued else 0
 
 
+def node_channels(settings: NotifySettings) -> tuple[bool, bool]:
+    """Whether a fleet node's going down or coming back is wanted by mail and by trap: on the
+    channels of any event group's failure rows, as a node that is down updates no group."""
+    rules = [settings.rules[(group, "failure")] for group in events.GROUP_ORDER]
+    return any(rule.mail for rule in rules), any(rule.trap for rule in rules)
+
+
+def node_notifications(
+    settings: NotifySettings, node: str, heartbeat: datetime.datetime, down: bool,
+    *, now: datetime.datetime,
+) -> list[NewNotification]:
+    """Return the outbox rows saying that fleet node ``node`` (last heartbeat ``heartbeat``)
+    went down (``down``) or came back, sent by this node (the leader). Pure: the caller
+    queues them (``outbox.insert``) in the transaction that records the report, and calls
+    ``node_unusable`` after it."""
+    event = events.node_event(node, heartbeat, down, time=now, host=settings.host)
+    subject, message = templates.built_in(settings.language, "down" if down else "up")
+    return _notifications(settings, event, *node_channels(settings), subject, message)
+
+
+def node_unusable(database: Database, settings: NotifySettings, node: str, heartbeat: datetime.datetime,
+                  down: bool, *, now: Callable[[], datetime.datetime] = utc_now) -> None:
+    """Record in the attempt log that the node message is wanted on a channel whose settings
+    are unusable (what ``_fan_out`` does for the other events)."""
+    event = events.node_event(node, heartbeat, down, time=now(), host=settings.host)
+    _log_unusable(database, settings, event, *node_channels(settings), now)
+
+
 def _fan_out(
     database: Database,
     settings: NotifySettings,
@@ -197,6 +227,20 @@ def _fan_out(
     body_template: str,
     now: Callable[[], datetime.datetime],
 ) -> list[NewNotification]:
+    found = _notifications(settings, event, want_mail, want_trap, subject_template, body_template)
+    _log_unusable(database, settings, event, want_mail, want_trap, now)
+    return found
+
+
+def _notifications(
+    settings: NotifySettings,
+    event: Event,
+    want_mail: bool,
+    want_trap: bool,
+    subject_template: str,
+    body_template: str,
+) -> list[NewNotification]:
+    """Return the outbox rows of ``event`` on the channels wanted and configured (pure)."""
     subject, body = events.compose(event, subject_template, body_template, settings.language)
     payload = events.payload(event, subject, settings.language)
     found: list[NewNotification] = []
@@ -206,17 +250,25 @@ def _fan_out(
             event.kind, event.group, event.outcome, channel, recipient, subject, body, payload
         )
 
-    if want_mail:
-        if settings.mail is not None:
-            found.append(notification("mail", ", ".join(settings.mail.recipients)))
-        elif settings.mail_problems:
-            _unusable(database, "mail", event, settings.mail_problems, now)
-    if want_trap:
-        if settings.trap is not None:
-            found += [notification("trap", str(receiver)) for receiver in settings.trap.receivers]
-        elif settings.trap_problems:
-            _unusable(database, "trap", event, settings.trap_problems, now)
+    if want_mail and settings.mail is not None:
+        found.append(notification("mail", ", ".join(settings.mail.recipients)))
+    if want_trap and settings.trap is not None:
+        found += [notification("trap", str(receiver)) for receiver in settings.trap.receivers]
     return found
+
+
+def _log_unusable(
+    database: Database,
+    settings: NotifySettings,
+    event: Event,
+    want_mail: bool,
+    want_trap: bool,
+    now: Callable[[], datetime.datetime],
+) -> None:
+    if want_mail and settings.mail is None and settings.mail_problems:
+        _unusable(database, "mail", event, settings.mail_problems, now)
+    if want_trap and settings.trap is None and settings.trap_problems:
+        _unusable(database, "trap", event, settings.trap_problems, now)
 
 
 def _unusable(

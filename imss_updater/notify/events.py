@@ -1,6 +1,7 @@
 """Notification events built from an update run, a staleness change or a test (pure).
 
-An Event is plain data: what happened (``update``, ``stale``, ``test``), to which event
+An Event is plain data: what happened (``update``, ``stale``, ``test``, a fleet ``node``
+going down or up), to which event
 group and with which outcome, for which components, when, where and from which source.
 ``compose`` turns it into a subject and a plain-text body with the templates, and
 ``payload`` into the data an SNMP trap carries.
@@ -43,7 +44,7 @@ class EventItem:
     name_en: str
     name_ja: str
     version: str | None
-    outcome: str  # success, failure, stale, fresh, test, recovered
+    outcome: str  # success, failure, stale, fresh, test, recovered, down, up
     reason: str | None = None  # English (compared by the repeat rule)
     reason_ja: str | None = None  # the same reason in Japanese, when the updater worded it
 
@@ -56,9 +57,9 @@ class EventItem:
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # update, stale, test
-    group: str | None  # pattern, engine, spam; None for a test
-    outcome: str  # success, failure, stale, fresh, test, recovered
+    kind: str  # update, stale, test, node
+    group: str | None  # pattern, engine, spam; None for a test or a node
+    outcome: str  # success, failure, stale, fresh, test, recovered, down, up
     items: tuple[EventItem, ...]
     time: datetime.datetime
     host: str
@@ -133,6 +134,17 @@ def stale_event(
         reason, outcome = None, "fresh"
     item = EventItem(component.id, component.name_en, component.name_ja, version, outcome, reason)
     return Event("stale", component.event_group.value, outcome, (item,), time, host, source)
+
+
+def node_event(
+    node: str, heartbeat: datetime.datetime, down: bool, *, time: datetime.datetime, host: str
+) -> Event:
+    """Return the Event for fleet node ``node`` going down (``down``) or coming back, as the
+    leader ``host`` saw it: its one item is the node, its reason the node's last heartbeat
+    (``%COMPONENT%`` and ``%REASON%`` in the texts)."""
+    outcome = "down" if down else "up"
+    item = EventItem(node, node, node, None, outcome, templates.format_date(heartbeat))
+    return Event("node", None, outcome, (item,), time, host, "")
 
 
 def recovered_event(

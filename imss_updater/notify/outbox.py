@@ -21,7 +21,7 @@ from imss_updater.notify.repeat import Key, Notified
 
 @dataclass(frozen=True)
 class NewNotification:
-    kind: str  # update, stale, test
+    kind: str  # update, stale, test, node
     group: str | None
     outcome: str
     channel: str  # mail, trap
@@ -91,6 +91,19 @@ def event_label(kind: str, group: str | None, outcome: str) -> str:
     return " ".join(part for part in (kind, group, outcome) if part)
 
 
+def insert(cursor: Any, notifications: Sequence[NewNotification], now: datetime.datetime) -> None:
+    """Queue ``notifications`` (due at ``now``) with ``cursor``, inside the caller's
+    transaction: for a caller that records what they notify in the same transaction."""
+    for item in notifications:
+        cursor.execute(
+            "INSERT INTO tb_notification (created_at, event, event_group, outcome, channel,"
+            " recipient, subject, body, payload, next_attempt_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (now, item.kind, item.group, item.outcome, item.channel, item.recipient,
+             item.subject, item.body, json.dumps(item.payload, ensure_ascii=False), now),
+        )
+
+
 _COLUMNS = "id, event, event_group, outcome, channel, recipient, subject, body, payload, attempts"
 
 
@@ -127,14 +140,7 @@ class Outbox:
                     (self.database.node, notified.group, notified.component, notified.reason,
                      notified.first_notified_at, notified.last_notified_at),
                 )
-            for item in notifications:
-                cursor.execute(
-                    "INSERT INTO tb_notification (created_at, event, event_group, outcome, channel,"
-                    " recipient, subject, body, payload, next_attempt_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (now, item.kind, item.group, item.outcome, item.channel, item.recipient,
-                     item.subject, item.body, json.dumps(item.payload, ensure_ascii=False), now),
-                )
+            insert(cursor, notifications, now)
         return len(notifications)
 
     def notified_failures(self) -> dict[Key, Notified]:

@@ -45,6 +45,7 @@ NOTIFICATIONS: Mapping[str, OID] = {
     "update": (*MIB_ROOT, 0, 1),  # imssUpdaterUpdateEvent
     "stale": (*MIB_ROOT, 0, 2),  # imssUpdaterStaleEvent
     "test": (*MIB_ROOT, 0, 3),  # imssUpdaterTestEvent
+    "node": (*MIB_ROOT, 0, 4),  # imssUpdaterNodeEvent
 }
 SCALARS: Mapping[str, OID] = {
     "group": (*MIB_ROOT, 1, 1),  # imssUpdaterEventGroup
@@ -63,6 +64,7 @@ COLUMNS: Mapping[str, OID] = {  # imssUpdaterComponentEntry columns, instance = 
 GROUP_VALUES: Mapping[str | None, int] = {None: 0, "pattern": 1, "engine": 2, "spam": 3}
 OUTCOME_VALUES: Mapping[str, int] = {
     "success": 1, "failure": 2, "stale": 3, "fresh": 4, "test": 5, "recovered": 6,
+    "down": 7, "up": 8,  # nodeDown, nodeUp
 }
 MAX_TEXT = 1024
 

@@ -29,6 +29,8 @@ RESULT_WORDS: Mapping[str, str] = {
     "fresh": N_("updated again"),
     "test": N_("test"),
     "recovered": N_("updated successfully again"),
+    "down": N_("down"),
+    "up": N_("up again"),
 }
 UNKNOWN_VERSION = N_("Unknown")
 
@@ -87,7 +89,9 @@ _RECOVERED: dict[str, tuple[str, str]] = {
     ),
 }
 
-# Built-in texts for events that have no settings rows: stale components and test messages.
+# Built-in texts for events that have no settings rows: stale components, fleet nodes going
+# down or coming back (sent by the leader, %HOST%; the node is %COMPONENT%, its last
+# heartbeat %REASON%) and test messages.
 _BUILT_IN: dict[str, tuple[str, str]] = {
     "stale": (
         N_("[%HOST%] %COMPONENT% is out of date"),
@@ -96,6 +100,16 @@ _BUILT_IN: dict[str, tuple[str, str]] = {
     "fresh": (
         N_("[%HOST%] %COMPONENT% is up to date again"),
         N_("%COMPONENT% %VERSION% on %HOST%: %RESULT%\nDetected at %DATE%."),
+    ),
+    "down": (
+        N_("[%HOST%] Fleet node %COMPONENT% is down"),
+        N_("Fleet node %COMPONENT% has sent no heartbeat since %REASON%: its updater is not running"
+           " or cannot reach the database.\nDetected by the leader %HOST% at %DATE%."),
+    ),
+    "up": (
+        N_("[%HOST%] Fleet node %COMPONENT% is up again"),
+        N_("Fleet node %COMPONENT% sends heartbeats again (last heartbeat %REASON%).\n"
+           "Detected by the leader %HOST% at %DATE%."),
     ),
     "test": (
         N_("[%HOST%] imss-updater test message"),
@@ -110,7 +124,8 @@ def _translated(pair: tuple[str, str], language: str) -> tuple[str, str]:
 
 
 def built_in(language: str, event: str) -> tuple[str, str]:
-    """Given a language and "stale", "fresh" or "test", return its (subject, message)."""
+    """Given a language and "stale", "fresh", "down", "up" or "test", return its (subject,
+    message)."""
     return _translated(_BUILT_IN[event], language)
 
 
@@ -126,7 +141,7 @@ class Item:
 
     name: str
     version: str | None
-    outcome: str  # success, failure, stale, fresh, test
+    outcome: str  # success, failure, stale, fresh, test, recovered, down, up
     reason: str | None = None
 
 
