@@ -4,10 +4,9 @@ The main thread owns the loop: it (re)plans the next scheduled run from the sett
 keeps the database connection healthy, flushes what could not be recorded, feeds the
 systemd watchdog, and waits. Scheduled updates run in APScheduler's single worker thread,
 so two runs never overlap. A listener thread wakes the loop when ``tb_global_setting``
-changes (LISTEN/NOTIFY), and the loop also re-reads the settings every
-``REPLAN_SECONDS`` in case notifications are lost. Signals only set flags: SIGUSR1 asks
-for a scheduled update now, SIGTERM/SIGINT stop the daemon within ``STOP_GRACE_SECONDS``.
-"""
+changes (LISTEN/NOTIFY), and the loop also re-reads the settings every ``REPLAN_SECONDS``
+in case notifications are lost. Signals only set flags: SIGUSR1 asks for a scheduled
+update now, SIGTERM/SIGINT stop the daemon within ``STOP_GRACE_SECONDS``."""
 
 from __future__ import annotations
 
@@ -221,9 +220,7 @@ class Daemon:
         try:
             with Database(self.dsn, node=self.bootstrap.node) as database:
                 self.replan(database)
-                self.follow_fleet()
-                if self.fleet is not None:  # the leader reports nodes going down or up
-                    self.fleet.watch(database, self._deliver)
+                self.follow_fleet(database)
                 self.flush_unrecorded(database)
                 self.check_staleness(database)
                 database.record_daemon(pid=os.getpid(), next_run=self.next_run,
@@ -389,18 +386,19 @@ class Daemon:
         complete = upkeep.apply_retention(database, self.settings.retention_days)
         self.next_retention = time.monotonic() + (RETENTION_SECONDS if complete else 0.0)
 
-    def follow_fleet(self) -> None:
+    def follow_fleet(self, database: Database) -> None:
         """Stand for election while Fleet/Enabled=yes, else resign (fleet/leader.py); a new
-        leader mirrors the source's release at once."""
+        leader mirrors the source's release at once, and reports nodes going down or up."""
         self.fleet = follow(self.fleet, self.settings, self.bootstrap, lambda: self.dsn, lambda: (
             self.stopping.is_set()
             or self.scheduler.add_job(self.job, id="fleet-takeover", replace_existing=True)))
+        if self.fleet is not None:
+            self.fleet.watch(database, self._deliver)
 
     # -- notifications -----------------------------------------------------------------------
-
     def _after_run(self, database: Database, report: RunReport) -> None:
         runs.queue_notifications(database, report)
-        self._deliver()
+        self.deliveries.wake()
 
     def _deliver(self) -> None:
         self.deliveries.wake()
