@@ -93,9 +93,9 @@ def status_lines(payload: dict[str, Any]) -> str:
         tr("last run:   %(time)s %(kind)s (%(result)s)", time=run["time"] or never, kind=run["kind"] or "",
            result=i18n.stored_text(run["result"], _language[0]) or "-"),
         tr("scan service:   %(state)s (last restart: %(restart)s)", state=services["scan_state"],
-           restart=services["scan"] or tr("none yet")),
+           restart=restart_text(services["scan"])),
         tr("policy service: %(state)s (last restart: %(restart)s)", state=services["policy_state"],
-           restart=services["policy"] or tr("none yet")),
+           restart=restart_text(services["policy"])),
         tr("download lock: held by PID %(pid)s", pid=holder) if holder else tr("download lock: free"),
         tr("updater: %(text)s", text=daemon_text(payload["daemon"])),
         tr("schedule: %(text)s", text=payload["daemon"]["schedule"] or tr("unknown (settings invalid)")),
@@ -110,6 +110,18 @@ def status_lines(payload: dict[str, Any]) -> str:
         *([tr("update source (fleet): %(text)s", text=payload["fleet"]["text"])]
           if payload.get("fleet") else []),
     ])
+
+
+def restart_text(value: str | None) -> str:
+    """The stored restart column (``restarted <time>`` / ``failed: <reason>``, English: a
+    contract) in the CLI's language: the words around it from the catalog."""
+    if not value:
+        return tr("none yet")
+    if value.startswith("restarted "):
+        return tr("Restarted %(time)s", time=value.removeprefix("restarted "))
+    if value.startswith("failed: "):
+        return tr("Restart failed: %(reason)s", reason=value.removeprefix("failed: "))
+    return value
 
 
 def fleet_source(database: Database, settings: Settings | None) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from imss_updater.catalog import Component
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, InstalledPackage
-from imss_updater.i18n import N_, Reason
+from imss_updater.i18n import N_, Reason, gettext
 from imss_updater.run.context import RunContext
 from imss_updater.run.report import ComponentFailure, display, parse_or_none
 from imss_updater.versions import Version
@@ -78,18 +78,18 @@ def reset(database: Database, component_ids: Sequence[str]) -> list[str]:
     return cleared
 
 
-def reset_text(component_ids: Sequence[str], cleared: Sequence[str]) -> str:
-    """One line per component ``trust reset`` was asked about."""
+def reset_text(component_ids: Sequence[str], cleared: Sequence[str], language: str = "en") -> str:
+    """One line per component ``trust reset`` was asked about, in ``language``."""
     return "\n".join(
-        f"{component_id}: " + ("unsigned packages accepted again (VerifySignature=auto)"
-                               if component_id in cleared else "was not signed before")
+        gettext(language, N_("%(id)s: unsigned packages accepted again (VerifySignature=auto)")
+                if component_id in cleared else N_("%(id)s: was not signed before"), id=component_id)
         for component_id in component_ids
     )
 
 
-def reset_index_text(base_url: str, found: bool) -> str:
-    return f"{base_url}: " + ("index signature no longer required (VerifyIndexSignature=auto)"
-                              if found else "had not signed its index")
+def reset_index_text(base_url: str, found: bool, language: str = "en") -> str:
+    return gettext(language, N_("%(url)s: index signature no longer required (VerifyIndexSignature=auto)")
+                   if found else N_("%(url)s: had not signed its index"), url=base_url)
 
 
 def show(database: Database) -> dict[str, list[dict[str, str | None]]]:
@@ -107,9 +107,11 @@ def show(database: Database) -> dict[str, list[dict[str, str | None]]]:
     }
 
 
-def show_text(payload: dict[str, list[dict[str, str | None]]]) -> str:
-    lines = [f"signed component: {item['id']} {display(item['version'])} (since {item['since']})"
+def show_text(payload: dict[str, list[dict[str, str | None]]], language: str = "en") -> str:
+    lines = [gettext(language, N_("signed component: %(id)s %(version)s (since %(since)s)"),
+                     id=item["id"], version=display(item["version"]), since=item["since"])
              for item in payload["components"]]
-    lines += [f"signed index: {item['base_url']} (since {item['since']}, last {item['verified']})"
+    lines += [gettext(language, N_("signed index: %(url)s (since %(since)s, last %(verified)s)"),
+                      url=item["base_url"], since=item["since"], verified=item["verified"])
               for item in payload["sources"]]
-    return "\n".join(lines) if lines else "nothing signed yet"
+    return "\n".join(lines) if lines else gettext(language, N_("nothing signed yet"))
