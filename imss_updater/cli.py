@@ -141,7 +141,8 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
         if command == "fleet":
             view = database.fleet()
             found = fleet_view.rows(view, database.catalog())
-            output.emit(arguments, fleet_view.as_json(view, found), fleet_view.as_text(found, output.language()))
+            output.emit(arguments, fleet_view.as_json(view, found),
+                        fleet_view.as_text(found, output.language()))
             return EXIT_OK
         updater = Updater(database, bootstrap.root, spool=spool)
         if command == "check":
@@ -230,7 +231,8 @@ def _notify(arguments: argparse.Namespace, database: Database) -> int:
     return EXIT_OK
 
 
-_OUTCOMES = {"sent": N_("sent"), "failed": N_("failed"), "retry": N_("retry"), "pending": N_("pending")}  # notify log's outcome column
+_OUTCOMES = {"sent": N_("sent"), "failed": N_("failed"),  # notify log's outcome column
+             "retry": N_("retry"), "pending": N_("pending")}
 
 
 def _trust(arguments: argparse.Namespace, database: Database) -> int:
@@ -239,11 +241,13 @@ def _trust(arguments: argparse.Namespace, database: Database) -> int:
             cleared = trust.reset(database, arguments.ids)
         except ValueError as error:
             raise CommandFailed(str(error), EXIT_USAGE) from error
-        output.emit(arguments, {"cleared": cleared}, trust.reset_text(arguments.ids, cleared, output.language()))
+        output.emit(arguments, {"cleared": cleared},
+                    trust.reset_text(arguments.ids, cleared, output.language()))
         return EXIT_OK
     if arguments.trust_command == "reset-index":
         found = trust_db.clear_index_pin(database, arguments.base_url)
-        output.emit(arguments, {"cleared": found}, trust.reset_index_text(arguments.base_url, found, output.language()))
+        output.emit(arguments, {"cleared": found},
+                    trust.reset_index_text(arguments.base_url, found, output.language()))
         return EXIT_OK
     payload = trust.show(database)
     output.emit(arguments, payload, trust.show_text(payload, output.language()))
@@ -272,7 +276,8 @@ def _diagnose(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int
     for pair in arguments.address:
         host, equals, address = pair.partition("=")
         if not equals or not host or not address:
-            raise CommandFailed(output.tr(N_("--address must be HOST=IP, got %(pair)s"), pair=repr(pair)), EXIT_USAGE)
+            raise CommandFailed(output.tr(N_("--address must be HOST=IP, got %(pair)s"), pair=repr(pair)),
+                                EXIT_USAGE)
         known[host] = address
     try:
         with config.open_database(bootstrap) as database:

@@ -23,9 +23,9 @@ class LocalChecks(Recorder):
     def check_database(self, database: Database | None, dsn_error: str | None) -> list[Component] | None:
         if database is None:
             self._database_step(False, dsn_error or Reason(N_("no database connection")),
-                                Reason(N_("start PostgreSQL, or check IMSS_DSN / --dsn (the embedded database "
-                                          "lives in the state directory and is started by any imss-updater "
-                                          "command)")))
+                                Reason(N_("start PostgreSQL, or check IMSS_DSN / --dsn (the embedded "
+                                          "database lives in the state directory and is started by any "
+                                          "imss-updater command)")))
             return None
         try:
             version = database.schema_version()

@@ -145,8 +145,8 @@ def parse_version(component: Component, text: str) -> Version:
     fields = version.fields
     if len(fields) == 3 and fields[1] < 1000 and fields[2] < 100:
         return Version.pattern(fields[0] * 100000 + fields[1] * 100 + fields[2])
-    raise PackageError(Reason(N_("%(name)s versions are pattern numbers (1569700, or 15.697.00), not %(text)s"),
-                              {"name": component.name_en, "text": repr(text)}))
+    raise PackageError(Reason(N_("%(name)s versions are pattern numbers (1569700, or 15.697.00), "
+                                 "not %(text)s"), {"name": component.name_en, "text": repr(text)}))
 
 
 def import_package(
