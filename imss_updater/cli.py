@@ -240,7 +240,7 @@ def _trust(arguments: argparse.Namespace, database: Database) -> int:
         try:
             cleared = trust.reset(database, arguments.ids)
         except ValueError as error:
-            raise CommandFailed(str(error), EXIT_USAGE) from error
+            raise CommandFailed(i18n.render(error.args[0], output.language()), EXIT_USAGE) from error
         output.emit(arguments, {"cleared": cleared},
                     trust.reset_text(arguments.ids, cleared, output.language()))
         return EXIT_OK

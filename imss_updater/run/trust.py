@@ -66,11 +66,12 @@ def admit(
 def reset(database: Database, component_ids: Sequence[str]) -> list[str]:
     """Forget that these components were signed (``imss-updater trust reset ID``, or the
     status page): their unsigned packages are accepted again under VerifySignature=auto.
-    Return the ids that had a pin. Raise ValueError naming any id not in the catalog."""
+    Return the ids that had a pin. Raise ValueError naming any id not in the catalog (its
+    argument a Reason: ``str()`` English)."""
     known = {component.id for component in database.catalog()}
     unknown = [component_id for component_id in component_ids if component_id not in known]
     if unknown:
-        raise ValueError("unknown component(s): " + ", ".join(unknown))
+        raise ValueError(Reason(N_("unknown component(s): %(ids)s"), {"ids": ", ".join(unknown)}))
     cleared = trust_db.clear_signature_pins(database, component_ids)
     for component_id in cleared:
         log.warning("trust reset: %s was signed before; unsigned packages are accepted again "
