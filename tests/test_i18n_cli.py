@@ -76,7 +76,7 @@ def test_trust_show_reset_and_reset_index_are_in_japanese(gateway: Gateway, how:
     assert reset.returncode == 0, reset.stderr
     assert "virus_pattern: これまで署名されていませんでした" in reset.stdout
     unknown = japanese(gateway, how, "trust", "reset", "no_such")
-    assert unknown.returncode == 2 and "不明なコンポーネントです: no_such" in unknown.stderr
+    assert unknown.returncode == 2 and "不明なコンポーネント: no_such" in unknown.stderr
     index = japanese(gateway, how, "trust", "reset-index", gateway.base_url)
     assert index.returncode == 0, index.stderr
     assert "インデックスに署名していませんでした" in index.stdout
