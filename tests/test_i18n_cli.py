@@ -154,5 +154,6 @@ def test_a_failed_restart_is_said_in_japanese_while_the_json_keeps_the_stored_te
     status = japanese(gateway, how, "status")
     assert status.returncode == 0, status.stderr
     assert "(最終再起動: 再起動に失敗しました: " in status.stdout, status.stdout
+    assert "検索サービス: 不明 (" in status.stdout  # no status script under /opt in a test
     stored = json.loads(japanese(gateway, how, "status", "--json").stdout)["services"]["scan"]
     assert stored.startswith("failed: ")
