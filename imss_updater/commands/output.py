@@ -117,8 +117,8 @@ def service_text(services: dict[str, Any], name: str) -> str:
     running = services[f"{name}_running"]
     if running is None:
         reason = services[f"{name}_state"].removeprefix("unknown (").removesuffix(")")
-        return tr("Unknown (%(reason)s)", reason=tr(reason) if reason in _STATE_REASONS else reason)
-    return tr("Running") if running else tr("Stopped")
+        return tr("unknown (%(reason)s)", reason=tr(reason) if reason in _STATE_REASONS else reason)
+    return tr("running") if running else tr("stopped")
 
 
 _STATE_REASONS = (services.NOT_CONFIGURED, N_("the settings are invalid"))
