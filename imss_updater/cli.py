@@ -141,7 +141,8 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
         if command == "fleet":
             view = database.fleet()
             found = fleet_view.rows(view, database.catalog())
-            output.emit(arguments, fleet_view.as_json(view, found), fleet_view.as_text(found))
+            output.emit(arguments, fleet_view.as_json(view, found),
+                        fleet_view.as_text(found, output.language()))
             return EXIT_OK
         updater = Updater(database, bootstrap.root, spool=spool)
         if command == "check":
@@ -209,24 +210,29 @@ def _notify(arguments: argparse.Namespace, database: Database) -> int:
         rows = notify.deliveries(database, limit=arguments.limit)
         lines = [
             f"{row.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {row.channel:<4}  "
-            f"{row.outcome:<6}  {row.recipient}  {row.event}" + (f"  ({row.error})" if row.error else "")
+            f"{output.tr(_OUTCOMES.get(row.outcome, row.outcome)):<6}  {row.recipient}  {row.event}"
+            + (f"  ({row.error})" if row.error else "")
             for row in rows
         ]
         output.emit(arguments, {"deliveries": [row.as_json() for row in rows]},
-              "\n".join(lines) if lines else "no deliveries")
+              "\n".join(lines) if lines else output.tr(N_("no deliveries")))
         return EXIT_OK
     both = not arguments.mail and not arguments.trap
     results = notify.send_test(database, mail=arguments.mail or both, trap=arguments.trap or both)
     lines = [f"{'OK  ' if result.outcome == 'sent' else 'FAIL'}  {result.channel}  {result.recipient}"
              + (f"  {result.error}" if result.error else "") for result in results]
     output.emit(arguments, {"results": [result.as_json() for result in results]},
-          "\n".join(lines) if lines else "no channel is configured")
+          "\n".join(lines) if lines else output.tr(N_("no channel is configured")))
     if not results:
-        raise CommandFailed("no notification channel is configured (Notification rows)")
+        raise CommandFailed(output.tr(N_("no notification channel is configured (Notification rows)")))
     failed = [result for result in results if result.outcome != "sent"]
     if failed:
         raise CommandFailed(f"{failed[0].channel} to {failed[0].recipient}: {failed[0].error}")
     return EXIT_OK
+
+
+_OUTCOMES = {"sent": N_("sent"), "failed": N_("failed"),  # notify log's outcome column
+             "retry": N_("retry"), "pending": N_("pending")}
 
 
 def _trust(arguments: argparse.Namespace, database: Database) -> int:
@@ -234,15 +240,17 @@ def _trust(arguments: argparse.Namespace, database: Database) -> int:
         try:
             cleared = trust.reset(database, arguments.ids)
         except ValueError as error:
-            raise CommandFailed(str(error), EXIT_USAGE) from error
-        output.emit(arguments, {"cleared": cleared}, trust.reset_text(arguments.ids, cleared))
+            raise CommandFailed(i18n.render(error.args[0], output.language()), EXIT_USAGE) from error
+        output.emit(arguments, {"cleared": cleared},
+                    trust.reset_text(arguments.ids, cleared, output.language()))
         return EXIT_OK
     if arguments.trust_command == "reset-index":
         found = trust_db.clear_index_pin(database, arguments.base_url)
-        output.emit(arguments, {"cleared": found}, trust.reset_index_text(arguments.base_url, found))
+        output.emit(arguments, {"cleared": found},
+                    trust.reset_index_text(arguments.base_url, found, output.language()))
         return EXIT_OK
     payload = trust.show(database)
-    output.emit(arguments, payload, trust.show_text(payload))
+    output.emit(arguments, payload, trust.show_text(payload, output.language()))
     return EXIT_OK
 
 
@@ -250,16 +258,16 @@ def _set_password(arguments: argparse.Namespace, database: Database) -> int:
     from imss_updater.web import set_admin_password  # Flask is loaded only for this command
 
     if sys.stdin.isatty():
-        password = getpass.getpass("New status page password: ")
-        if getpass.getpass("Again: ") != password:
-            raise CommandFailed("the passwords differ", EXIT_USAGE)
+        password = getpass.getpass(output.tr(N_("New status page password: ")))
+        if getpass.getpass(output.tr(N_("Again: "))) != password:
+            raise CommandFailed(output.tr(N_("the passwords differ")), EXIT_USAGE)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
         set_admin_password(database, password)
     except ValueError as error:
         raise CommandFailed(str(error), EXIT_USAGE) from error
-    output.emit(arguments, {"ok": True}, "status page password set")
+    output.emit(arguments, {"ok": True}, output.tr(N_("status page password set")))
     return EXIT_OK
 
 
@@ -268,7 +276,8 @@ def _diagnose(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int
     for pair in arguments.address:
         host, equals, address = pair.partition("=")
         if not equals or not host or not address:
-            raise CommandFailed(f"--address must be HOST=IP, got {pair!r}", EXIT_USAGE)
+            raise CommandFailed(output.tr(N_("--address must be HOST=IP, got %(pair)s"), pair=repr(pair)),
+                                EXIT_USAGE)
         known[host] = address
     try:
         with config.open_database(bootstrap) as database:
@@ -289,7 +298,7 @@ def _config(arguments: argparse.Namespace, database: Database) -> int:
     if arguments.config_command == "list":
         section = arguments.section
         if section and not any(row_section.lower() == section.lower() for row_section, _n in rows):
-            raise CommandFailed(config_commands.unknown_section(section, rows), EXIT_USAGE)
+            raise CommandFailed(config_commands.unknown_section(section, rows, output.language()), EXIT_USAGE)
         items = config_commands.listing(rows, section)
         output.emit(arguments, {"settings": items},
               "\n".join(f"{item['section']}/{item['name']} = {item['value']}" for item in items))
@@ -297,7 +306,7 @@ def _config(arguments: argparse.Namespace, database: Database) -> int:
     section, name = arguments.section, arguments.name
     if (section, name) not in rows:  # exit 1 for get (nothing to print), 2 for set (as before)
         code = EXIT_FAILED if arguments.config_command == "get" else EXIT_USAGE
-        raise CommandFailed(config_commands.unknown_row(section, name, rows), code)
+        raise CommandFailed(config_commands.unknown_row(section, name, rows, output.language()), code)
     if arguments.config_command == "get":
         value = rows[(section, name)]
         output.emit(arguments, {"section": section, "name": name, "value": value}, value)

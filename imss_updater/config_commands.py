@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 
+from imss_updater.i18n import N_, gettext
 from imss_updater.settings import SECRET_NAMES
 
 Row = tuple[str, str]
@@ -26,7 +27,7 @@ def listing(rows: Mapping[Row, str], section: str | None) -> list[dict[str, str]
     ]
 
 
-def unknown_row(section: str, name: str, rows: Iterable[Row]) -> str:
+def unknown_row(section: str, name: str, rows: Iterable[Row], language: str = "en") -> str:
     """The one-line reason for a row that does not exist, with the closest real row."""
     known = {f"{row_section}/{row_name}": (row_section, row_name) for row_section, row_name in rows}
     asked = f"{section}/{name}"
@@ -36,12 +37,16 @@ def unknown_row(section: str, name: str, rows: Iterable[Row]) -> str:
         by_name = {row_name: text for text, (_s, row_name) in known.items()}
         close = [by_name[match] for match in difflib.get_close_matches(name, list(by_name), n=1,
                                                                        cutoff=0.75)]
-    hint = f"; did you mean {close[0]}?" if close else " (`imss-updater config list` shows every row)"
-    return f"no setting {asked}{hint}"
+    if close:
+        return gettext(language, N_("no setting %(row)s; did you mean %(close)s?"), row=asked, close=close[0])
+    return gettext(language, N_("no setting %(row)s (`imss-updater config list` shows every row)"), row=asked)
 
 
-def unknown_section(section: str, rows: Iterable[Row]) -> str:
+def unknown_section(section: str, rows: Iterable[Row], language: str = "en") -> str:
     sections = sorted({row_section for row_section, _name in rows})
     close = difflib.get_close_matches(section, sections, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]}?" if close else f" (sections: {', '.join(sections)})"
-    return f"no section {section}{hint}"
+    if close:
+        return gettext(language, N_("no section %(section)s; did you mean %(close)s?"), section=section,
+                       close=close[0])
+    return gettext(language, N_("no section %(section)s (sections: %(sections)s)"), section=section,
+                   sections=", ".join(sections))

@@ -13,6 +13,7 @@ from typing import Any
 from imss_updater import overview
 from imss_updater.catalog import Component
 from imss_updater.database.fleet import FleetNode, FleetView
+from imss_updater.i18n import N_, gettext
 from imss_updater.versions import Version, VersionError
 
 LEADER = "leader"
@@ -132,18 +133,24 @@ def as_json(view: FleetView, found: Sequence[NodeRow]) -> dict[str, Any]:
     }
 
 
-def as_text(found: Sequence[NodeRow]) -> str:
-    """A block per node: its state line, then a line per component."""
+def as_text(found: Sequence[NodeRow], language: str = "en") -> str:
+    """A block per node: its state line, then a line per component (in ``language``; the
+    node names, roles, source modes and versions stay as stored)."""
     lines = []
+    never = gettext(language, N_("never"))
     for row in found:
-        heartbeat = ("never" if row.heartbeat_age is None
-                     else f"{overview.age_words(row.heartbeat_age)} ago")
-        state = "DOWN" if row.down else "up"
-        last_check = row.node.last_check.isoformat(timespec="seconds") if row.node.last_check else "never"
-        lines.append(f"{row.node.node}  {row.node.role}  {state} (heartbeat {heartbeat})"
-                     f"  last check {last_check}  source {row.node.source_mode}"
-                     f"  mirror {row.mirror_url or '-'}")
+        heartbeat = (never if row.heartbeat_age is None
+                     else gettext(language, N_("%(age)s ago"), age=overview.age_words(row.heartbeat_age)))
+        state = gettext(language, N_("DOWN") if row.down else N_("up"))
+        last_check = row.node.last_check.isoformat(timespec="seconds") if row.node.last_check else never
+        lines.append(gettext(
+            language, N_("%(node)s  %(role)s  %(state)s (heartbeat %(heartbeat)s)  last check %(check)s"
+                         "  source %(source)s  mirror %(mirror)s"),
+            node=row.node.node, role=row.node.role, state=state, heartbeat=heartbeat, check=last_check,
+            source=row.node.source_mode, mirror=row.mirror_url or "-"))
         for item in row.components:
-            mark = f"  BEHIND the leader ({item.leader_version or 'installed'})" if item.behind else ""
+            mark = ("  " + gettext(language, N_("BEHIND the leader (%(version)s)"),
+                                   version=item.leader_version or gettext(language, N_("installed")))
+                    if item.behind else "")
             lines.append(f"    {item.id:<24} {item.version or '-'}{mark}")
-    return "\n".join(lines) if lines else "no node has registered in this database"
+    return "\n".join(lines) if lines else gettext(language, N_("no node has registered in this database"))

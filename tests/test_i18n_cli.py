@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.support.gateway import REPO, Gateway
+import pytest
+
+from tests.support.gateway import REPO, Gateway, _split
 
 
 def run_status(gateway: Gateway, **environment: str) -> str:
@@ -41,3 +46,114 @@ def test_an_update_reports_in_japanese_with_the_lang_option(gateway: Gateway) ->
     assert result.code == 0, result.stderr
     assert "15.697.00を正常にダウンロードしました。" in result.stdout
     assert "1件成功、0件失敗" in result.stdout
+
+
+# -- every command a person reads, in Japanese by --lang ja and by LANG=ja_JP.UTF-8 ----------
+
+HOW = ("option", "environment")
+
+
+def japanese(gateway: Gateway, how: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (a process of its own) asking for Japanese the way ``how`` says."""
+    command, rest = _split(args)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("LANG", "LC_"))}
+    language = ["--lang", "ja"] if how == "option" else []
+    if how == "environment":
+        env["LANG"] = "ja_JP.UTF-8"
+    return subprocess.run(
+        [sys.executable, "-m", "imss_updater.cli", *command, *gateway.common_args(), *rest, *language],
+        capture_output=True, text=True, cwd=REPO, timeout=120, input=stdin,
+        env={**env, "PYTHONPATH": str(REPO)},
+    )
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_trust_show_reset_and_reset_index_are_in_japanese(gateway: Gateway, how: str) -> None:
+    shown = japanese(gateway, how, "trust", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert "署名されたものはまだありません" in shown.stdout
+    reset = japanese(gateway, how, "trust", "reset", "virus_pattern")
+    assert reset.returncode == 0, reset.stderr
+    assert "virus_pattern: これまで署名されていませんでした" in reset.stdout
+    unknown = japanese(gateway, how, "trust", "reset", "no_such")
+    assert unknown.returncode == 2 and "不明なコンポーネント: no_such" in unknown.stderr
+    index = japanese(gateway, how, "trust", "reset-index", gateway.base_url)
+    assert index.returncode == 0, index.stderr
+    assert "インデックスに署名していませんでした" in index.stdout
+    assert json.loads(japanese(gateway, how, "trust", "reset-index", gateway.base_url, "--json").stdout) == {
+        "cleared": False}
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_the_fleet_status_table_is_in_japanese_and_its_json_stays_english(gateway: Gateway, how: str) -> None:
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    assert gateway.cli("update", "virus_pattern").code == 0
+    table = japanese(gateway, how, "fleet", "status")
+    assert table.returncode == 0, table.stderr
+    assert "ハートビート:" in table.stdout and "最終確認:" in table.stdout, table.stdout
+    assert "heartbeat" not in table.stdout and "last check" not in table.stdout
+    nodes = json.loads(japanese(gateway, how, "fleet", "status", "--json").stdout)["nodes"]
+    assert nodes and not re.search("[\u3040-\u30ff\u4e00-\u9fff]", json.dumps(nodes, ensure_ascii=False))
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_config_list_and_notify_log_are_in_japanese(gateway: Gateway, how: str) -> None:
+    unknown = japanese(gateway, how, "config", "list", "Updat")
+    assert unknown.returncode == 2
+    assert "セクション Updat はありません。Update のことですか?" in unknown.stderr
+    row = japanese(gateway, how, "config", "get", "Update", "ScheduleTim")
+    assert row.returncode == 1
+    assert "設定 Update/ScheduleTim はありません" in row.stderr
+    log = japanese(gateway, how, "notify", "log")
+    assert log.returncode == 0, log.stderr
+    assert "送信履歴はありません" in log.stdout
+    assert json.loads(japanese(gateway, how, "notify", "log", "--json").stdout) == {"deliveries": []}
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_admin_password_is_confirmed_in_japanese(gateway: Gateway, how: str) -> None:
+    done = japanese(gateway, how, "admin", "set-password", stdin="correct horse battery staple\n")
+    assert done.returncode == 0, done.stderr
+    assert "ステータスページのパスワードを設定しました" in done.stdout
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_diagnose_says_a_bad_address_and_the_database_step_in_japanese(gateway: Gateway, how: str) -> None:
+    bad = japanese(gateway, how, "diagnose", "--address", "nohost")
+    assert bad.returncode == 2
+    assert "--address は HOST=IP の形式で指定してください (指定値: 'nohost')" in bad.stderr
+    report = japanese(gateway, how, "diagnose")
+    assert "データベース接続: 接続しました (スキーマバージョン" in report.stdout, report.stdout
+    english = json.loads(japanese(gateway, how, "diagnose", "--json").stdout)
+    assert any(step.get("id") == "database reachable" for step in english["steps"])
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_import_refusals_are_in_japanese(gateway: Gateway, how: str, tmp_path: Path) -> None:
+    package = tmp_path / "virus_pattern.zip"
+    package.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    unknown = japanese(gateway, how, "import", str(package), "--component", "no_such")
+    assert unknown.returncode == 2
+    assert "不明なコンポーネント 'no_such' です" in unknown.stderr
+    no_version = japanese(gateway, how, "import", str(package))
+    assert "バージョンを判別できません" in no_version.stderr
+    not_version = japanese(gateway, how, "import", str(package), "--version", "abc")
+    assert "'abc' はバージョンではありません" in not_version.stderr
+    missing = japanese(gateway, how, "import", str(tmp_path / "gone.zip"))
+    assert "ファイルがありません:" in missing.stderr
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_failed_restart_is_said_in_japanese_while_the_json_keeps_the_stored_text(
+        gateway: Gateway, how: str) -> None:
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    gateway.fail_flag.touch()
+    assert gateway.cli("update", "virus_pattern").code == 1
+    status = japanese(gateway, how, "status")
+    assert status.returncode == 0, status.stderr
+    assert "(最終再起動: 再起動に失敗しました: " in status.stdout, status.stdout
+    assert "検索サービス: 不明 (" in status.stdout  # no status script under /opt in a test
+    stored = json.loads(japanese(gateway, how, "status", "--json").stdout)["services"]["scan"]
+    assert stored.startswith("failed: ")

@@ -132,7 +132,7 @@ def test_a_name_that_says_nothing_is_refused_in_the_dialog_and_japanese_works(
     upload(admin, "pattern.zip", zip_bytes({"a": b"a"}))
     page = result(admin, import_app)
     assert "インポートに失敗しました" not in page  # not a run: nothing was recorded
-    assert "実行できませんでした" in page and "cannot tell the component" in page
+    assert "実行できませんでした" in page and "コンポーネントを判別できません" in page
     assert gateway.events() == []
     assert uploads(import_app) == []
 

@@ -92,10 +92,10 @@ def status_lines(payload: dict[str, Any]) -> str:
         tr("last check: %(time)s (%(result)s)", time=check["time"] or never, result=check["result"] or "-"),
         tr("last run:   %(time)s %(kind)s (%(result)s)", time=run["time"] or never, kind=run["kind"] or "",
            result=i18n.stored_text(run["result"], _language[0]) or "-"),
-        tr("scan service:   %(state)s (last restart: %(restart)s)", state=services["scan_state"],
-           restart=services["scan"] or tr("none yet")),
-        tr("policy service: %(state)s (last restart: %(restart)s)", state=services["policy_state"],
-           restart=services["policy"] or tr("none yet")),
+        tr("scan service:   %(state)s (last restart: %(restart)s)", state=service_text(services, "scan"),
+           restart=restart_text(services["scan"])),
+        tr("policy service: %(state)s (last restart: %(restart)s)", state=service_text(services, "policy"),
+           restart=restart_text(services["policy"])),
         tr("download lock: held by PID %(pid)s", pid=holder) if holder else tr("download lock: free"),
         tr("updater: %(text)s", text=daemon_text(payload["daemon"])),
         tr("schedule: %(text)s", text=payload["daemon"]["schedule"] or tr("unknown (settings invalid)")),
@@ -110,6 +110,30 @@ def status_lines(payload: dict[str, Any]) -> str:
         *([tr("update source (fleet): %(text)s", text=payload["fleet"]["text"])]
           if payload.get("fleet") else []),
     ])
+
+
+def service_text(services: dict[str, Any], name: str) -> str:
+    """A service's state in the CLI's language (``--json`` keeps the English ``*_state``)."""
+    running = services[f"{name}_running"]
+    if running is None:
+        reason = services[f"{name}_state"].removeprefix("unknown (").removesuffix(")")
+        return tr("unknown (%(reason)s)", reason=tr(reason) if reason in _STATE_REASONS else reason)
+    return tr("running") if running else tr("stopped")
+
+
+_STATE_REASONS = (services.NOT_CONFIGURED, N_("the settings are invalid"))
+
+
+def restart_text(value: str | None) -> str:
+    """The stored restart column (``restarted <time>`` / ``failed: <reason>``, English: a
+    contract) in the CLI's language: the words around it from the catalog."""
+    if not value:
+        return tr("none yet")
+    if value.startswith("restarted "):
+        return tr("Restarted %(time)s", time=value.removeprefix("restarted "))
+    if value.startswith("failed: "):
+        return tr("Restart failed: %(reason)s", reason=value.removeprefix("failed: "))
+    return value
 
 
 def fleet_source(database: Database, settings: Settings | None) -> dict[str, Any] | None:
@@ -136,7 +160,7 @@ def service_states(settings: Settings | None) -> dict[str, Any]:
     states: dict[str, Any] = {}
     for name in ("scan", "policy"):
         if settings is None:
-            state = services.ServiceState(None, "the settings are invalid")
+            state = services.ServiceState(None, _STATE_REASONS[1])
         else:
             state = services.probe(settings.scan_status if name == "scan" else settings.policy_status)
         states[f"{name}_running"] = state.running

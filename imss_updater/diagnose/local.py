@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.diagnose.steps import Japanese, Recorder
+from imss_updater.i18n import N_, Reason, render
 from imss_updater.run import services
 from imss_updater.settings import Settings, SettingsError, load
 from imss_updater.source import probe
@@ -20,25 +21,34 @@ class LocalChecks(Recorder):
     # -- database and settings --------------------------------------------------------------
 
     def check_database(self, database: Database | None, dsn_error: str | None) -> list[Component] | None:
-        name = "database reachable"
         if database is None:
-            self.add(name, False, dsn_error or "no database connection",
-                     "start PostgreSQL, or check IMSS_DSN / --dsn (the embedded database lives in "
-                     "the state directory and is started by any imss-updater command)")
+            self._database_step(False, dsn_error or Reason(N_("no database connection")),
+                                Reason(N_("start PostgreSQL, or check IMSS_DSN / --dsn (the embedded "
+                                          "database lives in the state directory and is started by any "
+                                          "imss-updater command)")))
             return None
         try:
             version = database.schema_version()
             if version == 0:
-                self.add(name, False, "connected, but the database has no schema",
-                         "run `imss-updater db init`")
+                self._database_step(False, Reason(N_("connected, but the database has no schema")),
+                                    Reason(N_("run `imss-updater db init`")))
                 return None
             catalog = database.catalog()
         except DatabaseError as error:
-            self.add(name, False, str(error), "check that PostgreSQL is running and the role may read "
-                     "the imss tables")
+            self._database_step(False, str(error),  # the server's own words
+                                Reason(N_("check that PostgreSQL is running and the role may read the imss "
+                                          "tables")))
             return None
-        self.add(name, True, f"connected, schema version {version}, {len(catalog)} components in the catalog")
+        self._database_step(True, Reason(
+            N_("connected, schema version %(version)s, %(count)s components in the catalog"),
+            {"version": version, "count": len(catalog)}))
         return catalog
+
+    def _database_step(self, ok: bool, detail: str | Reason, hint: Reason | None = None) -> None:
+        """The database step, its detail and hint from the catalog in both languages (a
+        plain-text detail, the server's own message, is shown as it is)."""
+        self.add("database reachable", ok, str(detail), str(hint) if hint else "",
+                 ja=Japanese(render(detail, "ja"), hint.render("ja") if hint else ""))
 
     def check_settings(self, database: Database, catalog: Sequence[Component]) -> Settings | None:
         name = "settings"

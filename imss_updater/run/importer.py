@@ -76,21 +76,21 @@ def identify(
     named_id, named_version = _split_name(stem, by_id)
     chosen_id = component_id or named_id
     if chosen_id is None:
-        raise PackageError(
-            f"cannot tell the component from the file name {package.name!r} (expected "
-            "<component id>-<version>.zip); give --component ID"
-        )
+        raise PackageError(Reason(N_("cannot tell the component from the file name %(file)s (expected "
+                                     "<component id>-<version>.zip); give --component ID"),
+                                  {"file": repr(package.name)}))
     component = by_id.get(chosen_id)
     if component is None:
-        raise PackageError(f"unknown component {chosen_id!r} (known: {', '.join(by_id)})")
+        raise PackageError(Reason(N_("unknown component %(id)s (known: %(known)s)"),
+                                  {"id": repr(chosen_id), "known": ", ".join(by_id)}))
     if version is None:
         if named_id is not None and named_id != component.id:
-            raise PackageError(
-                f"the file name says {named_id}, --component says {component.id}; give --version too"
-            )
+            raise PackageError(Reason(N_("the file name says %(named)s, --component says %(given)s; "
+                                         "give --version too"), {"named": named_id, "given": component.id}))
         version = named_version
     if version is None:
-        raise PackageError(f"cannot tell the version from the file name {package.name!r}; give --version V")
+        raise PackageError(Reason(N_("cannot tell the version from the file name %(file)s; give --version V"),
+                                  {"file": repr(package.name)}))
     return component, parse_version(component, version)
 
 
@@ -138,15 +138,15 @@ def parse_version(component: Component, text: str) -> Version:
     try:
         version = Version.parse(text)
     except VersionError as error:
-        raise PackageError(f"not a version: {text!r} (digits and dots, e.g. 1569700 or 21.0.1008)") from error
+        raise PackageError(Reason(N_("not a version: %(text)s (digits and dots, e.g. 1569700 or 21.0.1008)"),
+                                  {"text": repr(text)})) from error
     if component.is_engine or "." not in version.raw:
         return version
     fields = version.fields
     if len(fields) == 3 and fields[1] < 1000 and fields[2] < 100:
         return Version.pattern(fields[0] * 100000 + fields[1] * 100 + fields[2])
-    raise PackageError(
-        f"{component.name_en} versions are pattern numbers (1569700, or 15.697.00), not {text!r}"
-    )
+    raise PackageError(Reason(N_("%(name)s versions are pattern numbers (1569700, or 15.697.00), "
+                                 "not %(text)s"), {"name": component.name_en, "text": repr(text)}))
 
 
 def import_package(
@@ -173,7 +173,7 @@ def import_package(
     updater = Updater(database, root, today=today)
     catalog, settings = updater.load()
     if not package.is_file():
-        raise PackageError(f"no such file: {package}")
+        raise PackageError(Reason(N_("no such file: %(path)s"), {"path": str(package)}))
     component, wanted = identify(package, catalog, component_id, version, updater.installed_versions(catalog))
     report = RunReport(kind=KIND)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from imss_updater.catalog import Component
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, InstalledPackage
-from imss_updater.i18n import N_, Reason
+from imss_updater.i18n import N_, Reason, gettext
 from imss_updater.run.context import RunContext
 from imss_updater.run.report import ComponentFailure, display, parse_or_none
 from imss_updater.versions import Version
@@ -66,11 +66,12 @@ def admit(
 def reset(database: Database, component_ids: Sequence[str]) -> list[str]:
     """Forget that these components were signed (``imss-updater trust reset ID``, or the
     status page): their unsigned packages are accepted again under VerifySignature=auto.
-    Return the ids that had a pin. Raise ValueError naming any id not in the catalog."""
+    Return the ids that had a pin. Raise ValueError naming any id not in the catalog (its
+    argument a Reason: ``str()`` English)."""
     known = {component.id for component in database.catalog()}
     unknown = [component_id for component_id in component_ids if component_id not in known]
     if unknown:
-        raise ValueError("unknown component(s): " + ", ".join(unknown))
+        raise ValueError(Reason(N_("unknown component(s): %(ids)s"), {"ids": ", ".join(unknown)}))
     cleared = trust_db.clear_signature_pins(database, component_ids)
     for component_id in cleared:
         log.warning("trust reset: %s was signed before; unsigned packages are accepted again "
@@ -78,18 +79,18 @@ def reset(database: Database, component_ids: Sequence[str]) -> list[str]:
     return cleared
 
 
-def reset_text(component_ids: Sequence[str], cleared: Sequence[str]) -> str:
-    """One line per component ``trust reset`` was asked about."""
+def reset_text(component_ids: Sequence[str], cleared: Sequence[str], language: str = "en") -> str:
+    """One line per component ``trust reset`` was asked about, in ``language``."""
     return "\n".join(
-        f"{component_id}: " + ("unsigned packages accepted again (VerifySignature=auto)"
-                               if component_id in cleared else "was not signed before")
+        gettext(language, N_("%(id)s: unsigned packages accepted again (VerifySignature=auto)")
+                if component_id in cleared else N_("%(id)s: was not signed before"), id=component_id)
         for component_id in component_ids
     )
 
 
-def reset_index_text(base_url: str, found: bool) -> str:
-    return f"{base_url}: " + ("index signature no longer required (VerifyIndexSignature=auto)"
-                              if found else "had not signed its index")
+def reset_index_text(base_url: str, found: bool, language: str = "en") -> str:
+    return gettext(language, N_("%(url)s: index signature no longer required (VerifyIndexSignature=auto)")
+                   if found else N_("%(url)s: had not signed its index"), url=base_url)
 
 
 def show(database: Database) -> dict[str, list[dict[str, str | None]]]:
@@ -107,9 +108,11 @@ def show(database: Database) -> dict[str, list[dict[str, str | None]]]:
     }
 
 
-def show_text(payload: dict[str, list[dict[str, str | None]]]) -> str:
-    lines = [f"signed component: {item['id']} {display(item['version'])} (since {item['since']})"
+def show_text(payload: dict[str, list[dict[str, str | None]]], language: str = "en") -> str:
+    lines = [gettext(language, N_("signed component: %(id)s %(version)s (since %(since)s)"),
+                     id=item["id"], version=display(item["version"]), since=item["since"])
              for item in payload["components"]]
-    lines += [f"signed index: {item['base_url']} (since {item['since']}, last {item['verified']})"
+    lines += [gettext(language, N_("signed index: %(url)s (since %(since)s, last %(verified)s)"),
+                      url=item["base_url"], since=item["since"], verified=item["verified"])
               for item in payload["sources"]]
-    return "\n".join(lines) if lines else "nothing signed yet"
+    return "\n".join(lines) if lines else gettext(language, N_("nothing signed yet"))
