@@ -14,22 +14,18 @@ import hashlib
 import json
 import random
 import re
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.database.db import Database
-from imss_updater.database.embedded_db import find_server_bin
 from imss_updater.fleet.mirror import release_id
 from tests.support.daemon import DaemonFactory, wait_until
-from tests.support.fleet import announced_release, leader_row, roles
+from tests.support.fleet import announced_release, leader_row, own_cluster, roles, stop_immediately
 from tests.support.gateway import Gateway
 from tests.support.nodes import node_cli
-from tests.support.pg import create_database, make_state_dir, start_cluster
 from tests.test_fleet_leader import FAILOVER, FleetNode, fleet, origin_gets
 
 STAGGER = 3
@@ -302,19 +298,11 @@ def serving(node: FleetNode) -> bool:
 def test_after_the_database_stops_and_restarts_under_the_fleet_one_node_leads_and_a_new_release_reaches_all(
     gateway: Gateway, tmp_path: Path, start_daemon: DaemonFactory
 ) -> None:
-    state = make_state_dir("imss-pg-fleet-e2e-")
-    cluster = start_cluster(state)
-    try:
-        dsn = create_database(cluster, "fleet")
-        with Database(dsn) as database, gateway.database() as original:
-            database.init()
-            for (section, name), value in original.settings_rows().items():
-                database.set_setting(section, name, value)
-        gateway.dsn = dsn  # this cluster is stopped: the other tests' is not
+    with own_cluster(gateway, "imss-pg-fleet-e2e-") as cluster:  # stopped below: no other test's
+        dsn = gateway.dsn
         nodes = start_fleet(gateway, tmp_path, start_daemon)
         old_index = gateway.tree.ini_path().read_bytes()
-        subprocess.run(["runuser", "-u", "postgres", "--", str(find_server_bin() / "pg_ctl"), "-D",
-                        str(cluster.data_dir), "stop", "-m", "immediate"], check=True, capture_output=True)
+        stop_immediately(cluster)
         wait_until(lambda: not serving(nodes[0]), FAILOVER, "gw-a to stop serving its mirror")
         cluster.start()
         wait_until(lambda: leader_row(dsn) is not None and leader_row(dsn)[1] >= 2, 60,  # type: ignore[index]
@@ -334,6 +322,3 @@ def test_after_the_database_stops_and_restarts_under_the_fleet_one_node_leads_an
         on(nodes, NEW)
         assert origin_gets(gateway, package) == 1
         assert fleet_versions(gateway, nodes[1]) == dict.fromkeys(NAMES, "15.698.00")
-    finally:
-        cluster.stop()
-        shutil.rmtree(state, ignore_errors=True)

@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import datetime
 import http.client
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.database.db import Database
-from imss_updater.database.embedded_db import find_server_bin
 from imss_updater.fleet.mirror import release_id
 from imss_updater.store.install import ComponentStore
 from tests.support.daemon import DaemonFactory, RunningDaemon, wait_until
-from tests.support.fleet import Listener, announced_release, leader_row, lock_backend, roles, terminate
+from tests.support.fleet import (
+    Listener,
+    announced_release,
+    leader_row,
+    lock_backend,
+    own_cluster,
+    roles,
+    stop_immediately,
+    terminate,
+)
 from tests.support.gateway import Gateway
-from tests.support.pg import create_database, free_port, make_state_dir, start_cluster
+from tests.support.pg import free_port
 
 FAILOVER = 6
 
@@ -239,15 +245,8 @@ def test_a_package_whose_signature_fails_at_the_leader_is_left_out_of_the_mirror
 def test_a_leader_that_loses_the_database_stops_serving_and_leads_again_when_it_is_back(
     gateway: Gateway, tmp_path: Path, start_daemon: DaemonFactory
 ) -> None:
-    state = make_state_dir("imss-pg-fleet-")
-    cluster = start_cluster(state)
-    try:
-        dsn = create_database(cluster, "fleet")
-        with Database(dsn) as database, gateway.database() as original:
-            database.init()
-            for (section, name), value in original.settings_rows().items():
-                database.set_setting(section, name, value)
-        gateway.dsn = dsn
+    with own_cluster(gateway, "imss-pg-fleet-") as cluster:  # stopped below: no other test's
+        dsn = gateway.dsn
         fleet(gateway)
         gateway.tree.add_pattern("P.4", "1569700")
         gateway.publish()
@@ -256,8 +255,7 @@ def test_a_leader_that_loses_the_database_stops_serving_and_leads_again_when_it_
         leader.start(start_daemon)
         wait_until(lambda: announced_release(dsn) == ("gw-a", 1, release_id(index)), 60, "the announcement")
         assert leader.get("/activeupdate/server.ini") == (200, index)
-        subprocess.run(["runuser", "-u", "postgres", "--", str(find_server_bin() / "pg_ctl"), "-D",
-                        str(cluster.data_dir), "stop", "-m", "immediate"], check=True, capture_output=True)
+        stop_immediately(cluster)
         wait_until(lambda: not _listening(leader), FAILOVER, "the mirror to stop within FailoverSeconds")
         assert "is no longer the leader" in leader.log()
         cluster.start()
@@ -265,6 +263,3 @@ def test_a_leader_that_loses_the_database_stops_serving_and_leads_again_when_it_
         wait_until(lambda: _listening(leader) and leader.get("/activeupdate/server.ini") == (200, index), 30,
                    "the mirror to serve again")
         assert origin_gets(gateway, "/" + gateway.tree.entries["P.4"].path) == 1  # kept, not fetched again
-    finally:
-        cluster.stop()
-        shutil.rmtree(state, ignore_errors=True)
