@@ -33,7 +33,7 @@ from imss_updater.database import psql
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, DatabaseError
 from imss_updater.database.embedded_db import EmbeddedDbError
-from imss_updater.i18n import N_
+from imss_updater.i18n import N_, Reason
 from imss_updater.notify import config as notify_config
 from imss_updater.run import importer, trust
 from imss_updater.run.planner import Mode
@@ -52,8 +52,11 @@ EXIT_LOCKED = 3
 
 
 class CommandFailed(Exception):
-    def __init__(self, reason: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(reason)
+    """A command failed: ``reason`` (rendered in the CLI's language) and the exit code."""
+
+    def __init__(self, reason: str | Reason, code: int = EXIT_FAILED) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
         self.code = code
 
 
@@ -75,8 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return dispatch(arguments, bootstrap)
     except CommandFailed as failure:
-        return _fail(str(failure), failure.code)
-    except (config.BootstrapError, SettingsError) as error:
+        return _fail(failure.reason, failure.code)
+    except SettingsError as error:
+        return _fail(output.settings_error_text(error), EXIT_USAGE)
+    except config.BootstrapError as error:
         return _fail(str(error), EXIT_USAGE)
     except (DatabaseError, EmbeddedDbError) as error:
         return _fail(str(error), EXIT_FAILED)
@@ -94,11 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(output.tr(N_("interrupted")), EXIT_FAILED)
     except Exception as error:  # never a traceback: one line, the details with -vv
         log.debug("unexpected error", exc_info=True)
-        return _fail(f"internal error: {error.__class__.__name__}: {error}", EXIT_FAILED)
+        return _fail(output.tr(N_("internal error: %(error)s"), error=f"{error.__class__.__name__}: {error}"),
+                     EXIT_FAILED)
 
 
-def _fail(reason: str, code: int) -> int:
-    print(f"imss-updater: {reason.splitlines()[0] if reason else 'failed'}", file=sys.stderr)
+def _fail(reason: str | Reason, code: int) -> int:
+    reason = i18n.render(reason, output.language())
+    print(f"imss-updater: {reason.splitlines()[0] if reason else output.tr(N_('failed'))}", file=sys.stderr)
     return code
 
 
@@ -151,12 +158,14 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             output.emit(arguments, {"components": [r.as_json() for r in reports],
                               "last_check": output.check_json(database)}, output.table(reports))
             if not status.last_check_ok:
-                raise CommandFailed(f"check failed: {status.last_check_text or 'no result recorded'}")
+                raise CommandFailed(output.tr("check failed: %(reason)s", reason=i18n.stored_text(
+                    status.last_check_text, output.language()) or output.tr("no result recorded")))
             return EXIT_OK
         if command == "status":
             reports = updater.status()
             run_status = database.run_status()
             settings = output.settings_or_none(database)
+            problems = settings_check.problems(database.settings_rows(), [c.id for c in database.catalog()])
             payload = {
                 "components": [r.as_json() for r in reports],
                 "last_check": output.check_json(database),
@@ -176,17 +185,18 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                     "settings_problem": run_status.settings_problem,
                 },
                 "licenses": output.license_states(settings),
-                "settings_problems": [str(problem) for problem in settings_check.problems(
-                    database.settings_rows(), [c.id for c in database.catalog()])],
+                "settings_problems": [str(problem) for problem in problems],
                 "lock_holder": lock.lock_holder(bootstrap.root),
                 "fleet": output.fleet_source(database, settings),
             }
-            text = output.table(reports) + "\n" + output.status_lines(payload)
+            text = output.table(reports) + "\n" + output.status_lines(
+                payload, status=run_status, settings=settings, current_problems=problems,
+                fleet_line=output.fleet_line(database, settings))
             output.emit(arguments, payload, text)
             return EXIT_OK
         if command == "update":
             if arguments.all == bool(arguments.ids):
-                raise CommandFailed("give either --all or one or more component ids", EXIT_USAGE)
+                raise CommandFailed(Reason(N_("give either --all or one or more component ids")), EXIT_USAGE)
             report = updater.update(Mode.MANUAL, None if arguments.all else arguments.ids)
             return _report(arguments, report)
         if command == "rollback":
@@ -202,7 +212,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             except importer.PackageError as error:
                 raise CommandFailed(i18n.render(error.reason, output.language()), EXIT_USAGE) from error
             return _report(arguments, report)
-    raise CommandFailed(f"unknown command {command}", EXIT_USAGE)
+    raise CommandFailed(Reason(N_("unknown command %(command)s"), {"command": command}), EXIT_USAGE)
 
 
 def _notify(arguments: argparse.Namespace, database: Database) -> int:
@@ -227,7 +237,8 @@ def _notify(arguments: argparse.Namespace, database: Database) -> int:
         raise CommandFailed(output.tr(N_("no notification channel is configured (Notification rows)")))
     failed = [result for result in results if result.outcome != "sent"]
     if failed:
-        raise CommandFailed(f"{failed[0].channel} to {failed[0].recipient}: {failed[0].error}")
+        raise CommandFailed(Reason(N_("%(channel)s to %(recipient)s: %(error)s"), {
+            "channel": failed[0].channel, "recipient": failed[0].recipient, "error": failed[0].error}))
     return EXIT_OK
 
 
@@ -340,8 +351,8 @@ def _logs(arguments: argparse.Namespace, database: Database) -> int:
         try:
             since = datetime.datetime.fromisoformat(arguments.since)
         except ValueError:
-            raise CommandFailed(f"--since must be an ISO date or date-time, got {arguments.since!r}",
-                                EXIT_USAGE) from None
+            raise CommandFailed(Reason(N_("--since must be an ISO date or date-time, got %(value)s"),
+                                       {"value": repr(arguments.since)}), EXIT_USAGE) from None
         if since.tzinfo is None:
             since = since.astimezone()
     events = database.events(kind=arguments.kind, component=arguments.component,

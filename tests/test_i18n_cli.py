@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from imss_updater.database import fleet_member as fleet_db
 from tests.support.gateway import REPO, Gateway, _split
 
 
@@ -157,3 +159,82 @@ def test_a_failed_restart_is_said_in_japanese_while_the_json_keeps_the_stored_te
     assert "検索サービス: 不明 (" in status.stdout  # no status script under /opt in a test
     stored = json.loads(japanese(gateway, how, "status", "--json").stdout)["services"]["scan"]
     assert stored.startswith("failed: ")
+
+
+# -- the status lines under the table: every word from the catalog ---------------------------
+
+JAPANESE_MOMENT = r"\d{4}/\d\d/\d\d \d{1,2}:\d\d:\d\d [A-Z+\-0-9]+"
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_status_says_the_schedule_run_kind_and_times_in_japanese(gateway: Gateway, how: str) -> None:
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    assert gateway.cli("update", "virus_pattern").code == 0
+    shown = japanese(gateway, how, "status")
+    assert shown.returncode == 0, shown.stderr
+    assert "スケジュール: 15分ごと\n" in shown.stdout
+    assert re.search(rf"最終実行: {JAPANESE_MOMENT} 手動 \(1件成功、0件失敗\)\n", shown.stdout), shown.stdout
+    assert re.search(rf"最終確認: {JAPANESE_MOMENT} \(", shown.stdout), shown.stdout
+    assert "manual" not in shown.stdout and "every 15 minutes" not in shown.stdout
+
+    gateway.set("Update", "ScheduleFrequency", "weekly")
+    gateway.set("Update", "ScheduleWeekday", "wed")
+    gateway.set("Update", "ScheduleTime", "04:30")
+    weekly = japanese(gateway, how, "status").stdout
+    assert re.search(r"スケジュール: 毎週水曜日 04:30 \(ゲートウェイの現地時刻、\w+\)\n", weekly), weekly
+    gateway.set("Update", "ScheduledUpdate", "no")
+    assert "スケジュール: 無効\n" in japanese(gateway, how, "status").stdout
+
+
+def test_the_english_status_keeps_its_words_and_the_json_its_iso_times(gateway: Gateway) -> None:
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    assert gateway.cli("update", "virus_pattern").code == 0
+    gateway.set("Update", "ScheduleFrequency", "daily")
+    lines = gateway.cli("status").stdout
+    moment = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+"
+    assert re.search(rf"last run:   {moment} manual \(1 succeeded, 0 failed\)\n", lines), lines
+    assert re.search(r"schedule: every day at 03:00 \(gateway local time, \S+\)\n", lines), lines
+    body = json.loads(gateway.cli("status", "--json").stdout)
+    assert body["last_run"]["kind"] == "manual" and body["last_run"]["result"] == "1 succeeded, 0 failed"
+    assert body["daemon"]["schedule"].startswith("daily at 03:00 (gateway local time")
+    datetime_of(body["last_run"]["time"])  # ISO 8601, as before
+
+
+def datetime_of(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_the_fleet_source_line_is_in_japanese(gateway: Gateway, how: str) -> None:
+    gateway.set("Fleet", "Enabled", "yes")
+    since = datetime.datetime(2026, 11, 30, 1, 2, 3, tzinfo=datetime.UTC)
+    fleet_db.record_member_source(gateway.database(), "gw-test", fleet_db.MemberSource(
+        "mirror", "http://127.0.0.1:9/", since))
+    shown = japanese(gateway, how, "status", "--node", "gw-test")
+    assert shown.returncode == 0, shown.stderr
+    assert ("アップデート元 (フリート): リーダーのミラー http://127.0.0.1:9/ "
+            "(2026-11-30T01:02:03+00:00 から接続できません)") in shown.stdout, shown.stdout
+    english = gateway.cli("status", "--node", "gw-test").stdout
+    assert "the leader's mirror http://127.0.0.1:9/, unreachable since 2026-11-30T01:02:03+00:00" in english
+    body = json.loads(gateway.cli("status", "--node", "gw-test", "--json").stdout)
+    assert body["fleet"]["text"].startswith("the leader's mirror")
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_usage_and_settings_errors_are_in_japanese(gateway: Gateway, how: str) -> None:
+    usage = japanese(gateway, how, "update")
+    assert usage.returncode == 2
+    assert usage.stderr == "imss-updater: --all か、1つ以上のコンポーネントIDのどちらかを指定してください\n"
+    since = japanese(gateway, how, "logs", "--since", "yesterday")
+    assert since.returncode == 2 and "--since には ISO 形式の日付" in since.stderr
+
+    gateway.set("Update", "CAFile", "/nonexistent/ca.pem")
+    invalid = japanese(gateway, how, "check")
+    assert invalid.returncode == 2
+    assert invalid.stderr.startswith("imss-updater: 設定が正しくありません: Update/CAFile: "), invalid.stderr
+    assert "does not exist" not in invalid.stderr
+    status = japanese(gateway, how, "status")
+    problem = next(line for line in status.stdout.splitlines() if line.startswith("設定の問題: "))
+    assert problem == "設定の問題: Update/CAFile: ファイル /nonexistent/ca.pem が存在しません"

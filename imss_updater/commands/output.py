@@ -11,15 +11,18 @@ from typing import Any
 from imss_updater import i18n, overview
 from imss_updater.daemon.schedule import schedule_for
 from imss_updater.database.db import Database, RunStatus
-from imss_updater.i18n import N_
+from imss_updater.i18n import N_, Reason
 from imss_updater.run import fleet_member, services
 from imss_updater.run.updater import ComponentReport
-from imss_updater.settings import Settings, SettingsError, load
+from imss_updater.settings import Problem, Settings, SettingsError, load
 
 _language = ["en"]  # the CLI's output language, set once by cli.main (--lang, else LANG)
 
 
 LICENSE_NAMES = {"Antivirus": N_("Antivirus"), "Antispam": N_("Antispam")}
+# tb_update_status.last_run_kind (English in --json), in words
+RUN_KINDS = {"manual": N_("manual"), "scheduled": N_("scheduled"), "rollback": N_("rollback"),
+             "import": N_("import")}
 
 
 def use_language(language: str) -> None:
@@ -42,11 +45,20 @@ def trn(singular: str, plural: str, count: int) -> str:
 
 def check_json(database: Database) -> dict[str, Any]:
     status = database.run_status()
-    return {"time": iso(status.last_check_at), "ok": status.last_check_ok, "result": status.last_check_text}
+    return {"time": iso(status.last_check_at), "ok": status.last_check_ok,
+            "result": i18n.stored_text(status.last_check_text, "en") or None}
 
 
 def iso(moment: datetime.datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def when(iso_moment: str | None) -> str:
+    """An ``--json`` time (ISO 8601) as people read it: the gateway's local time in the
+    CLI's language, with its zone ("" for none)."""
+    if not iso_moment:
+        return ""
+    return i18n.format_moment(datetime.datetime.fromisoformat(iso_moment), _language[0])
 
 
 def table(reports: Sequence[ComponentReport]) -> str:
@@ -82,34 +94,61 @@ def table(reports: Sequence[ComponentReport]) -> str:
     return "\n".join(rows)
 
 
-def status_lines(payload: dict[str, Any]) -> str:
-    check = payload["last_check"]
+def status_lines(payload: dict[str, Any], *, status: RunStatus, settings: Settings | None,
+                 current_problems: Sequence[Problem], fleet_line: Reason | None) -> str:
+    """The ``status`` lines under the table, in the CLI's language (``payload`` is the
+    ``--json`` object; the stored texts of ``status`` are rendered in the language here)."""
     run = payload["last_run"]
     services = payload["services"]
     holder = payload["lock_holder"]
     never = tr("never")
+    kind = run["kind"] or ""
+    problems = [problem_text(problem) for problem in current_problems]
+    if not problems and status.settings_problem:  # what the daemon last saw (stored in English)
+        problems = [i18n.stored_text(status.settings_problem, _language[0])]
     return "\n".join([
-        tr("last check: %(time)s (%(result)s)", time=check["time"] or never, result=check["result"] or "-"),
-        tr("last run:   %(time)s %(kind)s (%(result)s)", time=run["time"] or never, kind=run["kind"] or "",
-           result=i18n.stored_text(run["result"], _language[0]) or "-"),
+        tr("last check: %(time)s (%(result)s)", time=when(payload["last_check"]["time"]) or never,
+           result=i18n.stored_text(status.last_check_text, _language[0]) or "-"),
+        tr("last run:   %(time)s %(kind)s (%(result)s)", time=when(run["time"]),
+           kind=tr(RUN_KINDS[kind]) if kind in RUN_KINDS else kind,
+           result=i18n.stored_text(status.last_run_text, _language[0]) or "-")
+        if run["time"] else tr("last run:   never"),
         tr("scan service:   %(state)s (last restart: %(restart)s)", state=service_text(services, "scan"),
            restart=restart_text(services["scan"])),
         tr("policy service: %(state)s (last restart: %(restart)s)", state=service_text(services, "policy"),
            restart=restart_text(services["policy"])),
         tr("download lock: held by PID %(pid)s", pid=holder) if holder else tr("download lock: free"),
         tr("updater: %(text)s", text=daemon_text(payload["daemon"])),
-        tr("schedule: %(text)s", text=payload["daemon"]["schedule"] or tr("unknown (settings invalid)")),
+        tr("schedule: %(text)s", text=schedule_text(settings)),
         tr("next scheduled run: %(text)s", text=next_run_text(payload["daemon"])),
         *[tr("license %(name)s: %(text)s", name=tr(LICENSE_NAMES.get(entry["name"], entry["name"])),
              text=license_text(entry))
           for entry in payload["licenses"]],
-        *([tr("settings problem: %(problem)s", problem=payload["daemon"]["settings_problem"])]
-          if payload["daemon"]["settings_problem"] else []),
-        *[tr("settings problem: %(problem)s", problem=problem) for problem in payload["settings_problems"]
-          if problem not in (payload["daemon"]["settings_problem"] or "")],
-        *([tr("update source (fleet): %(text)s", text=payload["fleet"]["text"])]
-          if payload.get("fleet") else []),
+        *[tr("settings problem: %(problem)s", problem=problem) for problem in problems],
+        *([tr("update source (fleet): %(text)s", text=fleet_line.render(_language[0]))]
+          if fleet_line is not None else []),
     ])
+
+
+def problem_text(problem: Problem) -> str:
+    """A settings problem in the CLI's language: its row, then why (SPEC names the rows);
+    in English exactly ``str(problem)``, as the logs and events say it."""
+    if _language[0] == i18n.DEFAULT_LANGUAGE:
+        return str(problem)
+    if problem.cause is not None:
+        why = tr("not accepted, it would leave %(cause)s", cause=problem_text(problem.cause))
+    elif problem.key is not None:
+        why = tr(problem.key, **dict(problem.values))
+    elif problem.reason is not None:
+        why = problem.reason.render(_language[0])
+    else:
+        why = problem.why
+    return tr("%(row)s: %(why)s", row=f"{problem.section}/{problem.name}", why=why)
+
+
+def settings_error_text(error: SettingsError) -> str:
+    """``invalid settings: <row>: <why>; ...`` in the CLI's language."""
+    return tr("invalid settings: %(problems)s", problems="; ".join(problem_text(p) for p in error.problems))
 
 
 def service_text(services: dict[str, Any], name: str) -> str:
@@ -130,20 +169,34 @@ def restart_text(value: str | None) -> str:
     if not value:
         return tr("none yet")
     if value.startswith("restarted "):
-        return tr("Restarted %(time)s", time=value.removeprefix("restarted "))
+        return tr("Restarted %(time)s", time=_moment_or_text(value.removeprefix("restarted ")))
     if value.startswith("failed: "):
         return tr("Restart failed: %(reason)s", reason=value.removeprefix("failed: "))
     return value
 
 
-def fleet_source(database: Database, settings: Settings | None) -> dict[str, Any] | None:
-    """Where this node takes its updates in a fleet (None outside one)."""
+def _moment_or_text(text: str) -> str:
+    """A stored ISO time as ``when`` shows it; any other text as it is."""
+    try:
+        return when(text)
+    except ValueError:
+        return text
+
+
+def fleet_line(database: Database, settings: Settings | None) -> Reason | None:
+    """Where this node takes its updates in a fleet, in words (None outside one)."""
     source, enabled = fleet_member.source_of(database, settings)
-    text = fleet_member.source_line(source, enabled=enabled)
-    if text is None:
+    return fleet_member.source_line(source, enabled=enabled)
+
+
+def fleet_source(database: Database, settings: Settings | None) -> dict[str, Any] | None:
+    """Where this node takes its updates in a fleet (None outside one), for ``--json``."""
+    source, enabled = fleet_member.source_of(database, settings)
+    line = fleet_member.source_line(source, enabled=enabled)
+    if line is None:
         return None
     return {"source_mode": source.mode, "mirror_url": source.mirror_url,
-            "mirror_unreachable_since": iso(source.unreachable_since), "text": text}
+            "mirror_unreachable_since": iso(source.unreachable_since), "text": str(line)}
 
 
 def settings_or_none(database: Database) -> Settings | None:
@@ -175,12 +228,24 @@ def daemon_alive(status: RunStatus) -> bool:
 def daemon_text(daemon: dict[str, Any]) -> str:
     if daemon["alive"]:
         return tr("running (PID %(pid)s, last heartbeat %(time)s)", pid=daemon["pid"],
-                  time=daemon["heartbeat"])
-    return tr("the updater is not running (last heartbeat %(time)s)", time=daemon["heartbeat"] or tr("never"))
+                  time=when(daemon["heartbeat"]))
+    return tr("the updater is not running (last heartbeat %(time)s)",
+              time=when(daemon["heartbeat"]) or tr("never"))
+
+
+def schedule_text(settings: Settings | None) -> str:
+    """The schedule in the CLI's language, its time in the gateway's local time zone (named)."""
+    if settings is None:
+        return tr("unknown (settings invalid)")
+    schedule = schedule_for(settings)
+    if schedule is None:
+        return tr("off")
+    return schedule.words(datetime.datetime.now().astimezone().strftime("%Z")).render(_language[0])
 
 
 def schedule_words(settings: Settings | None) -> str | None:
-    """The schedule in words, its time in the gateway's local time zone (named)."""
+    """The schedule in English words for ``--json`` (as the log says it), its time in the
+    gateway's local time zone (named)."""
     if settings is None:
         return None
     schedule = schedule_for(settings)
@@ -217,7 +282,7 @@ def next_run_text(daemon: dict[str, Any]) -> str:
         return tr("scheduled updates are off (Update/ScheduledUpdate=no)")
     if not daemon["alive"] or not daemon["next_run"]:
         return tr("not planned (is the daemon running?)")
-    return str(daemon["next_run"])
+    return when(daemon["next_run"])
 
 
 def emit(arguments: argparse.Namespace, payload: dict[str, Any], text: str) -> None:

@@ -22,6 +22,7 @@ import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.settings import WEEKDAYS, Settings
 
 UTC = datetime.UTC
@@ -33,6 +34,15 @@ INTERVALS = {
     "weekly": datetime.timedelta(days=7),
 }
 MAX_15MIN_DELAY_SECONDS = 600
+WEEKDAY_NAMES = {
+    "sun": N_("Sunday"),
+    "mon": N_("Monday"),
+    "tue": N_("Tuesday"),
+    "wed": N_("Wednesday"),
+    "thu": N_("Thursday"),
+    "fri": N_("Friday"),
+    "sat": N_("Saturday"),
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,23 @@ class Schedule:
     def interval(self) -> datetime.timedelta:
         return INTERVALS[self.frequency]
 
+    def words(self, zone: str) -> Reason:
+        """The schedule as an administrator reads it, in any language; a daily or weekly time
+        says it is the gateway's local time (``zone`` names it)."""
+        if self.frequency == "15min":
+            return Reason(N_("every 15 minutes"))
+        if self.frequency == "hourly":
+            return Reason(N_("every hour at minute %(minute)s"), {"minute": f"{self.minute:02d}"})
+        time = f"{self.hour:02d}:{self.minute:02d}"
+        if self.frequency == "daily":
+            return Reason(N_("every day at %(time)s (gateway local time, %(zone)s)"),
+                          {"time": time, "zone": zone})
+        weekday = Reason(WEEKDAY_NAMES.get(self.weekday or "", self.weekday or ""))
+        return Reason(N_("every %(weekday)s at %(time)s (gateway local time, %(zone)s)"),
+                      {"weekday": weekday, "time": time, "zone": zone})
+
     def describe(self) -> str:
+        """The schedule in the log's words (English, unchanged: ``status --json`` keeps them)."""
         if self.frequency == "15min":
             return "every 15 minutes"
         if self.frequency == "hourly":

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 
 from imss_updater.database import fleet_member as fleet_db
 from imss_updater.database.db import Database
+from imss_updater.i18n import N_, Reason
 from imss_updater.run.context import RunContext
 from imss_updater.settings import Settings
 
@@ -95,7 +96,7 @@ def _record(context: RunContext, node: str, source: fleet_db.MemberSource) -> No
                   lambda: fleet_db.record_member_source(context.database, node, source), None)
 
 
-def source_line(source: fleet_db.MemberSource, *, enabled: bool, japanese: bool = False) -> str | None:
+def source_line(source: fleet_db.MemberSource, *, enabled: bool) -> Reason | None:
     """One line for ``status`` and the status page: where this node takes its updates
     (None outside a fleet, and on a node that has never been a member)."""
     if not enabled or (source.mirror_url is None and source.mode == "origin"):
@@ -103,15 +104,14 @@ def source_line(source: fleet_db.MemberSource, *, enabled: bool, japanese: bool 
     since = source.unreachable_since.isoformat(timespec="seconds") if source.unreachable_since else "?"
     mirror = source.mirror_url or "-"
     if source.mode == "fallback":
-        if japanese:
-            return f"フォールバック: オリジンから直接 (リーダーのミラーに {since} から接続できません)"
-        return f"fallback: from the origin directly (the leader's mirror unreachable since {since})"
+        return Reason(N_("fallback: from the origin directly "
+                         "(the leader's mirror unreachable since %(since)s)"), {"since": since})
     if source.mode == "mirror" and source.unreachable_since is not None:
-        return (f"リーダーのミラー {mirror} に {since} から接続できません" if japanese
-                else f"the leader's mirror {mirror}, unreachable since {since}")
+        return Reason(N_("the leader's mirror %(mirror)s, unreachable since %(since)s"),
+                      {"mirror": mirror, "since": since})
     if source.mode == "mirror":
-        return f"リーダーのミラー {mirror}" if japanese else f"the leader's mirror {mirror}"
-    return "オリジン (このノードがリーダー)" if japanese else "the origin (this node leads)"
+        return Reason(N_("the leader's mirror %(mirror)s"), {"mirror": mirror})
+    return Reason(N_("the origin (this node leads)"))
 
 
 def source_of(database: Database, settings: Settings | None) -> tuple[fleet_db.MemberSource, bool]:

@@ -12,9 +12,8 @@ from imss_updater.web.overview import Fact
 
 def facts(database: Database, settings: Settings | None) -> list[Fact]:
     source, enabled = fleet_member.source_of(database, settings)
-    japanese = language() == "ja"
-    text = fleet_member.source_line(source, enabled=enabled, japanese=japanese)
-    if text is None:
+    line = fleet_member.source_line(source, enabled=enabled)
+    if line is None:
         return []
     warning = source.mode == "fallback" or source.unreachable_since is not None
-    return [Fact("fleet-source", _("Update source (fleet)"), text, warning)]
+    return [Fact("fleet-source", _("Update source (fleet)"), line.render(language()), warning)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from imss_updater.daemon.schedule import WEEKDAY_NAMES
 from imss_updater.i18n import N_
 
 LABELS: Mapping[str, Mapping[str, str]] = {
@@ -169,15 +170,7 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "auto": N_("when published"),
         "no": N_("off"),
     },
-    "weekday": {
-        "sun": N_("Sunday"),
-        "mon": N_("Monday"),
-        "tue": N_("Tuesday"),
-        "wed": N_("Wednesday"),
-        "thu": N_("Thursday"),
-        "fri": N_("Friday"),
-        "sat": N_("Saturday"),
-    },
+    "weekday": WEEKDAY_NAMES,
 }
 
 

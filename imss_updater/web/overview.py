@@ -14,7 +14,7 @@ from imss_updater.daemon.schedule import Schedule, schedule_for
 from imss_updater.database.run_status import RunStatus
 from imss_updater.run.services import NOT_CONFIGURED, ServiceCache, ServiceState
 from imss_updater.settings import Settings
-from imss_updater.web.context import _, ngettext, when
+from imss_updater.web.context import _, language, ngettext, when
 from imss_updater.web.labels import label
 
 
@@ -47,15 +47,7 @@ def zone_name() -> str:
 
 
 def schedule_words(schedule: Schedule) -> str:
-    time = f"{schedule.hour:02d}:{schedule.minute:02d}"
-    if schedule.frequency == "15min":
-        return _("every 15 minutes")
-    if schedule.frequency == "hourly":
-        return _("every hour at minute %(minute)s", minute=str(schedule.minute).zfill(2))
-    if schedule.frequency == "daily":
-        return _("every day at %(time)s (gateway local time, %(zone)s)", time=time, zone=zone_name())
-    return _("every %(weekday)s at %(time)s (gateway local time, %(zone)s)",
-             weekday=_(label("weekday", schedule.weekday or "")), time=time, zone=zone_name())
+    return schedule.words(zone_name()).render(language())
 
 
 def facts(settings: Settings | None, run: RunStatus, lock_holder: int | None) -> list[Fact]:

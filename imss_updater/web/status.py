@@ -109,7 +109,7 @@ def job_messages(job: Job, catalog: list[Component]) -> tuple[bool, str, list[st
     if job.kind == "check":
         if job.check_ok:
             return True, _("Check finished: the update source was reachable."), []
-        return False, _("Check failed: %(reason)s", reason=job.check_text or ""), []
+        return False, _("Check failed: %(reason)s", reason=stored_text(job.check_text, language())), []
     report = job.report
     if report is None:
         return False, _("Could not run: %(reason)s", reason="no result"), []
@@ -179,6 +179,7 @@ def page() -> ResponseReturnValue:
         rows=_rows(reports, rows, catalog),
         run=run,
         run_text=stored_text(run.last_run_text, language()),
+        check_text=stored_text(run.last_check_text, language()),
         scan_service=_service_text(run.scan_service),
         policy_service=_service_text(run.policy_service),
         lock_holder=holder,
