@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error), EXIT_FAILED)
     except RunError as error:
         code = EXIT_LOCKED if str(error) == lock.LOCK_MESSAGE_EN else EXIT_FAILED
-        text = str(error)
+        text: str | Reason = error.args[0] if error.args and isinstance(error.args[0], Reason) else str(error)
         if code == EXIT_LOCKED:
             # SPEC 1.1's wording: both languages, or only the Japanese one with --lang ja
             text = (lock.LOCK_MESSAGE_JA if output.language() == "ja"
@@ -132,7 +132,8 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             applied = database.init()
             database.record_mirror_address(bootstrap.mirror)
             output.emit(arguments, {"applied": applied, "schema_version": database.schema_version()},
-                  "schema up to date" if not applied else "applied: " + ", ".join(applied))
+                  output.tr(N_("schema up to date")) if not applied
+                  else output.tr(N_("applied: %(migrations)s"), migrations=", ".join(applied)))
             return EXIT_OK
         config.require_schema(database)
         spool = EventSpool(bootstrap.state)

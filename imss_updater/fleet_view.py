@@ -13,7 +13,7 @@ from typing import Any
 from imss_updater import overview
 from imss_updater.catalog import Component
 from imss_updater.database.fleet import FleetNode, FleetView
-from imss_updater.i18n import N_, gettext
+from imss_updater.i18n import N_, format_moment, gettext
 from imss_updater.versions import Version, VersionError
 
 LEADER = "leader"
@@ -133,21 +133,38 @@ def as_json(view: FleetView, found: Sequence[NodeRow]) -> dict[str, Any]:
     }
 
 
+# a node's role and where it takes its updates from, in words (the Fleet page's labels too)
+ROLE_LABELS = {"leader": N_("Leader"), "member": N_("Member")}
+SOURCE_LABELS = {
+    "origin": N_("origin"),
+    "mirror": N_("leader's mirror"),
+    "fallback": N_("origin (mirror unreachable)"),
+}
+
+
+def _word(language: str, labels: dict[str, str], stored: str) -> str:
+    """``stored`` as English shows it (the stored word), else its label in ``language``."""
+    if language == "en" or stored not in labels:
+        return stored
+    return gettext(language, labels[stored])
+
+
 def as_text(found: Sequence[NodeRow], language: str = "en") -> str:
-    """A block per node: its state line, then a line per component (in ``language``; the
-    node names, roles, source modes and versions stay as stored)."""
+    """A block per node: its state line, then a line per component (in ``language``; in
+    English the roles and source modes are the stored words; names and versions as stored)."""
     lines = []
     never = gettext(language, N_("never"))
     for row in found:
         heartbeat = (never if row.heartbeat_age is None
                      else gettext(language, N_("%(age)s ago"), age=overview.age_words(row.heartbeat_age)))
         state = gettext(language, N_("DOWN") if row.down else N_("up"))
-        last_check = row.node.last_check.isoformat(timespec="seconds") if row.node.last_check else never
+        last_check = format_moment(row.node.last_check, language) if row.node.last_check else never
         lines.append(gettext(
             language, N_("%(node)s  %(role)s  %(state)s (heartbeat %(heartbeat)s)  last check %(check)s"
                          "  source %(source)s  mirror %(mirror)s"),
-            node=row.node.node, role=row.node.role, state=state, heartbeat=heartbeat, check=last_check,
-            source=row.node.source_mode, mirror=row.mirror_url or "-"))
+            node=row.node.node, role=_word(language, ROLE_LABELS, row.node.role), state=state,
+            heartbeat=heartbeat, check=last_check,
+            source=_word(language, SOURCE_LABELS, row.node.source_mode), mirror=row.mirror_url or "-"))
         for item in row.components:
             mark = ("  " + gettext(language, N_("BEHIND the leader (%(version)s)"),
                                    version=item.leader_version or gettext(language, N_("installed")))

@@ -238,3 +238,23 @@ def test_usage_and_settings_errors_are_in_japanese(gateway: Gateway, how: str) -
     status = japanese(gateway, how, "status")
     problem = next(line for line in status.stdout.splitlines() if line.startswith("設定の問題: "))
     assert problem == "設定の問題: Update/CAFile: ファイル /nonexistent/ca.pem が存在しません"
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_db_init_unknown_components_fleet_words_and_trust_times_are_in_japanese(
+        gateway: Gateway, how: str) -> None:
+    init = japanese(gateway, how, "db", "init")
+    assert init.returncode == 0 and init.stdout == "スキーマは最新です\n", init.stdout
+    unknown = japanese(gateway, how, "update", "no_such")
+    assert unknown.returncode == 1 and unknown.stderr == "imss-updater: 不明なコンポーネント: no_such\n"
+    assert gateway.cli("update", "no_such").stderr == "imss-updater: unknown component(s): no_such\n"
+
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    assert gateway.cli("update", "virus_pattern").code == 0
+    fleet = japanese(gateway, how, "fleet", "status").stdout.splitlines()[0]
+    node_line = rf"\S+  (リーダー|メンバー)  .*最終確認: {JAPANESE_MOMENT}  アップデート元: 配信元  "
+    assert re.search(node_line, fleet), fleet
+    trust = japanese(gateway, how, "trust", "show").stdout
+    signed = rf"署名済みコンポーネント: virus_pattern 15\.697\.00 \({JAPANESE_MOMENT} 以降\)"
+    assert re.search(signed, trust), trust

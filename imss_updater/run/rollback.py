@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from imss_updater import messages
 from imss_updater.catalog import Component
 from imss_updater.database.db import NewEvent
-from imss_updater.i18n import Reason, stored
+from imss_updater.i18n import N_, Reason, stored
 from imss_updater.run.context import RunContext
 from imss_updater.run.planner import restarts_for, unusable
 from imss_updater.run.reconcile import reconcile
@@ -28,7 +28,7 @@ def rollback(context: RunContext, component_ids: Sequence[str]) -> RunReport:
     by_id = {component.id: component for component in catalog}
     unknown = [component_id for component_id in component_ids if component_id not in by_id]
     if unknown:
-        raise RunError("unknown component(s): " + ", ".join(unknown))
+        raise RunError(Reason(N_("unknown component(s): %(ids)s"), {"ids": ", ".join(unknown)}))
     report = RunReport(kind="rollback")
     try:
         with lock.download_lock(context.root):

@@ -10,6 +10,7 @@ never accepted as another component or another version). Both the download run a
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from pathlib import Path
 from imss_updater.catalog import Component
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import Database, InstalledPackage
-from imss_updater.i18n import N_, Reason, gettext
+from imss_updater.i18n import N_, Reason, format_moment, gettext
 from imss_updater.run.context import RunContext
 from imss_updater.run.report import ComponentFailure, display, parse_or_none
 from imss_updater.versions import Version
@@ -109,10 +110,14 @@ def show(database: Database) -> dict[str, list[dict[str, str | None]]]:
 
 
 def show_text(payload: dict[str, list[dict[str, str | None]]], language: str = "en") -> str:
+    """``trust show`` for people: the times in the gateway's local time with their zone."""
+    def when(iso: str | None) -> str:
+        return format_moment(datetime.datetime.fromisoformat(iso), language) if iso else "-"
+
     lines = [gettext(language, N_("signed component: %(id)s %(version)s (since %(since)s)"),
-                     id=item["id"], version=display(item["version"]), since=item["since"])
+                     id=item["id"], version=display(item["version"]), since=when(item["since"]))
              for item in payload["components"]]
     lines += [gettext(language, N_("signed index: %(url)s (since %(since)s, last %(verified)s)"),
-                      url=item["base_url"], since=item["since"], verified=item["verified"])
+                      url=item["base_url"], since=when(item["since"]), verified=when(item["verified"]))
               for item in payload["sources"]]
     return "\n".join(lines) if lines else gettext(language, N_("nothing signed yet"))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from imss_updater import messages, settings_check
 from imss_updater.catalog import Component
 from imss_updater.database.db import DatabaseError
-from imss_updater.i18n import stored
+from imss_updater.i18n import N_, Reason, stored
 from imss_updater.run import reconcile as reconcile_step
 from imss_updater.run import rollback as rollback_step
 from imss_updater.run import status as status_step
@@ -128,7 +128,7 @@ class Updater(RunContext):
         requested_ids = None if requested is None else list(dict.fromkeys(requested))
         unknown = [component_id for component_id in requested_ids or [] if component_id not in known]
         if unknown:
-            raise RunError("unknown component(s): " + ", ".join(unknown))
+            raise RunError(Reason(N_("unknown component(s): %(ids)s"), {"ids": ", ".join(unknown)}))
         report = RunReport(kind=mode.value)
         run = _Run(mode, requested_ids)
         try:

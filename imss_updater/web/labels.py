@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from imss_updater.daemon.schedule import WEEKDAY_NAMES
+from imss_updater.fleet_view import ROLE_LABELS, SOURCE_LABELS
 from imss_updater.i18n import N_
 
 LABELS: Mapping[str, Mapping[str, str]] = {
@@ -49,12 +50,8 @@ LABELS: Mapping[str, Mapping[str, str]] = {
     },
     # the result dialog of a finished job, in the seed's words (004: 「手動アップデートに成功しました」)
     # the Fleet page (SPEC 7): a node's role and where it takes its updates from
-    "fleet.role": {"leader": N_("Leader"), "member": N_("Member")},
-    "fleet.source": {
-        "origin": N_("origin"),
-        "mirror": N_("leader's mirror"),
-        "fallback": N_("origin (mirror unreachable)"),
-    },
+    "fleet.role": ROLE_LABELS,
+    "fleet.source": SOURCE_LABELS,
     # a diagnosis step's result (the Diagnose page)
     "result": {"PASS": N_("PASS"), "FAIL": N_("FAIL"), "SKIP": N_("SKIP")},
     "job.ok": {

@@ -261,7 +261,7 @@ def _validated_selection() -> list[str]:
         known = _known(database)
     unknown = [component_id for component_id in selection if component_id not in known]
     if unknown:
-        abort(400, description="unknown component(s): " + ", ".join(unknown))
+        abort(400, description=_("unknown component(s): %(ids)s", ids=", ".join(unknown)))
     return selection
 
 
