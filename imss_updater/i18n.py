@@ -144,6 +144,14 @@ class Reason:
             name: value.to_json() if isinstance(value, Reason) else value
             for name, value in self.params.items()}}
 
+    def replaced(self, old: str, new: str) -> Reason:
+        """Return this reason with ``old`` replaced by ``new`` in every text parameter (a path
+        named as the administrator knows it), nested reasons included."""
+        return Reason(self.msgid, {
+            name: value.replaced(old, new) if isinstance(value, Reason)
+            else value.replace(old, new) if isinstance(value, str) else value
+            for name, value in self.params.items()})
+
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Reason:
         params = data.get("params", {})
@@ -175,3 +183,19 @@ def stored_text(text: str | None, language: str) -> str:
         except (ValueError, KeyError, TypeError, AssertionError):
             return text
     return text
+
+
+def restored(text: str) -> str | Reason:
+    """Given a column written by ``stored``, return what was stored: the Reason again (to be
+    rendered or nested in another reason), or the plain text as it is."""
+    if text.startswith('{"msgid"'):
+        try:
+            return Reason.from_json(json.loads(text))
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return text
+    return text
+
+
+def replaced(text: str | Reason, old: str, new: str) -> str | Reason:
+    """``text`` with ``old`` replaced by ``new`` (in a Reason: in its text parameters)."""
+    return text.replaced(old, new) if isinstance(text, Reason) else text.replace(old, new)

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from imss_updater import process
-from imss_updater.i18n import N_
+from imss_updater import i18n, process
+from imss_updater.i18n import N_, Reason
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +20,11 @@ CACHE_SECONDS = 30.0  # a page view at most every 30 s runs the scripts
 
 @dataclass(frozen=True)
 class ServiceState:
-    """``running`` True or False, or None when unknown; ``reason`` says why it is unknown."""
+    """``running`` True or False, or None when unknown; ``reason`` says why it is unknown (a
+    Reason, or a msgid such as NOT_CONFIGURED: ``reason_in`` renders either)."""
 
     running: bool | None
-    reason: str | None = None
+    reason: str | Reason | None = None
     exit_status: int | None = None  # the status command's, when it ran
 
     @property
@@ -32,6 +33,14 @@ class ServiceState:
         if self.running is None:
             return f"unknown ({self.reason})"
         return "running" if self.running else "stopped"
+
+    def reason_in(self, language: str) -> str:
+        """Why the state is unknown, in ``language`` ("" when it is known)."""
+        if self.reason is None:
+            return ""
+        if isinstance(self.reason, Reason):
+            return self.reason.render(language)
+        return i18n.gettext(language, self.reason)  # a msgid, or an English text as it is
 
 
 NOT_CONFIGURED = N_("no status command is set")  # translated where shown (web/overview.py)
@@ -46,7 +55,7 @@ def probe(argv: Sequence[str], *, timeout: float = STATUS_TIMEOUT_SECONDS) -> Se
         result = process.run(argv, timeout=timeout, check=False)
     except process.CommandError as error:
         log.warning("service status unknown: %s", error.reason)
-        return ServiceState(None, error.reason)
+        return ServiceState(None, error.why)
     return ServiceState(result.returncode == 0, exit_status=result.returncode)
 
 
