@@ -20,12 +20,14 @@ CACHE_SECONDS = 30.0  # a page view at most every 30 s runs the scripts
 
 @dataclass(frozen=True)
 class ServiceState:
-    """``running`` True or False, or None when unknown; ``reason`` says why it is unknown (a
-    Reason, or a msgid such as NOT_CONFIGURED: ``reason_in`` renders either)."""
+    """``running`` True or False, or None when unknown; ``reason`` says why it is unknown, in
+    English (or a msgid such as NOT_CONFIGURED), ``why`` the same as a Reason when the
+    command could not run: ``reason_in`` renders it in a language."""
 
     running: bool | None
-    reason: str | Reason | None = None
+    reason: str | None = None
     exit_status: int | None = None  # the status command's, when it ran
+    why: Reason | str | None = None
 
     @property
     def word(self) -> str:
@@ -36,10 +38,10 @@ class ServiceState:
 
     def reason_in(self, language: str) -> str:
         """Why the state is unknown, in ``language`` ("" when it is known)."""
+        if isinstance(self.why, Reason):
+            return self.why.render(language)
         if self.reason is None:
             return ""
-        if isinstance(self.reason, Reason):
-            return self.reason.render(language)
         return i18n.gettext(language, self.reason)  # a msgid, or an English text as it is
 
 
@@ -55,7 +57,7 @@ def probe(argv: Sequence[str], *, timeout: float = STATUS_TIMEOUT_SECONDS) -> Se
         result = process.run(argv, timeout=timeout, check=False)
     except process.CommandError as error:
         log.warning("service status unknown: %s", error.reason)
-        return ServiceState(None, error.why)
+        return ServiceState(None, error.reason, why=error.why)
     return ServiceState(result.returncode == 0, exit_status=result.returncode)
 
 
