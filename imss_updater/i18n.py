@@ -25,8 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babel.dates import format_datetime as babel_format_datetime
-
 LANGUAGES = ("en", "ja")
 DEFAULT_LANGUAGE = "en"
 DOMAIN = "messages"
@@ -116,7 +114,9 @@ def format_moment(moment: datetime.datetime, language: str) -> str:
     local = moment.astimezone()
     zone = local.strftime("%Z") or local.strftime("%z")
     pattern = "yyyy/MM/dd H:mm:ss" if language == "ja" else "yyyy-MM-dd HH:mm:ss"
-    return f"{babel_format_datetime(local, pattern, locale=language)} {zone}"
+    from babel.dates import format_datetime  # here: English reasons need no Babel (store.lock)
+
+    return f"{format_datetime(local, pattern, locale=language)} {zone}"
 
 
 @dataclass(frozen=True)
