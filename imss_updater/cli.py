@@ -166,6 +166,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             reports = updater.status()
             run_status = database.run_status()
             settings = output.settings_or_none(database)
+            service_now = output.probe_services(settings)
             problems = settings_check.problems(database.settings_rows(), [c.id for c in database.catalog()])
             payload = {
                 "components": [r.as_json() for r in reports],
@@ -175,7 +176,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
                     "ok": run_status.last_run_ok, "result": i18n.stored_text(run_status.last_run_text, "en"),
                 },
                 "services": {"scan": run_status.scan_service, "policy": run_status.policy_service,
-                             **output.service_states(settings)},
+                             **output.service_states(service_now)},
                 "daemon": {
                     "pid": run_status.daemon_pid,
                     "heartbeat": output.iso(run_status.daemon_heartbeat),
@@ -192,7 +193,7 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
             }
             text = output.table(reports) + "\n" + output.status_lines(
                 payload, status=run_status, settings=settings, current_problems=problems,
-                fleet_line=output.fleet_line(database, settings))
+                fleet_line=output.fleet_line(database, settings), service_now=service_now)
             output.emit(arguments, payload, text)
             return EXIT_OK
         if command == "update":
@@ -388,7 +389,7 @@ def _report(arguments: argparse.Namespace, report: RunReport) -> int:
     if not report.ok:
         if report.problem is not None:
             code = EXIT_USAGE if report.problem.step == "settings" else EXIT_FAILED
-            raise CommandFailed(report.problem.reason, code)
+            raise CommandFailed(report.problem.reason_in(language), code)
         raise CommandFailed(report.failure_reason(language) or report.summary_reason().render(language))
     return EXIT_OK
 

@@ -25,8 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babel.dates import format_datetime as babel_format_datetime
-
 LANGUAGES = ("en", "ja")
 DEFAULT_LANGUAGE = "en"
 DOMAIN = "messages"
@@ -116,7 +114,9 @@ def format_moment(moment: datetime.datetime, language: str) -> str:
     local = moment.astimezone()
     zone = local.strftime("%Z") or local.strftime("%z")
     pattern = "yyyy/MM/dd H:mm:ss" if language == "ja" else "yyyy-MM-dd HH:mm:ss"
-    return f"{babel_format_datetime(local, pattern, locale=language)} {zone}"
+    from babel.dates import format_datetime  # here: English reasons need no Babel (store.lock)
+
+    return f"{format_datetime(local, pattern, locale=language)} {zone}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,14 @@ class Reason:
         return {"msgid": self.msgid, "params": {
             name: value.to_json() if isinstance(value, Reason) else value
             for name, value in self.params.items()}}
+
+    def replaced(self, old: str, new: str) -> Reason:
+        """Return this reason with ``old`` replaced by ``new`` in every text parameter (a path
+        named as the administrator knows it), nested reasons included."""
+        return Reason(self.msgid, {
+            name: value.replaced(old, new) if isinstance(value, Reason)
+            else value.replace(old, new) if isinstance(value, str) else value
+            for name, value in self.params.items()})
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Reason:
@@ -175,3 +183,19 @@ def stored_text(text: str | None, language: str) -> str:
         except (ValueError, KeyError, TypeError, AssertionError):
             return text
     return text
+
+
+def restored(text: str) -> str | Reason:
+    """Given a column written by ``stored``, return what was stored: the Reason again (to be
+    rendered or nested in another reason), or the plain text as it is."""
+    if text.startswith('{"msgid"'):
+        try:
+            return Reason.from_json(json.loads(text))
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return text
+    return text
+
+
+def replaced(text: str | Reason, old: str, new: str) -> str | Reason:
+    """``text`` with ``old`` replaced by ``new`` (in a Reason: in its text parameters)."""
+    return text.replaced(old, new) if isinstance(text, Reason) else text.replace(old, new)

@@ -22,6 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from imss_updater import oserrors
+from imss_updater.i18n import N_, Reason
+
 log = logging.getLogger(__name__)
 
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -29,12 +32,40 @@ _PASSED_ON = ("LANG", "LC_ALL")
 
 
 class CommandError(Exception):
-    """A command could not be started, timed out or exited non-zero; ``reason`` says which."""
+    """A command could not be started, timed out or exited non-zero; ``why`` says which (a
+    Reason, rendered per language), ``reason`` the same in English (logs, contracts)."""
 
-    def __init__(self, reason: str, result: CommandResult | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, why: str | Reason, result: CommandResult | None = None) -> None:
+        super().__init__(str(why))
+        self.why = why
+        self.reason = str(why)
         self.result = result
+
+
+def cannot_run(shown: str, error: OSError) -> CommandError:
+    """The CommandError for a command that could not be started (missing, not executable)."""
+    if isinstance(error, PermissionError):
+        return CommandError(Reason(N_("cannot run %(command)s: permission denied"), {"command": shown}))
+    if isinstance(error, FileNotFoundError):
+        return CommandError(Reason(N_("cannot run %(command)s: %(error)s: %(path)s"),
+                                   {"command": shown, "error": oserrors.describe(error),
+                                    "path": str(error.filename)}))
+    return CommandError(Reason(N_("cannot run %(command)s: %(error)s"),
+                               {"command": shown, "error": oserrors.describe(error)}))
+
+
+def killed(shown: str, timeout: float) -> CommandError:
+    return CommandError(Reason(N_("%(command)s did not finish within %(seconds)s s and was killed"),
+                               {"command": shown, "seconds": f"{timeout:g}"}))
+
+
+def exited(shown: str, status: int, output: str, result: CommandResult) -> CommandError:
+    """The CommandError for a non-zero exit; ``output`` (the command's own words) as it is."""
+    if output:
+        return CommandError(Reason(N_("%(command)s exited with status %(status)s: %(output)s"),
+                                   {"command": shown, "status": status, "output": output}), result)
+    return CommandError(Reason(N_("%(command)s exited with status %(status)s"),
+                               {"command": shown, "status": status}), result)
 
 
 @dataclass(frozen=True)
@@ -105,17 +136,14 @@ def run(
             stdin=None if input_text is not None else subprocess.DEVNULL,
             check=False,
         )
-    except FileNotFoundError as error:
-        raise CommandError(f"cannot run {shown}: {error.strerror}: {error.filename}") from error
-    except PermissionError as error:
-        raise CommandError(f"cannot run {shown}: permission denied") from error
+    except (FileNotFoundError, PermissionError) as error:
+        raise cannot_run(shown, error) from error
     except subprocess.TimeoutExpired as error:
-        raise CommandError(f"{shown} did not finish within {timeout:g} s and was killed") from error
+        raise killed(shown, timeout) from error
     result = CommandResult(tuple(full), completed.returncode, completed.stdout, completed.stderr)
     if check and completed.returncode != 0:
         detail = _last_line(completed.stderr) or _last_line(completed.stdout)
-        suffix = f": {_mask(detail, secrets)}" if detail else ""
-        raise CommandError(f"{shown} exited with status {completed.returncode}{suffix}", result)
+        raise exited(shown, completed.returncode, _mask(detail, secrets), result)
     return result
 
 
@@ -161,7 +189,7 @@ class Fed:
             returncode = self._process.wait(timeout=timeout)
         except subprocess.TimeoutExpired as error:
             self.kill()
-            raise CommandError(f"{self._shown} did not finish within {timeout:g} s and was killed") from error
+            raise killed(self._shown, timeout) from error
         outputs = []
         for handle in (self._stdout, self._stderr):
             handle.seek(0)
@@ -188,10 +216,8 @@ def start(argv: Sequence[str]) -> Fed:
     log.debug("running %s, fed as data arrives", shown)
     try:
         return Fed(argv, shown)
-    except FileNotFoundError as error:
-        raise CommandError(f"cannot run {shown}: {error.strerror}: {error.filename}") from error
-    except PermissionError as error:
-        raise CommandError(f"cannot run {shown}: permission denied") from error
+    except (FileNotFoundError, PermissionError) as error:
+        raise cannot_run(shown, error) from error
 
 
 def _last_line(text: str) -> str:
@@ -213,4 +239,5 @@ def interactive(argv: Sequence[str], *, env: Mapping[str, str] | None = None) ->
     try:
         return subprocess.call(list(argv), env=None if env is None else {**os.environ, **env})
     except OSError as error:
-        raise CommandError(f"cannot run {argv[0]}: {error.strerror or error}") from error
+        raise CommandError(Reason(N_("cannot run %(command)s: %(error)s"),
+                                  {"command": argv[0], "error": oserrors.describe(error)})) from error

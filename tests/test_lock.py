@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from imss_updater import i18n, oserrors
 from imss_updater.store import lock as lock_module
 from imss_updater.store import ownership
 from imss_updater.store.lock import (
@@ -261,9 +262,10 @@ def nobody_sandbox() -> Iterator[tuple[Path, Path, str]]:
         (package / "store").mkdir(parents=True)
         (package / "__init__.py").write_text("")
         (package / "store" / "__init__.py").write_text("")
-        for module in (lock_module, ownership):
+        for module in (lock_module, ownership, i18n, oserrors):  # lock.py and what it imports
             assert module.__file__ is not None
-            shutil.copy(module.__file__, package / "store" / Path(module.__file__).name)
+            into = package / "store" if module in (lock_module, ownership) else package
+            shutil.copy(module.__file__, into / Path(module.__file__).name)
         for path in (base / "pkg", package, *package.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         root = base / "imss"

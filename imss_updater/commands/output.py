@@ -95,7 +95,8 @@ def table(reports: Sequence[ComponentReport]) -> str:
 
 
 def status_lines(payload: dict[str, Any], *, status: RunStatus, settings: Settings | None,
-                 current_problems: Sequence[Problem], fleet_line: Reason | None) -> str:
+                 current_problems: Sequence[Problem], fleet_line: Reason | None,
+                 service_now: dict[str, services.ServiceState]) -> str:
     """The ``status`` lines under the table, in the CLI's language (``payload`` is the
     ``--json`` object; the stored texts of ``status`` are rendered in the language here)."""
     run = payload["last_run"]
@@ -113,9 +114,9 @@ def status_lines(payload: dict[str, Any], *, status: RunStatus, settings: Settin
            kind=tr(RUN_KINDS[kind]) if kind in RUN_KINDS else kind,
            result=i18n.stored_text(status.last_run_text, _language[0]) or "-")
         if run["time"] else tr("last run:   never"),
-        tr("scan service:   %(state)s (last restart: %(restart)s)", state=service_text(services, "scan"),
+        tr("scan service:   %(state)s (last restart: %(restart)s)", state=service_text(service_now["scan"]),
            restart=restart_text(services["scan"])),
-        tr("policy service: %(state)s (last restart: %(restart)s)", state=service_text(services, "policy"),
+        tr("policy service: %(state)s (last restart: %(restart)s)", state=service_text(service_now["policy"]),
            restart=restart_text(services["policy"])),
         tr("download lock: held by PID %(pid)s", pid=holder) if holder else tr("download lock: free"),
         tr("updater: %(text)s", text=daemon_text(payload["daemon"])),
@@ -151,16 +152,14 @@ def settings_error_text(error: SettingsError) -> str:
     return tr("invalid settings: %(problems)s", problems="; ".join(problem_text(p) for p in error.problems))
 
 
-def service_text(services: dict[str, Any], name: str) -> str:
+def service_text(state: services.ServiceState) -> str:
     """A service's state in the CLI's language (``--json`` keeps the English ``*_state``)."""
-    running = services[f"{name}_running"]
-    if running is None:
-        reason = services[f"{name}_state"].removeprefix("unknown (").removesuffix(")")
-        return tr("unknown (%(reason)s)", reason=tr(reason) if reason in _STATE_REASONS else reason)
-    return tr("running") if running else tr("stopped")
+    if state.running is None:
+        return tr("unknown (%(reason)s)", reason=state.reason_in(_language[0]))
+    return tr("running") if state.running else tr("stopped")
 
 
-_STATE_REASONS = (services.NOT_CONFIGURED, N_("the settings are invalid"))
+SETTINGS_INVALID = N_("the settings are invalid")
 
 
 def restart_text(value: str | None) -> str:
@@ -207,18 +206,21 @@ def settings_or_none(database: Database) -> Settings | None:
         return None  # unknown: show what the daemon planned
 
 
-def service_states(settings: Settings | None) -> dict[str, Any]:
-    """Run the services' status commands: ``scan_running`` / ``policy_running`` are True,
-    False or None (unknown), ``*_state`` says it in words."""
-    states: dict[str, Any] = {}
-    for name in ("scan", "policy"):
-        if settings is None:
-            state = services.ServiceState(None, _STATE_REASONS[1])
-        else:
-            state = services.probe(settings.scan_status if name == "scan" else settings.policy_status)
-        states[f"{name}_running"] = state.running
-        states[f"{name}_state"] = state.word
-    return states
+def probe_services(settings: Settings | None) -> dict[str, services.ServiceState]:
+    """Run the services' status commands: the state of ``scan`` and ``policy``."""
+    if settings is None:
+        return {name: services.ServiceState(None, SETTINGS_INVALID) for name in ("scan", "policy")}
+    return {"scan": services.probe(settings.scan_status), "policy": services.probe(settings.policy_status)}
+
+
+def service_states(states: dict[str, services.ServiceState]) -> dict[str, Any]:
+    """For ``--json``: ``scan_running`` / ``policy_running`` are True, False or None
+    (unknown), ``*_state`` says it in (English) words."""
+    found: dict[str, Any] = {}
+    for name, state in states.items():
+        found[f"{name}_running"] = state.running
+        found[f"{name}_state"] = state.word
+    return found
 
 
 def daemon_alive(status: RunStatus) -> bool:

@@ -7,7 +7,9 @@ import datetime
 import logging
 from collections.abc import Sequence
 
+from imss_updater import i18n
 from imss_updater.catalog import Component, SourceRole
+from imss_updater.i18n import N_, Reason
 from imss_updater.run import fleet_member
 from imss_updater.run.context import RunContext
 from imss_updater.run.index_trust import IndexRefused, authenticate
@@ -50,7 +52,7 @@ def http_options(settings: Settings) -> HttpOptions:
 def remember_cooldown(context: RunContext, base: str, error: FetchError) -> None:
     """Record the cool-down a source asked for (Retry-After), if it asked for one."""
     if error.retry_after is not None:
-        until, reason = error.retry_after, error.reason
+        until, reason = error.retry_after, i18n.stored(error.why)  # rendered when asked again
         context.write("to record the source's cool-down",
                       lambda: context.database.set_source_cooldown(base, until, reason), None)
 
@@ -72,15 +74,15 @@ def fetch_offers(
     mirrored = {cid: base for cid, base in base_urls.items() if base == settings.update_server}
     member = fleet_member.member_indexes(
         context, settings, mirrored,
-        lambda base, trust, unreachable: fetch_index(context, base, client, settings, trust=trust,
-                                                     unreachable=unreachable),
+        lambda base, trust, unreachable: read_index(context, base, client, settings, trust=trust,
+                                                    unreachable=unreachable),
     ) if mirrored else None
     if member is not None:  # a fleet member: the leader's mirror, for both roles
         base_urls, indexes = {**base_urls, **member[0]}, member[1]
     for base in dict.fromkeys(base_urls.values()):
         if base not in indexes:
-            indexes[base] = fetch_index(context, base, client, settings)
-        if isinstance(indexes[base], str):
+            indexes[base] = read_index(context, base, client, settings)
+        if not isinstance(indexes[base], serverini.SourceIndex):
             # One cause, one ERROR line, naming what it affects (the components' own failure
             # events say it again, at INFO in the log).
             affected = [component_id for component_id, url in base_urls.items() if url == base]
@@ -92,30 +94,58 @@ def fetch_offers(
             # Control Manager never offers this component, whatever its server.ini says.
             offers[component.id] = Offer(Availability.ABSENT, base_url=offer.base_url,
                                          authenticated=offer.authenticated)
-    failures = sorted({str(index) for index in indexes.values() if isinstance(index, str)})
+    failures = {str(index): index for index in indexes.values()
+                if not isinstance(index, serverini.SourceIndex)}
     context.write("to record the check result", lambda: context.database.record_availability(
         [
             (
                 component.id,
                 offers[component.id].entry.version.raw if offers[component.id].entry else None,  # type: ignore[union-attr]
                 offers[component.id].availability.value,
-                offers[component.id].reason,
+                none_or_str(offers[component.id].reason),
             )
             for component in catalog
         ],
         ok=not failures,
-        text="; ".join(failures) if failures else "update source reachable",
+        text=i18n.stored(check_text([failures[key] for key in sorted(failures)])),
         authenticated={component.id: offers[component.id].authenticated for component in catalog},
     ), None)
     return offers
+
+
+def check_text(failures: Sequence[object]) -> Reason:
+    """The check's result as tb_update_status.last_check_text keeps it (``i18n.stored``): the
+    sources' failures one after the other, or that the update source was reachable."""
+    if not failures:
+        return Reason(N_("update source reachable"))
+    texts = [failure if isinstance(failure, Reason) else str(failure) for failure in failures]
+    text: str | Reason = texts[0]
+    for more in texts[1:]:
+        text = Reason(N_("%(text)s; %(more)s"), {"text": text, "more": more})
+    return text if isinstance(text, Reason) else Reason(N_("%(text)s"), {"text": text})
+
+
+def none_or_str(reason: str | Reason | None) -> str | None:
+    """A component's available_reason column: English (its readers show it as it is)."""
+    return None if reason is None else str(reason)
 
 
 def fetch_index(
     context: RunContext, base: str, client: HttpClient, settings: Settings, *,
     trust: tuple[str, ...] | None = None, unreachable: list[str] | None = None,
 ) -> serverini.SourceIndex | str:
+    """``read_index`` with the reason in English (the fleet's mirror sync)."""
+    index = read_index(context, base, client, settings, trust=trust, unreachable=unreachable)
+    return index if isinstance(index, serverini.SourceIndex) else str(index)
+
+
+def read_index(
+    context: RunContext, base: str, client: HttpClient, settings: Settings, *,
+    trust: tuple[str, ...] | None = None, unreachable: list[str] | None = None,
+) -> serverini.SourceIndex | str | Reason:
     """Return the source's index (conditionally fetched, its signature checked as
-    Update/VerifyIndexSignature asks), or the reason it cannot be used.
+    Update/VerifyIndexSignature asks), or the reason it cannot be used (a Reason, rendered
+    per language).
 
     ``trust`` names the sources whose index pins apply (default: this one; a fleet mirror
     is held to its origins' pins). ``unreachable``, if given, gets the reason appended when
@@ -130,10 +160,11 @@ def fetch_index(
                              lambda: context.database.source_cooldown(base), None)
     if cooldown is not None:
         if cooldown.until > datetime.datetime.now(datetime.UTC):
-            log.debug("not asking %s: %s", base, cooldown.reason)
+            asked = i18n.restored(cooldown.reason)
+            log.debug("not asking %s: %s", base, asked)
             if unreachable is not None:
-                unreachable.append(cooldown.reason)
-            return cooldown.reason
+                unreachable.append(str(asked))
+            return asked
         context.write("to clear the source's cool-down",
                       lambda: context.database.clear_source_cooldown(base), None)
     cached = context.write("to read its copy of server.ini",
@@ -150,24 +181,24 @@ def fetch_index(
         remember_cooldown(context, base, error)
         if unreachable is not None:
             unreachable.append(error.reason)
-        return error.reason
+        return error.why
     if result.not_modified and cached is not None:
         body = cached.body
     elif result.body is not None:
         body = result.body
     else:
-        return f"{url}: empty answer"
+        return Reason(N_("%(url)s: empty answer"), {"url": url})
     try:
         index = serverini.parse(body.decode("utf-8", errors="replace"))
     except serverini.ServerIniError as error:
         log.debug("%s: %s", url, error)
-        return f"{url}: {error}"
+        return Reason(N_("%(url)s: %(reason)s"), {"url": url, "reason": str(error)})
     try:
         verdict = authenticate(context, base, url, body, settings, client, cached=cached,
                                not_modified=result.not_modified, trust=trust)
     except IndexRefused as refused:
         log.debug("%s refused: %s", url, refused.reason)
-        return f"{url}: {refused.reason}"
+        return Reason(N_("%(url)s: %(reason)s"), {"url": url, "reason": refused.why})
     index.authenticated = verdict.authenticated
     if not result.not_modified:
         etag, modified = result.etag, result.last_modified

@@ -10,6 +10,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from imss_updater import i18n
 from imss_updater.catalog import Component
 from imss_updater.database.db import InstalledPackage
 from imss_updater.i18n import N_, Reason
@@ -103,7 +104,7 @@ def _stream(
             remember_cooldown(context, offer.base_url, error)
             # Name the staging directory as the administrator knows it, not by its descriptor.
             shown = str(context.root / "lib" / layout.STAGING)
-            raise ComponentFailure(error.reason.replace(str(archive.parent), shown)) from error
+            raise ComponentFailure(i18n.replaced(error.why, str(archive.parent), shown)) from error
         context.progress(component.id, "verifying", 0, 0)
         digest = pipeline.finish()
         package = trust.admit(context, component, archive, entry.version,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from imss_updater.database import trust as trust_db
 from imss_updater.database.db import CachedIndex
+from imss_updater.i18n import N_, Reason
 from imss_updater.run.context import RunContext
 from imss_updater.settings import Settings
 from imss_updater.source import serverini, signature
@@ -41,11 +42,13 @@ NOT_AUTHENTICATED = "versions not authenticated"
 
 
 class IndexRefused(Exception):
-    """The index must not be used; ``reason`` is the one-line cause."""
+    """The index must not be used; ``why`` is the one-line cause (a Reason when worded here),
+    ``reason`` the same in English."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, why: str | Reason) -> None:
+        super().__init__(str(why))
+        self.why = why
+        self.reason = str(why)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ def authenticate(
         try:
             published = client.fetch_optional(signature_url, max_bytes=MAX_INDEX_SIGNATURE_BYTES)
         except FetchError as error:
-            raise IndexRefused(f"cannot fetch the index signature: {error.reason}") from error
+            raise IndexRefused(Reason(N_("cannot fetch the index signature: %(reason)s"),
+                                      {"reason": error.why})) from error
     if published is None:
         if mode == "yes":
             raise IndexRefused(

@@ -75,7 +75,7 @@ def _install(
             fill=fill,
         )
     except install.InstallError as error:
-        raise ComponentFailure(error.reason) from error
+        raise ComponentFailure(error.why) from error
 
 
 def _record(

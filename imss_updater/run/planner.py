@@ -32,7 +32,7 @@ class Offer:
     availability: Availability
     entry: Entry | None = None
     base_url: str | None = None
-    reason: str | None = None  # why Unknown, or why the entry is unusable
+    reason: str | Reason | None = None  # why Unknown, or why the entry is unusable
     authenticated: bool = False  # the index offering it carried a valid signature (SPEC 3.1)
 
     @property
@@ -148,7 +148,7 @@ def offers_from_indexes(
     indexes: Mapping[str, object],
 ) -> dict[str, Offer]:
     """Given each component's base URL and, per base URL, either a parsed SourceIndex or the
-    reason it could not be had (a str), return each component's Offer."""
+    reason it could not be had (a str or a Reason), return each component's Offer."""
     from imss_updater.source.serverini import SourceIndex  # local: keeps the module's imports light
 
     offers: dict[str, Offer] = {}
@@ -156,7 +156,8 @@ def offers_from_indexes(
         base = base_urls[component.id]
         index = indexes.get(base)
         if not isinstance(index, SourceIndex):
-            offers[component.id] = Offer(Availability.UNKNOWN, base_url=base, reason=str(index))
+            why = index if isinstance(index, Reason) else str(index)
+            offers[component.id] = Offer(Availability.UNKNOWN, base_url=base, reason=why)
             continue
         entry = index.lookup(component.au_key, component.is_engine)
         problem = index.problem(component.au_key)

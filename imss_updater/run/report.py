@@ -89,10 +89,15 @@ class Outcome:
 @dataclass(frozen=True)
 class RunProblem:
     """Why a run as a whole failed: ``step`` is where (settings, check, plan, lock, record,
-    run), ``reason`` the one-line cause."""
+    run), ``reason`` the one-line cause in English, ``why`` the same as a Reason when it has
+    one (rendered per language)."""
 
     step: str
     reason: str
+    why: str | Reason | None = None
+
+    def reason_in(self, language: str) -> str:
+        return render(self.why if self.why is not None else self.reason, language)
 
 
 @dataclass
@@ -127,7 +132,7 @@ class RunReport:
         first = next((outcome for outcome in self.outcomes if not outcome.ok), None)
         if self.problem is not None:
             text = Reason(N_("%(text)s; the update run failed: %(reason)s"),
-                          {"text": text, "reason": self.problem.reason})
+                          {"text": text, "reason": self.problem.why or self.problem.reason})
         elif first is not None and first.reason:
             text = Reason(N_("%(text)s (%(component)s: %(reason)s)"),
                           {"text": text, "component": first.component, "reason": first.reason})
@@ -142,7 +147,7 @@ class RunReport:
         if self.ok:
             return None
         if self.problem is not None:
-            return self.problem.reason
+            return self.problem.reason_in(language)
         if self.restart_error:
             return render(self.restart_error, language)
         failed = [outcome for outcome in self.outcomes if not outcome.ok]

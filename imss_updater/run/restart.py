@@ -92,7 +92,7 @@ def restart_and_settle(
             state = store.rollback()
         except install.InstallError as rollback_error:
             reason = Reason(N_("%(reason)s; automatic rollback failed: %(error)s"),
-                            {"reason": error, "error": rollback_error.reason})
+                            {"reason": error, "error": rollback_error.why})
             context.record_failure(report, kind, component, None, reason, replace=True)
             continue
         back_to = display(state.current_version)
@@ -143,7 +143,7 @@ def restart(
                 timeout=settings.restart_timeout + 10,  # systemd's own start timeout fires first
             )
         except Exception as error:  # whatever breaks, the restart failed and is handled as such
-            cause = error.reason if isinstance(error, process.CommandError) else (
+            cause = error.why if isinstance(error, process.CommandError) else (
                 f"internal error: {error.__class__.__name__}: {error}")
             if not isinstance(error, process.CommandError):
                 log.debug("restarting the %s service failed", service, exc_info=True)

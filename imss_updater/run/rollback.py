@@ -64,11 +64,11 @@ def _rollback_one(context: RunContext, report: RunReport, component: Component) 
     try:
         state = context.store(component).rollback()
     except install.InstallError as error:
-        text = messages.rollback_failed(component, error.reason)
+        text = messages.rollback_failed(component, error.why)
         context.database.add_event(
             NewEvent("rollback", component.id, None, "failure", text.en, text.ja, error.reason)
         )
-        report.outcomes.append(Outcome(component.id, None, False, text.en, error.reason, message_ja=text.ja))
+        report.outcomes.append(Outcome(component.id, None, False, text.en, error.why, message_ja=text.ja))
         log.error("%s", text.en)
         return False
     version = display(state.current_version)

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from imss_updater import process
-from imss_updater.i18n import N_
+from imss_updater import i18n, process
+from imss_updater.i18n import N_, Reason
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +20,14 @@ CACHE_SECONDS = 30.0  # a page view at most every 30 s runs the scripts
 
 @dataclass(frozen=True)
 class ServiceState:
-    """``running`` True or False, or None when unknown; ``reason`` says why it is unknown."""
+    """``running`` True or False, or None when unknown; ``reason`` says why it is unknown, in
+    English (or a msgid such as NOT_CONFIGURED), ``why`` the same as a Reason when the
+    command could not run: ``reason_in`` renders it in a language."""
 
     running: bool | None
     reason: str | None = None
     exit_status: int | None = None  # the status command's, when it ran
+    why: Reason | str | None = None
 
     @property
     def word(self) -> str:
@@ -32,6 +35,14 @@ class ServiceState:
         if self.running is None:
             return f"unknown ({self.reason})"
         return "running" if self.running else "stopped"
+
+    def reason_in(self, language: str) -> str:
+        """Why the state is unknown, in ``language`` ("" when it is known)."""
+        if isinstance(self.why, Reason):
+            return self.why.render(language)
+        if self.reason is None:
+            return ""
+        return i18n.gettext(language, self.reason)  # a msgid, or an English text as it is
 
 
 NOT_CONFIGURED = N_("no status command is set")  # translated where shown (web/overview.py)
@@ -46,7 +57,7 @@ def probe(argv: Sequence[str], *, timeout: float = STATUS_TIMEOUT_SECONDS) -> Se
         result = process.run(argv, timeout=timeout, check=False)
     except process.CommandError as error:
         log.warning("service status unknown: %s", error.reason)
-        return ServiceState(None, error.reason)
+        return ServiceState(None, error.reason, why=error.why)
     return ServiceState(result.returncode == 0, exit_status=result.returncode)
 
 

@@ -143,7 +143,7 @@ class Updater(RunContext):
         except _RunFailed as failure:
             self._fail_run(report, run, failure.step, failure.reason)
         except lock.LockUnusable as error:  # the lock file cannot be used: say how to fix it
-            self._fail_run(report, run, "lock", error.reason)
+            self._fail_run(report, run, "lock", error.why)
         except DatabaseError as error:
             if run.step == "settings":
                 raise  # nothing was done: the run could not start (the daemon catches it up)
@@ -223,15 +223,15 @@ class Updater(RunContext):
         raise _RunFailed("lock", f"{lock.LOCK_MESSAGE_EN} (the download lock has been held by {holder}"
                                  " for longer than one schedule interval)")
 
-    def _fail_run(self, report: RunReport, run: _Run, step: str, reason: str) -> None:
+    def _fail_run(self, report: RunReport, run: _Run, step: str, reason: str | Reason) -> None:
         """Record a run-level failure: one failure event for each component the run wanted
         that has no outcome yet (so the failure rows of their groups decide mail/trap)."""
         log.error("update run failed: %s", reason)
-        report.problem = RunProblem(step, reason)
+        report.problem = RunProblem(step, str(reason), why=reason)
         if step in ("settings", "check"):
             # The last check did not happen as it should: say so where the check is shown.
             self.write("to record the check result",
-                       lambda: self.database.record_availability([], ok=False, text=reason), None)
+                       lambda: self.database.record_availability([], ok=False, text=stored(reason)), None)
         no_catalog: list[Component] = []
         catalog = run.catalog if run.catalog is not None else self.write(
             "to read the catalog", self.database.catalog, no_catalog)

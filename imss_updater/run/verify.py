@@ -38,7 +38,7 @@ def fetch_signature(
         published = client.fetch_optional(signature_url, max_bytes=MAX_SIGNATURE_BYTES)
     except FetchError as error:
         raise ComponentFailure(Reason(N_("cannot fetch the signature: %(reason)s"),
-                                      {"reason": error.reason})) from error
+                                      {"reason": error.why})) from error
     if published is None:
         if settings.verify_signature == "yes":
             raise ComponentFailure(Reason(

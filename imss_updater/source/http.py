@@ -6,13 +6,14 @@ proxy or none (never one taken from the environment; credentials sent as UTF-8, 
 curl and browsers do), is bounded by connect and read timeouts, by a low-speed limit and by
 a total deadline (``source.pace``), and is retried with backoff on transient failures only.
 An answer 429 or 503 with Retry-After is not retried: the error carries the time.
-Every failure becomes a FetchError (``source.http_errors``) whose ``reason`` is one line an
-administrator can act on; it names the URL and never contains the proxy password.
+Every failure becomes a FetchError (worded in ``source.fetch_errors``, requests' exceptions
+classified in ``source.http_errors``) whose ``why`` is one line an administrator can act on,
+in any language (``reason``: the same in English); it names the URL and never contains the
+proxy password.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
 import http
 import logging
@@ -23,27 +24,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Protocol, TypeVar
-from urllib.parse import quote
 
 import requests
 import urllib3.exceptions
 
 from imss_updater.source import pace
-from imss_updater.source.http_errors import (
+from imss_updater.source.fetch_errors import (
     RETRY_AFTER_STATUSES,
     TRANSIENT_KINDS,
     FetchError,
-    classify,
+    announced_mismatch,
     content_length,
     disk_error,
+    larger_than_limit,
     not_enough_space,
+    over_limit,
     parse_retry_after,
-    phrase,
+    proxy_auth_failed,
+    received_mismatch,
+    received_too_much,
     safe_url,
     secret_forms,
+    status_answer,
     strerror,
     wait_reason,
 )
+from imss_updater.source.http_errors import classify
+from imss_updater.source.http_options import HttpOptions, ProxySettings
 from imss_updater.source.http_session import make_session
 from imss_updater.source.tls import make_ssl_context
 
@@ -63,58 +70,6 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 1024 * 1024
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ProxySettings:
-    host: str
-    port: int
-    user: str = ""
-    password: str = ""
-
-    @property
-    def address(self) -> str:
-        """Return ``host:port`` (IPv6 literals bracketed), safe to show and log."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    def url(self) -> str:
-        """Return the proxy URL with its credentials percent-encoded (UTF-8).
-
-        Every character outside the unreserved set is encoded, so ``@ : / % #`` in a user
-        name or password cannot change how the URL is split.
-        """
-        credentials = ""
-        if self.user or self.password:
-            credentials = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}@"
-        return f"http://{credentials}{self.address}"
-
-    def authorization(self) -> str | None:
-        """Return the ``Proxy-Authorization`` value (Basic, ``user:password`` in UTF-8, as
-        squid, curl and browsers send it), or None without credentials."""
-        if not (self.user or self.password):
-            return None
-        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode("ascii")
-        return f"Basic {token}"
-
-    def __repr__(self) -> str:
-        shown = "***" if self.password else ""
-        return f"ProxySettings(host={self.host!r}, port={self.port}, user={self.user!r}, password={shown!r})"
-
-
-@dataclass(frozen=True)
-class HttpOptions:
-    ca_file: str | None = None  # None: the system CA store
-    proxy: ProxySettings | None = None
-    connect_timeout: float = 10.0  # also bounds the TLS handshake
-    read_timeout: float = 30.0
-    retries: int = 2  # extra attempts after a transient failure
-    backoff: float = 1.0  # first wait in seconds, doubled after each retry
-    user_agent: str = "imss-updater/0.1"
-    low_speed_bytes: int = 1024  # fail when fewer bytes than this arrive ... (0: no limit)
-    low_speed_seconds: float = 60.0  # ... within this many seconds
-    index_deadline: float | None = 120.0  # total seconds for one index (or .sig) fetch
-    download_deadline: float | None = 3600.0  # total seconds for one download
 
 
 class Tee(Protocol):
@@ -236,10 +191,7 @@ class HttpClient:
         download ends by ``download_deadline``). On failure ``destination`` is removed.
         """
         if expected_size > max_bytes:
-            raise FetchError(
-                f"{safe_url(url)} is {expected_size} bytes, over the limit of {max_bytes} bytes",
-                "too_large",
-            )
+            raise over_limit(url, expected_size, max_bytes)
         _check_free_space(destination.parent, expected_size)
 
         def attempt() -> None:
@@ -267,22 +219,14 @@ class HttpClient:
             self._raise_for_status(response, url)
             announced = content_length(response.headers.get("Content-Length"), url)
             if announced is not None and announced != expected_size:
-                raise FetchError(
-                    f"size mismatch for {safe_url(url)}: the server announces {announced} "
-                    f"bytes, the index says {expected_size}",
-                    "size_mismatch",
-                )
+                raise announced_mismatch(url, announced, expected_size)
             try:
                 with open(destination, "wb") as output:
                     received = self._write_body(response, url, output, expected_size, progress, tee)
             except OSError as error:  # opening, writing, or the flush when closing
                 raise disk_error(destination, error, url) from error
             if received != expected_size:
-                raise FetchError(
-                    f"size mismatch for {safe_url(url)}: received {received} bytes, the "
-                    f"index says {expected_size}",
-                    "size_mismatch",
-                )
+                raise received_mismatch(url, received, expected_size)
         log.debug("downloaded %s (%d bytes) to %s", safe_url(url), received, destination)
 
     def _write_body(
@@ -298,11 +242,7 @@ class HttpClient:
         for chunk in self._chunks(response, url):
             received += len(chunk)
             if received > expected_size:
-                raise FetchError(
-                    f"size mismatch for {safe_url(url)}: received more than "
-                    f"the {expected_size} bytes the index announces",
-                    "size_mismatch",
-                )
+                raise received_too_much(url, expected_size)
             output.write(chunk)
             if tee is not None:
                 tee.feed(chunk)
@@ -336,19 +276,13 @@ class HttpClient:
     def _read_limited(self, response: requests.Response, url: str, max_bytes: int) -> bytes:
         announced = content_length(response.headers.get("Content-Length"), url)
         if announced is not None and announced > max_bytes:
-            raise FetchError(
-                f"{safe_url(url)} is {announced} bytes, over the limit of {max_bytes} bytes",
-                "too_large",
-            )
+            raise over_limit(url, announced, max_bytes)
         parts: list[bytes] = []
         received = 0
         for chunk in self._chunks(response, url):
             received += len(chunk)
             if received > max_bytes:
-                raise FetchError(
-                    f"{safe_url(url)} is larger than the limit of {max_bytes} bytes",
-                    "too_large",
-                )
+                raise larger_than_limit(url, max_bytes)
             parts.append(chunk)
         return b"".join(parts)
 
@@ -363,16 +297,10 @@ class HttpClient:
             status == http.HTTPStatus.PROXY_AUTHENTICATION_REQUIRED
             or (status == http.HTTPStatus.UNAUTHORIZED and proxy.user)
         ):
-            raise FetchError(
-                f"proxy authentication failed (HTTP {status}) at {proxy.address}",
-                "proxy_auth",
-                status,
-            )
+            raise proxy_auth_failed(status, proxy.address)
         # The answer may come from the proxy (tinyproxy answers 500 when it cannot reach
-        # the server): say which way the request went.
-        via = f" (via proxy {proxy.address})" if proxy is not None else ""
-        answer = f"HTTP {status} {response.reason or phrase(status)} for {safe_url(url)}{via}"
-        answer = answer.replace("  ", " ")
+        # the server): say which way the request went. The reason phrase is the server's.
+        answer = status_answer(status, response.reason or "", url, proxy.address if proxy else None)
         if status in RETRY_AFTER_STATUSES:
             now = datetime.datetime.now(datetime.UTC)
             until = parse_retry_after(response.headers.get("Retry-After"), now)

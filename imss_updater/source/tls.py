@@ -13,8 +13,10 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING
 
+from imss_updater import oserrors
+from imss_updater.i18n import N_, Reason
 from imss_updater.source import pace
-from imss_updater.source.http_errors import FetchError, strerror
+from imss_updater.source.fetch_errors import FetchError
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -67,7 +69,8 @@ def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as error:
-        raise FetchError(f"cannot load CA file {ca_file}: {strerror(error)}", "tls") from error
+        raise FetchError(Reason(N_("cannot load CA file %(path)s: %(error)s"),
+                                {"path": str(ca_file), "error": oserrors.describe(error)}), "tls") from error
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED

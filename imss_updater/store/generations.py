@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from imss_updater import oserrors
+from imss_updater.i18n import N_, Reason
 from imss_updater.store import ownership
 from imss_updater.store.layout import Directories, generations_root
 from imss_updater.store.unpack import fsync_directory
@@ -47,13 +49,21 @@ class InstalledState:
         return self.previous.version if self.previous else None
 
 
-def _os_reason(error: OSError, doing: str) -> str:
+# What a store change was doing when the disk failed (``_os_reason``'s ``doing``).
+DOINGS = (N_("preparing the install"), N_("unpacking"), N_("installing"), N_("rolling back"))
+
+
+def _os_reason(error: OSError, doing: str) -> str | Reason:
     if isinstance(error, ownership.UntrustedPathError):
         return error.reason
+    step = Reason(doing) if doing in DOINGS else doing
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"disk full while {doing}"
-    where = f": {error.filename}" if error.filename else ""
-    return f"{error.strerror or error} while {doing}{where}"
+        return Reason(N_("disk full while %(doing)s"), {"doing": step})
+    cause = oserrors.describe(error) if error.strerror else str(error)
+    if error.filename:
+        return Reason(N_("%(error)s while %(doing)s: %(path)s"),
+                      {"error": cause, "doing": step, "path": str(error.filename)})
+    return Reason(N_("%(error)s while %(doing)s"), {"error": cause, "doing": step})
 
 
 class Generations:
@@ -107,10 +117,15 @@ class Generations:
         assert self._opened is not None, "changes happen inside _directories()"
         return self._opened.live_parent(create=create)
 
-    def _reason(self, error: OSError, doing: str) -> str:
+    def _reason(self, error: OSError, doing: str) -> str | Reason:
         """The one-line reason for ``error``, naming paths as the administrator knows them."""
         reason = _os_reason(error, doing)
-        return reason if self._opened is None else self._opened.show(reason)
+        if self._opened is None:
+            return reason
+        if isinstance(reason, Reason):
+            return Reason(reason.msgid, {name: self._opened.show(value) if isinstance(value, str) else value
+                                         for name, value in reason.params.items()})
+        return self._opened.show(reason)
 
     # ----------------------------------------------------------------- reading
 

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.store.generations import ADOPTED_SEQ, ADOPTED_VERSION, remove_tree
 from imss_updater.store.generations import Generation as Generation  # callers use install's
 from imss_updater.store.generations import InstalledState as InstalledState
@@ -49,11 +50,13 @@ _VERSION_PATTERN = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
 
 
 class InstallError(Exception):
-    """An install or rollback failed; ``reason`` is one line an administrator can act on."""
+    """An install or rollback failed; ``why`` is one line an administrator can act on (a
+    Reason when the updater worded it), ``reason`` the same in English."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, why: str | Reason) -> None:
+        super().__init__(str(why))
+        self.why = why
+        self.reason = str(why)
 
 
 class ComponentStore(RepairMixin):
@@ -133,7 +136,7 @@ class ComponentStore(RepairMixin):
                 self._repair()
                 before = self.state()
                 if before.current is None or before.previous is None:
-                    raise InstallError("no previous generation to roll back to")
+                    raise InstallError(Reason(N_("no previous generation to roll back to")))
                 self._switch(before.previous)
                 log.info("%s: rolled back from generation %s to %s", self._id,
                          before.current.path.name, before.previous.path.name)

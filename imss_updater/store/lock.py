@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from imss_updater import oserrors
+from imss_updater.i18n import N_, Reason
 from imss_updater.store import ownership
 
 log = logging.getLogger(__name__)
@@ -52,11 +54,12 @@ class LockBusy(Exception):
 class LockUnusable(Exception):
     """The download lock cannot be taken for a reason other than another holder (its file
     is a directory, its directory is not root's, permission denied); ``reason`` is one line
-    that names the path and the cause."""
+    that names the path and the cause, ``why`` the same as a Reason (rendered per language)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, why: str | Reason) -> None:
+        super().__init__(str(why))
+        self.why = why
+        self.reason = str(why)
 
 
 def lock_path(root: Path) -> Path:
@@ -145,9 +148,9 @@ def lock_problem(root: Path) -> str | None:
     except LockUnusable as error:
         return error.reason
     except OSError as error:
-        return f"cannot use the download lock {path}: {error.strerror or error}"
+        return str(_cannot_use(path, error))
     if stat.S_ISDIR(file_status.st_mode):
-        return _is_a_directory(path)
+        return str(_is_a_directory(path))
     return None
 
 
@@ -159,16 +162,15 @@ def _open_directory(directory: Path, path: Path, *, create: bool = True) -> int:
             os.chmod(directory, 0o755)  # noqa: S103 - lib/ is read by the scan service
         descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
-        raise LockUnusable(
-            f"cannot use the download lock {path}: {error.strerror or error}: {directory}"
-        ) from error
+        raise LockUnusable(Reason(N_("cannot use the download lock %(path)s: %(error)s: %(directory)s"),
+                                  {"path": str(path), "error": _cause(error), "directory": str(directory)})
+                           ) from error
     reason = ownership.foreign_reason(os.fstat(descriptor))
     if reason is not None:
         os.close(descriptor)
-        raise LockUnusable(
-            f"cannot keep the download lock {path} safe: {directory} {reason}; run: "
-            f"chown root:root {directory} && chmod 0755 {directory}"
-        )
+        raise LockUnusable(Reason(N_("cannot keep the download lock %(path)s safe: %(directory)s %(reason)s; "
+                                     "run: chown root:root %(directory)s && chmod 0755 %(directory)s"),
+                                  {"path": str(path), "directory": str(directory), "reason": reason}))
     return descriptor
 
 
@@ -193,7 +195,8 @@ def _acquire(directory: int, path: Path) -> int:
         if _same_file(descriptor, directory):
             return descriptor
         os.close(descriptor)
-    raise LockUnusable(f"cannot use the download lock {path}: it keeps being replaced")
+    raise LockUnusable(Reason(N_("cannot use the download lock %(path)s: it keeps being replaced"),
+                              {"path": str(path)}))
 
 
 def _open_lock_file(directory: int, path: Path) -> int:
@@ -208,9 +211,8 @@ def _open_lock_file(directory: int, path: Path) -> int:
             raise LockUnusable(_is_a_directory(path)) from error
         if error.errno in (errno.EACCES, errno.EPERM):
             return _replace_lock_file(directory, path, None, "it cannot be opened by this user")
-        raise LockUnusable(
-            f"cannot open the download lock {path}: {error.strerror or error}"
-        ) from error
+        raise LockUnusable(Reason(N_("cannot open the download lock %(path)s: %(error)s"),
+                                  {"path": str(path), "error": _cause(error)})) from error
     file_status = os.fstat(descriptor)
     why = _unsafe_reason(file_status, owners=(os.geteuid(),))
     if why is not None:
@@ -233,8 +235,19 @@ def _unsafe_reason(file_status: os.stat_result, *, owners: tuple[int, ...]) -> s
     return None
 
 
-def _is_a_directory(path: Path) -> str:
-    return f"the download lock {path} is a directory: remove it (rmdir {path})"
+def _is_a_directory(path: Path) -> Reason:
+    return Reason(N_("the download lock %(path)s is a directory: remove it (rmdir %(path)s)"),
+                  {"path": str(path)})
+
+
+def _cause(error: OSError) -> str | Reason:
+    """The OS error's cause as the reasons here name it (its strerror, else its text)."""
+    return oserrors.describe(error) if error.strerror else str(error)
+
+
+def _cannot_use(path: Path, error: OSError) -> Reason:
+    return Reason(N_("cannot use the download lock %(path)s: %(error)s"),
+                  {"path": str(path), "error": _cause(error)})
 
 
 def _replace_lock_file(directory: int, path: Path, examined: os.stat_result | None,
@@ -251,18 +264,16 @@ def _replace_lock_file(directory: int, path: Path, examined: os.stat_result | No
     except FileNotFoundError:
         pass
     except OSError as error:
-        raise LockUnusable(
-            f"cannot replace the download lock {path} ({why}): {error.strerror or error}"
-        ) from error
+        raise LockUnusable(Reason(N_("cannot replace the download lock %(path)s (%(why)s): %(error)s"),
+                                  {"path": str(path), "why": why, "error": _cause(error)})) from error
     try:
         descriptor = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS,
                              _LOCK_FILE_MODE, dir_fd=directory)
     except FileExistsError:
         raise
     except OSError as error:
-        raise LockUnusable(
-            f"cannot create the download lock {path}: {error.strerror or error}"
-        ) from error
+        raise LockUnusable(Reason(N_("cannot create the download lock %(path)s: %(error)s"),
+                                  {"path": str(path), "error": _cause(error)})) from error
     os.fchmod(descriptor, _LOCK_FILE_MODE)
     return descriptor
 

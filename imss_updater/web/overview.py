@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from imss_updater import overview
 from imss_updater.daemon.schedule import Schedule, schedule_for
 from imss_updater.database.run_status import RunStatus
-from imss_updater.run.services import NOT_CONFIGURED, ServiceCache, ServiceState
+from imss_updater.run.services import ServiceCache, ServiceState
 from imss_updater.settings import Settings
 from imss_updater.web.context import _, language, ngettext, when
 from imss_updater.web.labels import label
@@ -100,8 +100,7 @@ def service_state(cache: ServiceCache, command: tuple[str, ...] | None) -> tuple
         return _("Unknown (%(reason)s)", reason=_("the settings are invalid")), True
     state: ServiceState = cache.state(command)
     if state.running is None:
-        reason = _(NOT_CONFIGURED) if state.reason == NOT_CONFIGURED else state.reason
-        return _("Unknown (%(reason)s)", reason=reason), True
+        return _("Unknown (%(reason)s)", reason=state.reason_in(language())), True
     if state.running:
         return _("Running"), False
     return _("Stopped"), True
