@@ -13,13 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from imss_updater.i18n import N_
-from imss_updater.settings import (
-    SIGNATURE_MODES,
+from imss_updater.settings import SIGNATURE_MODES, Rows, Settings, SettingsError, load
+from imss_updater.settings_values import (
     Problem,
-    Rows,
-    Settings,
-    SettingsError,
-    load,
     parse_choice,
     parse_optional_path,
     proxy_host_problem,

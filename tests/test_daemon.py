@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 
 from imss_updater import config
-from imss_updater.daemon import loop
+from imss_updater.daemon import loop, planning
 from imss_updater.database.db import Database
 from imss_updater.database.embedded_db import find_server_bin
 from imss_updater.store import lock
@@ -407,7 +407,7 @@ def test_a_planner_that_returns_the_past_starts_scheduled_runs_at_most_once_a_mi
     daemon.planner = lambda schedule, now, zone, delay: now - datetime.timedelta(hours=1)
     runs: list[datetime.datetime] = []
     daemon.after_run = lambda database, report: runs.append(datetime.datetime.now(datetime.UTC))
-    caplog.set_level(logging.DEBUG, logger=loop.__name__)
+    caplog.set_level(logging.DEBUG, logger=planning.__name__)
     daemon.scheduler.start()
     try:
         def drive() -> bool:  # one round of serve()'s loop (without signals and the page)
@@ -426,7 +426,7 @@ def test_a_planner_that_returns_the_past_starts_scheduled_runs_at_most_once_a_mi
     with gateway.database() as database:
         started = database.run_status().last_scheduled_at
     assert started is not None and daemon.next_run is not None
-    assert daemon.next_run >= started + datetime.timedelta(seconds=loop.MIN_RUN_GAP_SECONDS - 1)
+    assert daemon.next_run >= started + datetime.timedelta(seconds=planning.MIN_RUN_GAP_SECONDS - 1)
     guard = [record for record in caplog.records if "at most once a minute" in record.getMessage()]
     assert [record.levelno for record in guard][:1] == [logging.WARNING]
     assert len(guard) >= 2

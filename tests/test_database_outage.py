@@ -20,7 +20,8 @@ import pytest
 from imss_updater import config
 from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.daemon import backlog
-from imss_updater.daemon.loop import CATCH_UP_JOB_ID, Daemon
+from imss_updater.daemon.loop import Daemon
+from imss_updater.daemon.planning import CATCH_UP_JOB_ID
 from imss_updater.database.db import Database, NewEvent
 from imss_updater.database.embedded_db import EmbeddedDatabase, find_server_bin
 from imss_updater.store import install

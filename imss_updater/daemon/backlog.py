@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from imss_updater import notify
-from imss_updater.database.db import Database, DatabaseError
+from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.run.report import Outcome, RunReport
 from imss_updater.store.spool import EventSpool
 
@@ -58,6 +58,22 @@ def flush(spool: EventSpool, database: Database) -> int:
         log.info("%d event(s) kept while the database was away are now in the event log",
                  len(to_record))
     return len(to_record)
+
+
+def flush_all(unrecorded: list[NewEvent], spool: EventSpool, database: Database) -> int:
+    """Write the events a run could not record while the database was down: those kept in
+    memory when even the spool could not take them (``unrecorded``, emptied as they are
+    written), then the spool file's. Return how many spooled events were written (their
+    notifications were queued just now). Raise DatabaseError if the database fails; a spool
+    file that cannot be read is logged."""
+    while unrecorded:
+        database.add_event(unrecorded[0])
+        unrecorded.pop(0)
+    try:
+        return flush(spool, database)
+    except OSError as error:
+        log.error("cannot read the kept events in %s: %s", spool.path, error)
+        return 0
 
 
 def flush_quietly(spool: EventSpool, database: Database) -> None:

@@ -13,46 +13,33 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import random
 import signal
 import threading
 import time
 from collections.abc import Callable
 from types import FrameType
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.date import DateTrigger
-
 from imss_updater import config
-from imss_updater.daemon import backlog, fleet_member, runs, sdnotify, status_page, upkeep
+from imss_updater.daemon import backlog, fleet_member, planning, runs, sdnotify, status_page
 from imss_updater.daemon.health import Health
 from imss_updater.daemon.listener import listen
-from imss_updater.daemon.schedule import Schedule, missed_run, next_run, schedule_for
+from imss_updater.daemon.planning import Planner
+from imss_updater.daemon.schedule import schedule_for
+from imss_updater.daemon.upkeep import Upkeep
 from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
 from imss_updater.fleet.leader import Fleet, follow
 from imss_updater.notify.worker import Deliveries
-from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport
+from imss_updater.run.updater import Progress, RunReport
 from imss_updater.settings import Settings, SettingsError, load
-from imss_updater.store import install, lock
+from imss_updater.store import install
 from imss_updater.store.spool import EventSpool
 
 log = logging.getLogger(__name__)
 
-JOB_ID = "scheduled-update"
 REPLAN_SECONDS = 30.0
-STALENESS_SECONDS = 600.0
 STOP_GRACE_SECONDS = 8.0
-MISSED_RUN_DELAY_SECONDS = 30.0
-MIN_RUN_GAP_SECONDS = 60.0  # whatever the planner says, scheduled runs start at most once a minute
 DELIVERY_STOP_SECONDS = 3.0  # a channel's attempt is cut short at stop; this is to record it
-RETENTION_SECONDS = 3600.0  # old events, notifications and attempts are deleted this often
-CATCH_UP_JOB_ID = "catch-up"
-CATCH_UP_GAP_SECONDS = 60.0
-
-Planner = Callable[[Schedule, datetime.datetime, datetime.tzinfo, float], datetime.datetime]
-"""(schedule, now, zone, random delay) -> when the next scheduled run starts (schedule.next_run)."""
 
 
 def local_timezone() -> datetime.tzinfo:
@@ -103,16 +90,9 @@ class Daemon:
         self.ready_sent = False
         self.settings: Settings | None = None  # the last good settings
         self.settings_problem: str | None = None
-        self.spec: Schedule | None = None
-        self.next_run: datetime.datetime | None = None
-        self.planner: Planner = next_run  # the one seam a test replaces (a planner that returns the past)
-        self.last_start: float | None = None  # time.monotonic() when the last run started
-        self.gap_guard_logged = False
         self.unrecorded: list[NewEvent] = []
         self.spool = EventSpool(bootstrap.state)
-        self.catch_up = False  # a scheduled run fell during a database outage
-        self.last_catch_up = 0.0
-        self.last_staleness = 0.0
+        self.upkeep = Upkeep(bootstrap.root)
         self.after_run: runs.RunHook | None = self._after_run
         self.progress: Progress | None = None
         self.timed: Callable[[Callable[[], RunReport | None]], RunReport | None] = lambda run: run()
@@ -120,14 +100,23 @@ class Daemon:
         # Notifications: a worker thread per channel, outside the scheduler, so that neither
         # a slow relay nor a dead receiver delays an update, the other channel, or a stop.
         self.deliveries = Deliveries(lambda: self.dsn)
-        self.next_retention = 0.0  # monotonic time of the next retention pass
         self.fleet: Fleet | None = None  # with Fleet/Enabled=yes
-        self.scheduler = BackgroundScheduler(
-            # One worker for updates: never two at once.
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone=self.timezone,
-        )
+        self.scheduler = planning.new_scheduler(self.timezone)
+        self.plan = planning.RunPlan(self.scheduler, self.timezone, self.job)
+
+    @property
+    def planner(self) -> Planner:
+        """What the next scheduled run is planned with: the one seam a test replaces."""
+        return self.plan.planner
+
+    @planner.setter
+    def planner(self, planner: Planner) -> None:
+        self.plan.planner = planner
+
+    @property
+    def next_run(self) -> datetime.datetime | None:
+        """When the next scheduled run starts (None: the schedule is off)."""
+        return self.plan.next_run
 
     @property
     def dsn(self) -> str:
@@ -221,18 +210,20 @@ class Daemon:
             with Database(self.dsn, node=self.bootstrap.node) as database:
                 self.replan(database)
                 self.follow_fleet(database)
-                self.flush_unrecorded(database)
-                self.check_staleness(database)
+                if backlog.flush_all(self.unrecorded, self.spool, database):
+                    self._deliver()  # their notifications were queued just now: send them
+                if self.upkeep.check_staleness(database, self.settings):
+                    self._deliver()
                 database.record_daemon(pid=os.getpid(), next_run=self.next_run,
                                        settings_problem=self.settings_problem)
-                self.apply_retention(database)
+                self.upkeep.apply_retention(database, self.settings)
             self.database_health.succeeded()
         except DatabaseError as error:
             self.database_health.failed(str(error))
             self._feed_watchdog()
             return self.database_health.backoff
-        if self.catch_up and not self.job_running.is_set():
-            self.catch_up_now()
+        if self.plan.catch_up and not self.job_running.is_set():
+            self.plan.catch_up_now()
         if self.run_now.is_set():
             self.run_now.clear()
             if not self.signal_queued.is_set():
@@ -289,102 +280,7 @@ class Daemon:
                 log.info("settings are valid again")
             self.settings_problem = None
         self.settings = settings
-        spec = schedule_for(settings)
-        if spec != self.spec:
-            self.spec = spec
-            self.schedule(database, first=self.next_run is None)
-        elif spec is not None and self.scheduler.get_job(JOB_ID) is None and not self.job_running.is_set():
-            self.schedule(database, first=False)
-
-    def schedule(self, database: Database, *, first: bool) -> None:
-        """Plan the next scheduled run (or none when the schedule is off)."""
-        if self.spec is None:
-            if self.scheduler.get_job(JOB_ID):
-                self.scheduler.remove_job(JOB_ID)
-            self.next_run = None
-            log.info("scheduled update is off")
-            return
-        now = datetime.datetime.now(datetime.UTC)  # not local: local datetimes add by wall clock
-        status = database.run_status()
-        if first and missed_run(self.spec, status.last_scheduled_at, now, self.timezone):
-            # Coalesced: however many runs were missed while we were down, run once, soon.
-            delay = random.uniform(0, min(float(self.spec.jitter), MISSED_RUN_DELAY_SECONDS))  # noqa: S311
-            when = self.not_too_soon(now + datetime.timedelta(seconds=delay), now)
-            if status.last_scheduled_at is None:  # a new install: nothing was missed
-                log.info("first start: the first scheduled update runs at %s",
-                         when.astimezone(self.timezone).isoformat(timespec="seconds"))
-            else:
-                log.info("a scheduled run was missed while the updater was down: running once at %s",
-                         when.astimezone(self.timezone).isoformat(timespec="seconds"))
-        else:
-            delay = random.uniform(0, float(self.spec.jitter))  # noqa: S311
-            when = self.not_too_soon(self.planner(self.spec, now, self.timezone, delay), now)
-            log.info("scheduled update (%s): next run at %s", self.spec.describe(),
-                     when.astimezone(self.timezone).isoformat(timespec="seconds"))
-        self.next_run = when
-        self.scheduler.add_job(self.job, DateTrigger(run_date=when, timezone=self.timezone),
-                               id=JOB_ID, replace_existing=True)
-
-    def not_too_soon(self, when: datetime.datetime, now: datetime.datetime) -> datetime.datetime:
-        """Return ``when``, or the earliest moment a scheduled run may start if ``when`` is
-        sooner: not in the past and at least MIN_RUN_GAP_SECONDS after the last run started
-        (measured on the monotonic clock, so a clock step cannot defeat it). Logged once."""
-        wait = 0.0
-        if self.last_start is not None:
-            wait = max(0.0, MIN_RUN_GAP_SECONDS - (time.monotonic() - self.last_start))
-        earliest = now.astimezone(datetime.UTC) + datetime.timedelta(seconds=wait)
-        if when.astimezone(datetime.UTC) >= earliest:
-            return when
-        report = log.debug if self.gap_guard_logged else log.warning
-        self.gap_guard_logged = True
-        report("the schedule planned a run at %s, in the past or within a minute of the last run;"
-               " starting it at %s instead (scheduled runs start at most once a minute)",
-               when.astimezone(self.timezone).isoformat(timespec="seconds"),
-               earliest.astimezone(self.timezone).isoformat(timespec="seconds"))
-        return earliest
-
-    def flush_unrecorded(self, database: Database) -> None:
-        """Write the events a run could not record while the database was down (the spool
-        file, and those kept in memory when even the spool could not take them)."""
-        while self.unrecorded:
-            database.add_event(self.unrecorded[0])
-            self.unrecorded.pop(0)
-        try:
-            written = backlog.flush(self.spool, database)
-        except OSError as error:
-            log.error("cannot read the kept events in %s: %s", self.spool.path, error)
-            return
-        if written:  # their notifications were queued just now: send them
-            self._deliver()
-
-    def catch_up_now(self) -> None:
-        """The database is back after a scheduled run fell in its outage: run it now (at
-        most once a minute, should the database keep failing the run)."""
-        self.catch_up = False
-        now = datetime.datetime.now(self.timezone)
-        when = max(now, datetime.datetime.fromtimestamp(self.last_catch_up + CATCH_UP_GAP_SECONDS,
-                                                        self.timezone))
-        self.last_catch_up = when.timestamp()
-        log.info("the database is back: running the scheduled update missed during its outage at %s",
-                 when.isoformat(timespec="seconds"))
-        self.scheduler.add_job(self.job, DateTrigger(run_date=when, timezone=self.timezone),
-                               id=CATCH_UP_JOB_ID, replace_existing=True)
-
-    def check_staleness(self, database: Database) -> None:
-        now = datetime.datetime.now(datetime.UTC)
-        if now.timestamp() - self.last_staleness < STALENESS_SECONDS:
-            return
-        self.last_staleness = now.timestamp()
-        if upkeep.refresh_staleness(database, self.bootstrap.root, self.settings, now):
-            self._deliver()
-
-    def apply_retention(self, database: Database) -> None:
-        """Delete events, notifications and delivery attempts older than Log/RetentionDays:
-        at start, then once an hour (sooner while a backlog of old rows remains)."""
-        if self.settings is None or time.monotonic() < self.next_retention:
-            return
-        complete = upkeep.apply_retention(database, self.settings.retention_days)
-        self.next_retention = time.monotonic() + (RETENTION_SECONDS if complete else 0.0)
+        self.plan.follow(database, schedule_for(settings), running=self.job_running.is_set())
 
     def follow_fleet(self, database: Database) -> None:
         """Stand for election while Fleet/Enabled=yes, else resign (fleet/leader.py); a new
@@ -411,30 +307,22 @@ class Daemon:
         if self.stopping.is_set():
             return
         self.job_running.set()
-        self.last_start = time.monotonic()
-        try:
+        self.plan.started()
+
+        def run() -> RunReport | None:
             scheduled_update = runs.scheduled_update if self.fleet is None else self.fleet.scheduled_update
-            report = self.timed(lambda: scheduled_update(  # the metrics time it
+            return self.timed(lambda: scheduled_update(  # the metrics time it
                 self.bootstrap, self.dsn, cancel=self.cancel, fallback_settings=self.settings,
                 unrecorded=self.unrecorded, after_run=self.after_run, progress=self.progress,
                 spool=self.spool,
             ))
-            if report is not None:
-                log.info("scheduled update: %s", report.summary())
-        except RunCancelled:
-            log.info("scheduled update interrupted: the updater is stopping")
-        except RunError as error:
-            log.warning("scheduled update did not run: %s", error)
-        except DatabaseError as error:
-            log.error("scheduled update did not run: %s (it runs once the database is back)", error)
-            self.catch_up = True
-        except (SettingsError, lock.LockUnusable) as error:
-            log.error("scheduled update did not run: %s", error)
-        except Exception:
-            log.exception("scheduled update failed unexpectedly")
+
+        try:
+            if runs.run_logged(run):
+                self.plan.catch_up = True  # the database failed it: run it once it is back
         finally:
             self.job_running.clear()
-            self.last_staleness = 0.0  # the run may have made a component current: look now
+            self.upkeep.after_run()  # the run may have made a component current: look now
             self.wake.set()  # plan the next one
 
     # -- the status page ---------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What one scheduled run is, inside the daemon or alone (``run --once``): the run itself,
-the notifications it calls for, and the events kept while the database was away."""
+its outcome in the daemon's log, the notifications it calls for, and the events kept while
+the database was away."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from imss_updater.daemon import backlog
 from imss_updater.database.db import Database, DatabaseError, NewEvent
 from imss_updater.notify.worker import CHANNELS
 from imss_updater.run.planner import Mode
-from imss_updater.run.updater import Progress, RunReport, Updater
+from imss_updater.run.updater import Progress, RunCancelled, RunError, RunReport, Updater
 from imss_updater.settings import Settings, SettingsError
+from imss_updater.store import lock
 from imss_updater.store.spool import EventSpool
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,27 @@ def scheduled_update(
                 if spool is not None and updater.spooled:
                     spool.mark("notified", updater.spooled)
         return report
+
+
+def run_logged(run: Callable[[], RunReport | None]) -> bool:
+    """Call ``run`` (the daemon's scheduled update) and log its outcome in one line, whatever
+    it raises. Return True when the database failed it: it is to run once the database is back."""
+    try:
+        report = run()
+        if report is not None:
+            log.info("scheduled update: %s", report.summary())
+    except RunCancelled:
+        log.info("scheduled update interrupted: the updater is stopping")
+    except RunError as error:
+        log.warning("scheduled update did not run: %s", error)
+    except DatabaseError as error:
+        log.error("scheduled update did not run: %s (it runs once the database is back)", error)
+        return True
+    except (SettingsError, lock.LockUnusable) as error:
+        log.error("scheduled update did not run: %s", error)
+    except Exception:
+        log.exception("scheduled update failed unexpectedly")
+    return False
 
 
 def flush_spool(spool: EventSpool, dsn: str, node: str) -> None:

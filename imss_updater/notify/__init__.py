@@ -35,8 +35,9 @@ from imss_updater.notify.events import DeliveryError, Event, EventItem
 from imss_updater.notify.outbox import Delivery, NewNotification, Outbox, Verdict
 from imss_updater.run.planner import unusable
 from imss_updater.run.updater import RunReport
-from imss_updater.settings import Problem, SettingsError
+from imss_updater.settings import SettingsError
 from imss_updater.settings import load as load_update_settings
+from imss_updater.settings_values import Problem
 from imss_updater.versions import Version, VersionError
 
 __all__ = [

@@ -19,11 +19,10 @@ from typing import TypeVar
 
 from imss_updater.i18n import N_, Reason
 from imss_updater.notify import templates
-from imss_updater.settings import (
-    SECRET_NAMES,
+from imss_updater.settings import SECRET_NAMES, SettingsError
+from imss_updater.settings_values import (
     Invalid,
     Problem,
-    SettingsError,
     parse_bool,
     parse_choice,
     parse_int,

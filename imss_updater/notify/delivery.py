@@ -22,7 +22,7 @@ from imss_updater.notify import config, mail, snmp
 from imss_updater.notify.config import NotifySettings, Receiver
 from imss_updater.notify.events import DeliveryError, DeliveryInterrupted
 from imss_updater.notify.outbox import Outbox, Pending, Verdict
-from imss_updater.settings import Problem
+from imss_updater.settings_values import Problem
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import threading
 import time
 
 from imss_updater.database.db import DatabaseError
-from imss_updater.settings import parse_host_list
+from imss_updater.settings_values import parse_host_list
 from imss_updater.web.pool import DatabasePool
 
 log = logging.getLogger(__name__)

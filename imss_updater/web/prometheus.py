@@ -25,7 +25,8 @@ from prometheus_client.registry import Collector
 from imss_updater import settings_check
 from imss_updater.catalog import Component, SourceRole
 from imss_updater.database.db import ComponentState, Database, DatabaseError, RunStatus
-from imss_updater.settings import SettingsError, load, parse_date_or_empty, parse_url
+from imss_updater.settings import SettingsError, load
+from imss_updater.settings_values import parse_date_or_empty, parse_url
 from imss_updater.store import lock
 from imss_updater.versions import ABSENT_DISPLAY, Version, VersionError
 from imss_updater.web import queries

@@ -24,16 +24,10 @@ from imss_updater import notify as notifications
 from imss_updater.catalog import Component
 from imss_updater.i18n import N_, Reason
 from imss_updater.notify import config as notify_config
-from imss_updater.settings import (
-    FREQUENCIES,
-    SECRET_NAMES,
-    SIGNATURE_MODES,
-    WEEKDAYS,
-    Problem,
-    SettingsError,
-)
+from imss_updater.settings import FREQUENCIES, SECRET_NAMES, SIGNATURE_MODES, WEEKDAYS, SettingsError
 from imss_updater.settings_check import problems as settings_problems
 from imss_updater.settings_check import validate_value
+from imss_updater.settings_values import Problem
 from imss_updater.web.context import _, console, language, notify
 from imss_updater.web.labels import LABELS, label
 
