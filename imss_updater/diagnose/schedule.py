@@ -3,7 +3,7 @@
 Step 1: is this gateway updating by itself at all: are scheduled updates on, is every
 component in use on the schedule (a rollback takes one off it), which components are stale.
 Step 2: are the available versions known: has a check ever succeeded, and what the source
-offered at the last check (「不明」 Unknown: the source was not reached; 0.0: it does not
+offered at the last check (Unknown: the source was not reached; 0.0: it does not
 carry the component). Read from the database only; nothing is contacted or written.
 """
 
