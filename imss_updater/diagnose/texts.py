@@ -6,11 +6,14 @@ Japanese in ``messages.po``) or a plain string shown as it is in every language 
 own message, a path). Three kinds of parameter are not catalog texts and are Reasons that
 render themselves:
 - ``Words``: a text worded elsewhere in each language (a component's names from
-  tb_component, the lock module's message), English when the language has none;
+  tb_component, the lock module's message), English when the language has none; also a
+  step whose Japanese says more than its English (two msgids: the English report keeps its
+  words, the Japanese one names the service or the host);
 - ``Column``: a database column written by ``i18n.stored`` (a Reason's JSON, or an older
   plain text), shown through ``i18n.stored_text``;
 - ``Joined``: a list of texts joined by a separator that is itself a msgid (``LIST`` reads
   ", " in English and the Japanese list mark in Japanese).
+Steps are rendered, never stored: these subclasses do not survive ``Reason.to_json``.
 """
 
 from __future__ import annotations
