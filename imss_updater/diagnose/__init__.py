@@ -24,17 +24,8 @@ from imss_updater.database.db import Database, DatabaseError
 from imss_updater.diagnose.local import LocalChecks
 from imss_updater.diagnose.schedule import ScheduleChecks
 from imss_updater.diagnose.sources import SourceChecks
-from imss_updater.diagnose.steps import (
-    FAIL,
-    LANGUAGES,
-    PASS,
-    SKIP,
-    Japanese,
-    Step,
-    passed,
-    to_json,
-    to_text,
-)
+from imss_updater.diagnose.steps import FAIL, PASS, SKIP, Step, passed, to_json, to_text
+from imss_updater.i18n import LANGUAGES, N_, Reason
 from imss_updater.settings import Settings
 
 
@@ -75,13 +66,13 @@ class _Diagnosis(LocalChecks, ScheduleChecks, SourceChecks):
         if database is not None and catalog is not None:
             settings = self.check_settings(database, catalog)
         else:
-            self.skip("settings", "the database is not reachable", "データベースに接続できません")
+            self.skip(Reason(N_("settings")), Reason(N_("the database is not reachable")))
         if settings is None or catalog is None or database is None:
-            because = "the settings could not be read" if catalog is None else "the settings are invalid"
-            because_ja = "設定を読めません" if catalog is None else "設定が正しくありません"
-            for name in ("scheduled update", "available versions", "licenses", "source URLs",
-                         "signature trust", "update sources"):
-                self.skip(name, because, because_ja)
+            because = Reason(N_("the settings could not be read") if catalog is None
+                             else N_("the settings are invalid"))
+            for name in (N_("scheduled update"), N_("available versions"), N_("licenses"),
+                         N_("source URLs"), N_("signature trust"), N_("update sources")):
+                self.skip(Reason(name), because)
         else:
             self.check_updating(database, settings, catalog)
             settings = self.bounded(settings)
@@ -92,10 +83,9 @@ class _Diagnosis(LocalChecks, ScheduleChecks, SourceChecks):
                 self.check_source(source, settings)
         self.check_lock()
         if settings is None:
-            self.skip("restart commands", "the settings could not be read or are invalid",
-                      "設定を読めないか、正しくありません")
-            self.skip("service running", "the settings could not be read or are invalid",
-                      "設定を読めないか、正しくありません")
+            because = Reason(N_("the settings could not be read or are invalid"))
+            self.skip(Reason(N_("restart commands")), because)
+            self.skip(Reason(N_("service running")), because)
         else:
             self.check_restart_commands(settings)
             self.check_services(settings)
@@ -107,7 +97,7 @@ class _Diagnosis(LocalChecks, ScheduleChecks, SourceChecks):
             states = database.component_states()
             run = database.run_status()
         except DatabaseError as error:
-            self.add("scheduled update", False, str(error), "check the database")
+            self.add(Reason(N_("scheduled update")), False, str(error), Reason(N_("check the database")))
             return
         self.check_scheduled_update(settings)
         self.check_scheduled_components(settings, catalog)
@@ -127,5 +117,4 @@ class _Diagnosis(LocalChecks, ScheduleChecks, SourceChecks):
         )
 
 
-__all__ = ["FAIL", "LANGUAGES", "PASS", "SKIP", "Japanese", "Step", "passed", "run_diagnosis", "to_json",
-           "to_text"]
+__all__ = ["FAIL", "LANGUAGES", "PASS", "SKIP", "Step", "passed", "run_diagnosis", "to_json", "to_text"]

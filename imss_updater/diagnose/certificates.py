@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.source.probe import PresentedCertificate
 
 Name = tuple[tuple[tuple[str, str], ...], ...]
@@ -25,19 +26,25 @@ Name = tuple[tuple[tuple[str, str], ...], ...]
 CHAIN_CODES = frozenset({2, 18, 19, 20, 21})
 _SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
           "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
-CA_FILE_HINT_EN = "Update/CAFile (a PEM file of CA certificates; when it is empty, the system store)"
-CA_FILE_HINT_JA = "Update/CAFile (CA 証明書の PEM ファイル。空の場合はシステムの証明書ストア)"
+CA_FILE_HINT = N_("Update/CAFile (a PEM file of CA certificates; when it is empty, the system store)")
 
 
 @dataclass(frozen=True)
 class MissingCertificate:
-    """What is missing: ``kind`` root, intermediate or self_signed, and the texts."""
+    """What is missing: ``kind`` root, intermediate or self_signed, and the texts (Reasons;
+    ``detail`` and ``hint`` are the English ones)."""
 
     kind: str
-    detail: str
-    hint: str
-    detail_ja: str
-    hint_ja: str
+    said: Reason
+    advice: Reason
+
+    @property
+    def detail(self) -> str:
+        return str(self.said)
+
+    @property
+    def hint(self) -> str:
+        return str(self.advice)
 
 
 def name_text(name: Name) -> str:
@@ -55,22 +62,20 @@ def missing_certificate(chain: Sequence[PresentedCertificate]) -> MissingCertifi
     if not chain:
         return None
     leaf = chain[0]
+    ca_file = Reason(CA_FILE_HINT)
     if leaf.subject == leaf.issuer:
-        shown = name_text(leaf.subject)
         return MissingCertificate(
             "self_signed",
-            f"the server's certificate '{shown}' is self-signed and not trusted",
-            f"add the server's certificate to {CA_FILE_HINT_EN}, or give the server a certificate "
-            "issued by a trusted CA",
-            f"サーバの証明書 '{shown}' は自己署名で、信頼されていません",
-            f"サーバの証明書を {CA_FILE_HINT_JA} に追加するか、信頼された CA が発行した証明書をサーバに"
-            "設定してください")
+            Reason(N_("the server's certificate '%(name)s' is self-signed and not trusted"),
+                   {"name": name_text(leaf.subject)}),
+            Reason(N_("add the server's certificate to %(ca_file)s, or give the server a certificate "
+                      "issued by a trusted CA"), {"ca_file": ca_file}))
     current, seen = leaf, [leaf]
     while True:
         if current is not leaf and current.subject == current.issuer:
             root = name_text(current.subject)
-            return _root_missing(root, f"the server sent the root '{root}' itself, but it is not trusted",
-                                 f"サーバはルート証明書 '{root}' を送信していますが、信頼されていません")
+            return _root_missing(root, Reason(N_("the server sent the root '%(root)s' itself, but it is "
+                                                 "not trusted"), {"root": root}))
         issuer = next((c for c in chain if c.subject == current.issuer and c not in seen), None)
         if issuer is None:
             break
@@ -78,36 +83,30 @@ def missing_certificate(chain: Sequence[PresentedCertificate]) -> MissingCertifi
         seen.append(issuer)
     missing = name_text(current.issuer)
     if current is not leaf:
-        below = name_text(current.subject)
-        return _root_missing(missing, f"the root certificate '{missing}' that issued the intermediate "
-                             f"'{below}' is not trusted",
-                             f"中間証明書 '{below}' を発行したルート証明書 '{missing}' が信頼されていません")
-    published = f" (its CA publishes it at {leaf.ca_issuers[0]})" if leaf.ca_issuers else ""
+        return _root_missing(missing, Reason(
+            N_("the root certificate '%(root)s' that issued the intermediate '%(below)s' is not trusted"),
+            {"root": missing, "below": name_text(current.subject)}))
+    published: Reason | str = (Reason(N_(" (its CA publishes it at %(url)s)"), {"url": leaf.ca_issuers[0]})
+                               if leaf.ca_issuers else "")
     others = len(chain) - 1
-    sent = (f"sent {others} other certificate(s), none of which issued it" if others
-            else "sent only its own certificate")
-    detail_ja = (f"中間証明書がありません: サーバの証明書は '{missing}' が発行したものですが、"
-                 f"サーバは中間証明書 "
-                 f"'{missing}' を送信していません")
-    if others:
-        detail_ja += f" (他に {others} 件の証明書を送信)"
+    detail = (Reason(N_("missing intermediate certificate: the server sent %(others)s other certificate(s), "
+                        "none of which issued it, issued by '%(missing)s', and not the intermediate "
+                        "certificate '%(missing)s'%(published)s"),
+                     {"others": others, "missing": missing, "published": published}) if others
+              else Reason(N_("missing intermediate certificate: the server sent only its own certificate, "
+                             "issued by '%(missing)s', and not the intermediate certificate "
+                             "'%(missing)s'%(published)s"), {"missing": missing, "published": published}))
     return MissingCertificate(
-        "intermediate",
-        f"missing intermediate certificate: the server {sent}, issued by '{missing}', and not the "
-        f"intermediate certificate '{missing}'{published}",
-        f"the server must send its intermediate certificate '{missing}' with its own (fix the "
-        f"server's certificate chain); until then, add '{missing}' and its root to {CA_FILE_HINT_EN}. "
-        f"If '{missing}' is itself a root (a private CA), add it to Update/CAFile",
-        detail_ja,
-        f"サーバが中間証明書 '{missing}' を自身の証明書と一緒に送信するよう、サーバの証明書チェーンを"
-        f"修正してください。それまでは '{missing}' とそのルート証明書を {CA_FILE_HINT_JA} に追加して"
-        f"ください。'{missing}' がルート証明書 (プライベート CA) の場合は Update/CAFile に追加してください")
+        "intermediate", detail,
+        Reason(N_("the server must send its intermediate certificate '%(missing)s' with its own (fix the "
+                  "server's certificate chain); until then, add '%(missing)s' and its root to %(ca_file)s. "
+                  "If '%(missing)s' is itself a root (a private CA), add it to Update/CAFile"),
+               {"missing": missing, "ca_file": ca_file}))
 
 
-def _root_missing(root: str, detail: str, detail_ja: str) -> MissingCertificate:
+def _root_missing(root: str, detail: Reason) -> MissingCertificate:
     return MissingCertificate(
         "root",
-        f"missing root certificate: {detail}",
-        f"add the root certificate '{root}' to {CA_FILE_HINT_EN}",
-        f"ルート証明書がありません: {detail_ja}",
-        f"ルート証明書 '{root}' を {CA_FILE_HINT_JA} に追加してください")
+        Reason(N_("missing root certificate: %(detail)s"), {"detail": detail}),
+        Reason(N_("add the root certificate '%(root)s' to %(ca_file)s"),
+               {"root": root, "ca_file": Reason(CA_FILE_HINT)}))

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from imss_updater.catalog import Component, SourceRole
 from imss_updater.diagnose.network import NetworkChecks
 from imss_updater.diagnose.steps import Source, host_port
+from imss_updater.diagnose.texts import Text, joined
+from imss_updater.i18n import N_, Reason
 from imss_updater.run.updater import MAX_INDEX_BYTES, http_options, is_control_manager
 from imss_updater.settings import Settings
 from imss_updater.source import probe, serverini
@@ -30,47 +32,54 @@ class SourceChecks(NetworkChecks):
             source = sources.setdefault(url, Source(url, [], []))
             source.setting_names.append(setting_name)
             source.components.extend(c for c in catalog if c.source is role)
-        described = []
-        problems = []
+        described: list[Text] = []
+        problems: list[Text] = []
         for source in sources.values():
             kind = "Control Manager" if is_control_manager(source.base_url) else "ActiveUpdate"
             described.append(f"{source.base_url} ({', '.join(source.setting_names)}; {kind})")
             if is_control_manager(source.base_url) and settings.verify_signature == "yes":
-                problems.append(f"{source.base_url} is a Control Manager source, which publishes no .sig "
-                                f"files, but Update/VerifySignature=yes rejects unsigned components")
-        via = (f" through proxy {host_port(settings.proxy.host, settings.proxy.port)}"
-               if settings.proxy else " directly (UseProxySetting=no)")
-        detail = "; ".join(described) + via
+                problems.append(Reason(N_("%(url)s is a Control Manager source, which publishes no .sig "
+                                          "files, but Update/VerifySignature=yes rejects unsigned "
+                                          "components"), {"url": source.base_url}))
+        via = (Reason(N_(" through proxy %(proxy)s"),
+                      {"proxy": host_port(settings.proxy.host, settings.proxy.port)})
+               if settings.proxy else Reason(N_(" directly (UseProxySetting=no)")))
+        detail = Reason(N_("%(sources)s%(via)s"), {"sources": joined(described), "via": via})
+        name = Reason(N_("source URLs"))
         if problems:
-            self.add("source URLs", False, detail + ". " + "; ".join(problems),
-                     "set Update/VerifySignature to auto for a Control Manager source")
+            self.add(name, False, Reason(N_("%(detail)s. %(problems)s"),
+                                         {"detail": detail, "problems": joined(problems)}),
+                     Reason(N_("set Update/VerifySignature to auto for a Control Manager source")))
         else:
-            self.add("source URLs", True, detail)
+            self.add(name, True, detail)
         return list(sources.values())
 
     def check_signature_trust(self, settings: Settings) -> None:
-        name = "signature trust"
+        name = Reason(N_("signature trust"))
         if settings.verify_signature == "no":
-            self.add(name, True, "signatures are not verified (Update/VerifySignature=no)")
+            self.add(name, True, Reason(N_("signatures are not verified (Update/VerifySignature=no)")))
             return
-        hint = ("set Update/SignatureCAFile to the PEM bundle of the update-signing root and "
-                "intermediate certificates")
+        hint = Reason(N_("set Update/SignatureCAFile to the PEM bundle of the update-signing root and "
+                         "intermediate certificates"))
         path = settings.signature_ca_file
         if path is None:
-            self.add(name, False, f"Update/VerifySignature={settings.verify_signature} but "
-                     "Update/SignatureCAFile is empty: every signed component will be rejected", hint)
+            self.add(name, False, Reason(N_("Update/VerifySignature=%(value)s but Update/SignatureCAFile is "
+                                            "empty: every signed component will be rejected"),
+                                         {"value": settings.verify_signature}), hint)
             return
         try:
             text = Path(path).read_text(encoding="ascii", errors="replace")
         except OSError as error:
-            self.add(name, False, f"cannot read {path}: {error.strerror or error}", hint)
+            self.add(name, False, Reason(N_("cannot read %(path)s: %(error)s"),
+                                         {"path": str(path), "error": error.strerror or str(error)}), hint)
             return
         count = text.count("-----BEGIN CERTIFICATE-----")
         if count == 0:
-            self.add(name, False, f"{path} holds no PEM certificate", hint)
+            self.add(name, False, Reason(N_("%(path)s holds no PEM certificate"), {"path": str(path)}), hint)
             return
-        self.add(name, True, f"VerifySignature={settings.verify_signature}; {count} trusted "
-                 f"certificate(s) in {path}")
+        self.add(name, True, Reason(N_("VerifySignature=%(value)s; %(count)s trusted certificate(s) in "
+                                       "%(path)s"),
+                                    {"value": settings.verify_signature, "count": count, "path": str(path)}))
 
     # -- one update source ------------------------------------------------------------------
 
@@ -81,36 +90,39 @@ class SourceChecks(NetworkChecks):
         port = parts.port or (443 if https else 80)
         target = host_port(host, port)
         timeout = settings.connect_timeout
-        blocked: str | None = None
+        blocked: Text | None = None
         tunnel: socket.socket | None = None
         proxy = settings.proxy
 
+        connect_name = Reason(N_("TCP connect: %(target)s"), {"target": target})
         if proxy is None:
             blocked = self.check_name(host, port, timeout)
             if blocked is None:
-                blocked = self.check_connect(f"TCP connect: {target}", host, port, timeout,
-                                             https=https, proxy=False)
+                blocked = self.check_connect(connect_name, host, port, timeout, https=https, proxy=False)
             else:
-                self.skip(f"TCP connect: {target}", blocked)
+                self.skip(connect_name, blocked)
         else:
             proxy_address = host_port(proxy.host, proxy.port)
-            blocked = self.shared(f"name resolution: {proxy.host}",
+            blocked = self.shared(Reason(N_("name resolution: %(host)s"), {"host": proxy.host}),
                                   lambda: self.check_name(proxy.host, proxy.port, timeout,
                                                           proxy_note=None if probe.is_ip_address(host)
-                                                          else host))
-            connect_name = f"TCP connect to proxy: {proxy_address}"
+                                                          else host),
+                                  Reason(N_("name resolution failed")))
+            connect_name = Reason(N_("TCP connect to proxy: %(proxy)s"), {"proxy": proxy_address})
             if blocked is None:
                 blocked = self.shared(connect_name, lambda: self.check_connect(
-                    connect_name, proxy.host, proxy.port, timeout, https=https, proxy=True))
-            elif connect_name not in self._done:
+                    connect_name, proxy.host, proxy.port, timeout, https=https, proxy=True),
+                    Reason(N_("TCP connect to proxy failed")))
+            elif not self.done(connect_name):
                 self.skip(connect_name, blocked)
-            auth_name = f"proxy authentication: {proxy_address} -> {target}"
+            auth_name = Reason(N_("proxy authentication: %(proxy)s -> %(target)s"),
+                               {"proxy": proxy_address, "target": target})
             if blocked is None:
                 blocked, tunnel = self.check_proxy(auth_name, settings, source, host, port, https)
             else:
                 self.skip(auth_name, blocked)
 
-        tls_name = f"TLS handshake: {target}"
+        tls_name = Reason(N_("TLS handshake: %(target)s"), {"target": target})
         if https:
             if blocked is None:
                 blocked = self.check_tls(tls_name, settings, host, port, tunnel)
@@ -119,62 +131,67 @@ class SourceChecks(NetworkChecks):
         elif tunnel is not None:
             tunnel.close()
 
-        status_name = f"HTTP status: {source.index_url}"
+        status_name = Reason(N_("HTTP status: %(url)s"), {"url": source.index_url})
+        not_fetched = Reason(N_("server.ini could not be fetched"))
         body: bytes | None = None
         if blocked is None:
             body = self.check_index(status_name, settings, source)
             if body is None:
-                blocked = "server.ini could not be fetched"
+                blocked = not_fetched
         else:
             self.skip(status_name, blocked)
 
-        parse_name = f"parse server.ini: {source.base_url}"
+        parse_name = Reason(N_("parse server.ini: %(url)s"), {"url": source.base_url})
         if body is None:
-            self.skip(parse_name, blocked or "server.ini could not be fetched")
+            self.skip(parse_name, blocked or not_fetched)
         else:
             self.check_parse(parse_name, settings, source, body)
 
-    def check_index(self, name: str, settings: Settings, source: Source) -> bytes | None:
+    def check_index(self, name: Text, settings: Settings, source: Source) -> bytes | None:
         options = dataclasses.replace(http_options(settings), retries=0)
         try:
             with HttpClient(options) as client:
                 result = client.fetch_index(source.index_url, max_bytes=MAX_INDEX_BYTES)
         except FetchError as error:
             hint = {
-                "http_status": "check the URL path: it must be the directory that holds server.ini",
-                "proxy_auth": "check Proxy/ProxyUser and Proxy/ProxyPassword",
-                "tls": "see the TLS handshake step",
-                "timeout": "the server or the proxy is too slow: retry, or raise Update/ReadTimeout",
-            }.get(error.kind, "retry later; if it persists, check the server")
+                "http_status": N_("check the URL path: it must be the directory that holds server.ini"),
+                "proxy_auth": N_("check Proxy/ProxyUser and Proxy/ProxyPassword"),
+                "tls": N_("see the TLS handshake step"),
+                "timeout": N_("the server or the proxy is too slow: retry, or raise Update/ReadTimeout"),
+            }.get(error.kind, N_("retry later; if it persists, check the server"))
             if error.status is not None and error.status >= 500 and settings.proxy is not None:
-                hint = ("the proxy or the server failed: check the proxy's log and that it can "
-                        "reach the server")
-            self.add(name, False, error.reason, hint)
+                hint = N_("the proxy or the server failed: check the proxy's log and that it can reach "
+                          "the server")
+            self.add(name, False, error.reason, Reason(hint))
             return None
         body = result.body or b""
-        self.add(name, True, f"HTTP 200, {len(body)} bytes")
+        self.add(name, True, Reason(N_("HTTP 200, %(size)s bytes"), {"size": len(body)}))
         return body
 
-    def check_parse(self, name: str, settings: Settings, source: Source, body: bytes) -> None:
+    def check_parse(self, name: Text, settings: Settings, source: Source, body: bytes) -> None:
         try:
             index = serverini.parse(body.decode("utf-8", errors="replace"))
         except serverini.ServerIniError as error:
-            self.add(name, False, f"not a usable server.ini: {error}",
-                     "the URL must point at an ActiveUpdate (or Control Manager) update source")
+            self.add(name, False, Reason(N_("not a usable server.ini: %(error)s"), {"error": str(error)}),
+                     Reason(N_("the URL must point at an ActiveUpdate (or Control Manager) update source")))
             return
         offered = [c for c in source.components if index.lookup(c.au_key, c.is_engine) is not None]
         missing = [c.id for c in source.components if c not in offered]
-        detail = (f"patterns: {len(index.patterns)}, engines: {len(index.engines)}; "
-                  f"{len(offered)} of {len(source.components)} components served from here are offered")
+        findings: list[Text] = [Reason(
+            N_("patterns: %(patterns)s, engines: %(engines)s; %(offered)s of %(total)s components served "
+               "from here are offered"),
+            {"patterns": len(index.patterns), "engines": len(index.engines), "offered": len(offered),
+             "total": len(source.components)})]
         if missing:
-            detail += f" (not offered: {', '.join(missing)})"
+            findings.append(Reason(N_(" (not offered: %(ids)s)"), {"ids": ", ".join(missing)}))
         if index.problems:
-            unusable = sorted(index.problems.items())
-            detail += "; unusable entries: " + "; ".join(f"{key}: {why}" for key, why in unusable)
+            unusable = joined(f"{key}: {why}" for key, why in sorted(index.problems.items()))
+            findings.append(Reason(N_("; unusable entries: %(entries)s"), {"entries": unusable}))
+        detail = joined(findings, "")
         used = [c for c in source.components
                 if settings.license_active(c.license, self.today) and settings.feature_enabled(c.feature)]
         if used and not any(c in offered for c in used):
-            self.add(name, False, detail, "the source offers none of the components this gateway uses "
-                     "(licensed and enabled): check the URL")
+            self.add(name, False, detail, Reason(N_("the source offers none of the components this gateway "
+                                                    "uses (licensed and enabled): check the URL")))
             return
         self.add(name, True, detail)

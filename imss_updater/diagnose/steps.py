@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imss_updater.catalog import Component
+from imss_updater.diagnose.texts import Text
+from imss_updater.i18n import N_, Reason, gettext, render
 from imss_updater.run.updater import INDEX_NAME
 
 log = logging.getLogger(__name__)
@@ -16,74 +18,38 @@ log = logging.getLogger(__name__)
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
 
-LANGUAGES = ("en", "ja")
-
-# Japanese step names by the part before the colon ("TCP connect: host:port"). A step that
-# carries its own Japanese texts (Step.ja) uses those; the others show an English detail.
-NAMES_JA = {
-    "database reachable": "データベース接続",
-    "settings": "設定",
-    "scheduled update": "予約アップデート",
-    "components on the schedule": "予約アップデートの対象",
-    "stale components": "更新されていないコンポーネント",
-    "last check": "最後の確認",
-    "available versions": "利用可能なバージョン",
-    "licenses": "製品ライセンス",
-    "source URLs": "アップデート元",
-    "signature trust": "署名の検証",
-    "update sources": "アップデート元",
-    "name resolution": "名前解決",
-    "TCP connect": "TCP 接続",
-    "TCP connect to proxy": "プロキシへの TCP 接続",
-    "proxy authentication": "プロキシ認証",
-    "proxy tunnel": "プロキシのトンネル",
-    "TLS handshake": "TLS ハンドシェイク",
-    "HTTP status": "HTTP ステータス",
-    "parse server.ini": "server.ini の解析",
-    "lock file": "ロックファイル",
-    "restart command": "再起動コマンド",
-    "restart commands": "再起動コマンド",
-    "service running": "サービスの稼働",
-    "time limit": "制限時間",
-}
-
-
-@dataclass(frozen=True)
-class Japanese:
-    """A step's detail and hint in Japanese (its name comes from NAMES_JA)."""
-
-    detail: str
-    hint: str = ""
-
-
 @dataclass(frozen=True)
 class Step:
     """One diagnosis step: ``ok`` True (PASS), False (FAIL) or None (SKIP: an earlier step
     failed, or there is nothing to check yet). ``hint`` says what to do about a failure (may
-    be empty on PASS); ``ja`` holds the same detail and hint in Japanese where written."""
+    be empty on PASS). Each text is a Reason from the catalog (or a plain string shown as it
+    is), rendered in the report's language by ``texts``; ``name``, ``detail`` and ``hint``
+    are the English ones (``--json``, the log, tests)."""
 
-    name: str
+    title: Text
     ok: bool | None
-    detail: str
-    hint: str = ""
-    ja: Japanese | None = None
+    said: Text
+    advice: Text = ""
+
+    @property
+    def name(self) -> str:
+        return str(self.title)
+
+    @property
+    def detail(self) -> str:
+        return str(self.said)
+
+    @property
+    def hint(self) -> str:
+        return str(self.advice)
 
     @property
     def result(self) -> str:
         return SKIP if self.ok is None else PASS if self.ok else FAIL
 
     def texts(self, language: str = "en") -> tuple[str, str, str]:
-        """Return (name, detail, hint) in ``language`` (``en`` or ``ja``); a Japanese
-        detail not yet written falls back to the English one."""
-        if language != "ja":
-            return self.name, self.detail, self.hint
-        prefix, colon, rest = self.name.partition(":")
-        name = NAMES_JA.get(prefix, prefix) + colon + rest
-        if self.ja is not None:
-            return name, self.ja.detail, self.ja.hint
-        if self.ok is None and self.detail.startswith("skipped: "):
-            return name, "スキップ: " + self.detail.removeprefix("skipped: "), self.hint
-        return name, self.detail, self.hint
+        """Return (name, detail, hint) in ``language``."""
+        return render(self.title, language), render(self.said, language), render(self.advice, language)
 
 
 def passed(steps: Sequence[Step]) -> bool:
@@ -113,10 +79,8 @@ def to_text(steps: Sequence[Step], language: str = "en") -> str:
         if hint and step.ok is not True:
             lines.append(f"      -> {hint}")
     failures = sum(1 for step in steps if step.ok is False)
-    if language == "ja":
-        lines.append("すべての確認に合格しました" if not failures else f"{failures} 件の確認が失敗しました")
-    else:
-        lines.append("all checks passed" if not failures else f"{failures} check(s) failed")
+    lines.append(gettext(language, N_("%(count)s check(s) failed"), count=failures) if failures
+                 else gettext(language, N_("all checks passed")))
     return "\n".join(lines)
 
 
@@ -143,25 +107,27 @@ class Recorder:
         self.steps: list[Step] = steps if steps is not None else []
         self._done: dict[str, Step] = {}  # shared steps (a proxy used by two sources) run once
 
-    def add(self, name: str, ok: bool | None, detail: str, hint: str = "", *,
-            ja: Japanese | None = None) -> Step:
-        step = Step(name, ok, detail, hint, ja)
+    def add(self, name: Text, ok: bool | None, detail: Text, hint: Text = "") -> Step:
+        step = Step(name, ok, detail, hint)
         self.steps.append(step)
-        self._done[name] = step
+        self._done[step.name] = step
         if ok is False:
-            log.info("diagnose: FAIL %s: %s", name, detail)
+            log.info("diagnose: FAIL %s: %s", step.name, step.detail)
         return step
 
-    def skip(self, name: str, because: str, because_ja: str | None = None) -> None:
-        self.add(name, None, f"skipped: {because}",
-                 ja=Japanese(f"スキップ: {because_ja}") if because_ja else None)
+    def skip(self, name: Text, because: Text) -> None:
+        self.add(name, None, Reason(N_("skipped: %(because)s"), {"because": because}))
 
-    def shared(self, name: str, check: Callable[[], str | None]) -> str | None:
-        """Run a step shared by several sources once; return why later steps are blocked."""
-        done = self._done.get(name)
+    def done(self, name: Text) -> bool:
+        return str(name) in self._done
+
+    def shared(self, name: Text, check: Callable[[], Text | None], failed: Text) -> Text | None:
+        """Run a step shared by several sources once; return why later steps are blocked
+        (``failed`` when the step already ran and failed)."""
+        done = self._done.get(str(name))
         if done is None:
             return check()
-        return None if done.ok else f"{name.split(':')[0]} failed"
+        return None if done.ok else failed
 
 
 def host_port(host: str, port: int) -> str:

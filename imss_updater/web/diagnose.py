@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 
 from imss_updater import diagnose
 from imss_updater.database.db import Database, DatabaseError
+from imss_updater.i18n import N_, Reason
 from imss_updater.web.context import WebConfig, console, language
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,10 @@ def run_bounded(config: WebConfig, seconds: float = PAGE_SECONDS) -> list[diagno
     if worker.is_alive():
         log.warning("diagnose: the page stopped waiting after %s s; %s steps done", seconds, len(shown))
         shown.append(diagnose.Step(
-            "time limit", False,
-            f"the diagnosis did not finish within {seconds:.0f} s; the steps after the last one "
-            "shown are still waiting on the network",
-            "run `imss-updater diagnose` on the gateway for the whole report",
-            diagnose.Japanese(f"診断は {seconds:.0f} 秒以内に終了しませんでした。最後に表示された項目の"
-                              "後の確認はネットワークの応答を待っています",
-                              "ゲートウェイで `imss-updater diagnose` を実行すると、"
-                              "すべての結果を確認できます")))
+            Reason(N_("time limit")), False,
+            Reason(N_("the diagnosis did not finish within %(seconds)s s; the steps after the last one "
+                      "shown are still waiting on the network"), {"seconds": f"{seconds:.0f}"}),
+            Reason(N_("run `imss-updater diagnose` on the gateway for the whole report"))))
     return shown
 
 
@@ -77,7 +74,8 @@ def _run(config: WebConfig, steps: list[diagnose.Step], busy: threading.Lock) ->
                                    steps=steps)
     except Exception:  # a bug in a step must not kill the thread silently with the lock held
         log.exception("diagnose: a step failed unexpectedly")
-        steps.append(diagnose.Step("diagnosis", False, "a step failed unexpectedly (see the log)"))
+        steps.append(diagnose.Step(Reason(N_("diagnosis")), False,
+                                   Reason(N_("a step failed unexpectedly (see the log)"))))
     finally:
         busy.release()
 
