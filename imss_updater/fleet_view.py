@@ -13,7 +13,7 @@ from typing import Any
 from imss_updater import overview
 from imss_updater.catalog import Component
 from imss_updater.database.fleet import FleetNode, FleetView
-from imss_updater.i18n import N_, gettext
+from imss_updater.i18n import N_, gettext, stored_text
 from imss_updater.versions import Version, VersionError
 
 LEADER = "leader"
@@ -39,6 +39,13 @@ class NodeRow:
     @property
     def behind(self) -> bool:
         return any(component.behind for component in self.components)
+
+
+def behind_text(since: datetime.datetime, reason: str | None, language: str = "en") -> str:
+    """The leader's mirror lacks the origin's release (fleet/behind.py): the line ``status``,
+    ``fleet status`` and the Fleet page show."""
+    return gettext(language, N_("mirror behind the origin since %(since)s: %(reason)s"),
+                   since=since.isoformat(timespec="seconds"), reason=stored_text(reason, language))
 
 
 def mirror_url(address: str | None) -> str | None:
@@ -121,6 +128,10 @@ def as_json(view: FleetView, found: Sequence[NodeRow]) -> dict[str, Any]:
                 "down": row.down,
                 "last_check": row.node.last_check.isoformat() if row.node.last_check else None,
                 "source_mode": row.node.source_mode,
+                "mirror_behind_since": (row.node.mirror_behind_since.isoformat()
+                                        if row.leader and row.node.mirror_behind_since else None),
+                "mirror_behind_reason": (stored_text(row.node.mirror_behind_reason, "en")
+                                         if row.leader and row.node.mirror_behind_since else None),
                 "behind_leader": row.behind,
                 "components": [
                     {"id": item.id, "version": item.version, "behind_leader": item.behind,
@@ -148,6 +159,9 @@ def as_text(found: Sequence[NodeRow], language: str = "en") -> str:
                          "  source %(source)s  mirror %(mirror)s"),
             node=row.node.node, role=row.node.role, state=state, heartbeat=heartbeat, check=last_check,
             source=row.node.source_mode, mirror=row.mirror_url or "-"))
+        if row.leader and row.node.mirror_behind_since is not None:
+            lines.append("    " + behind_text(row.node.mirror_behind_since, row.node.mirror_behind_reason,
+                                              language))
         for item in row.components:
             mark = ("  " + gettext(language, N_("BEHIND the leader (%(version)s)"),
                                    version=item.leader_version or gettext(language, N_("installed")))

@@ -16,5 +16,6 @@ def facts(database: Database, settings: Settings | None) -> list[Fact]:
     text = fleet_member.source_line(source, enabled=enabled, japanese=japanese)
     if text is None:
         return []
-    warning = source.mode == "fallback" or source.unreachable_since is not None
+    warning = (source.mode == "fallback" or source.unreachable_since is not None
+               or source.mirror_behind is not None)
     return [Fact("fleet-source", _("Update source (fleet)"), text, warning)]
