@@ -5,7 +5,9 @@ over what ``Database.fleet`` read."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 from imss_updater import overview
 from imss_updater.catalog import Component
 from imss_updater.database.fleet import FleetNode, FleetView
-from imss_updater.i18n import N_, gettext, stored_text
+from imss_updater.i18n import N_, Reason, gettext, stored_text
 from imss_updater.versions import Version, VersionError
 
 LEADER = "leader"
@@ -41,11 +43,20 @@ class NodeRow:
         return any(component.behind for component in self.components)
 
 
+def behind_reason(since: datetime.datetime, reason: str | None) -> Reason:
+    """The leader's mirror lacks the origin's release (fleet/behind.py; ``reason`` as
+    ``tb_fleet_node.mirror_behind_reason`` keeps it): the line ``status``, ``fleet status``
+    and the Fleet page show."""
+    why: str | Reason = reason or ""
+    if reason and reason.startswith('{"msgid"'):
+        with contextlib.suppress(ValueError, KeyError, TypeError, AssertionError):
+            why = Reason.from_json(json.loads(reason))
+    return Reason(N_("mirror behind the origin since %(since)s: %(reason)s"),
+                  {"since": since.isoformat(timespec="seconds"), "reason": why})
+
+
 def behind_text(since: datetime.datetime, reason: str | None, language: str = "en") -> str:
-    """The leader's mirror lacks the origin's release (fleet/behind.py): the line ``status``,
-    ``fleet status`` and the Fleet page show."""
-    return gettext(language, N_("mirror behind the origin since %(since)s: %(reason)s"),
-                   since=since.isoformat(timespec="seconds"), reason=stored_text(reason, language))
+    return behind_reason(since, reason).render(language)
 
 
 def mirror_url(address: str | None) -> str | None:

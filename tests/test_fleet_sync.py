@@ -12,6 +12,7 @@ process; mail goes to a real SMTP relay (aiosmtpd). The crash test uses daemon p
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 from collections.abc import Iterator
@@ -355,3 +356,29 @@ def test_killing_the_leader_mid_sync_leaves_its_current_release_whole_and_its_re
                "the restarted leader's release")
     assert not list((node.state / "mirror").glob("incoming-*"))
     assert Mirror(node.state).previous() == release_id(old_index)
+
+
+def test_what_a_failed_try_kept_is_never_served_and_the_next_release_takes_it_without_a_download(
+    tmp_path: Path,
+) -> None:
+    mirror = Mirror(tmp_path / "state")
+    first = b"[PATTERN]\nP.4=pattern/lpt1.zip,156900100,4\n"
+    release = mirror.begin(first)
+    release.write("pattern/lpt1.zip", b"one!")
+    mirror.publish(release, first, None)
+    second = b"[PATTERN]\nP.4=pattern/lpt2.zip,156900200,4\n[ENGINE]\nE.1=engine/e.zip,21.0.1008,3\n"
+    release = mirror.begin(second)
+    release.write("engine/e.zip", b"eng")  # verified; the pattern failed: nothing is published
+    mirror.hold(release)
+    assert mirror.current() == release_id(first)
+    assert mirror.open_file("engine/e.zip") is None  # held is no release: never served
+    assert not list(mirror.root.glob("incoming-*"))
+    retry = mirror.begin(second)
+    assert retry.reuse("engine/e.zip", 3)  # a hard link to what the failed try kept
+    retry.write("pattern/lpt2.zip", b"two!")
+    mirror.publish(retry, second, None)
+    assert mirror.current() == release_id(second) and mirror.previous() == release_id(first)
+    assert not (mirror.root / "held").exists()
+    opened = mirror.open_file("engine/e.zip")
+    assert opened is not None
+    os.close(opened[0])

@@ -63,7 +63,9 @@ class MirrorUpdater(Updater):
     def update(self, mode: Mode, requested: Iterable[str] | None) -> RunReport:
         report = super().update(mode, requested)
         if self.behind is not None and mode is Mode.SCHEDULED:
-            behind_step.record(self, report, self.database.catalog(), self.behind)
+            nothing: list[Component] = []
+            catalog = self.write("to read the catalog", self.database.catalog, nothing)
+            behind_step.record(self, report, catalog, self.behind)
             if report.skipped is None:  # the run as recorded says so too
                 self.write("to record the run", lambda: self.database.record_run(
                     mode.value, report.ok, stored(report.summary_reason())), None)

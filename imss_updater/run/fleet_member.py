@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping
 
 from imss_updater.database import fleet_member as fleet_db
 from imss_updater.database.db import Database
-from imss_updater.fleet_view import behind_text
+from imss_updater.fleet_view import behind_reason
+from imss_updater.i18n import N_, Reason
 from imss_updater.run.context import RunContext
 from imss_updater.settings import Settings
 
@@ -100,15 +101,24 @@ def _record(context: RunContext, node: str, source: fleet_db.MemberSource) -> No
 def source_line(source: fleet_db.MemberSource, *, enabled: bool, japanese: bool = False) -> str | None:
     """One line for ``status`` and the status page: where this node takes its updates
     (None outside a fleet, and on a node that has never been a member), and whether the
-    leader's mirror is behind the origin (a sync that could not complete, fleet/behind.py)."""
+    leader's mirror is behind the origin (``behind_line``)."""
     if not enabled:
         return None
     line = _where(source, japanese)
-    if source.mirror_behind is None:
+    behind = behind_line(source)
+    if behind is None:
         return line
-    behind = source.mirror_behind
-    said = behind_text(behind.since, behind.reason, "ja" if japanese else "en")
-    return said if line is None else f"{line}; {said}"
+    language = "ja" if japanese else "en"
+    if line is None:
+        return behind.render(language)
+    return Reason(N_("%(line)s; %(behind)s"), {"line": line, "behind": behind}).render(language)
+
+
+def behind_line(source: fleet_db.MemberSource) -> Reason | None:
+    """The leader's mirror lacks the origin's release since a sync could not complete it
+    (fleet/behind.py), or None."""
+    found = source.mirror_behind
+    return None if found is None else behind_reason(found.since, found.reason)
 
 
 def _where(source: fleet_db.MemberSource, japanese: bool) -> str | None:
