@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from imss_updater.store.install import ComponentStore
 from tests.support.autree import AUTree
 from tests.support.daemon import DaemonFactory, wait_until
 from tests.support.gateway import Gateway
+from tests.support.local import tiny_tmpfs
 from tests.support.nodes import node_cli
 from tests.support.pg import free_port
 from tests.support.servers import ServerFactory as HttpServers
@@ -45,11 +47,12 @@ ENGINE = "VSAPI_LINUX_X86_64"
 class Leader:
     """The fleet leader gw-a, in this process (see the module text)."""
 
-    def __init__(self, gateway: Gateway, tmp_path: Path) -> None:
+    def __init__(self, gateway: Gateway, tmp_path: Path, state: Path | None = None) -> None:
         self.dsn = gateway.dsn
         self.root = tmp_path / "root-gw-a"
         self.root.mkdir()
-        self.bootstrap = config.Bootstrap(dsn=gateway.dsn, root=self.root, state=tmp_path / "state-gw-a",
+        state = state or tmp_path / "state-gw-a"
+        self.bootstrap = config.Bootstrap(dsn=gateway.dsn, root=self.root, state=state,
                                           web_host="127.0.0.1", web_port=0, db_port=0, node="gw-a",
                                           mirror=f"127.0.0.1:{free_port()}")
         with Database(gateway.dsn, node="gw-a") as database:  # what `db init --mirror` does
@@ -315,6 +318,34 @@ def test_with_a_tmase_source_of_its_own_its_outage_holds_back_nothing_of_the_mir
     failed = {outcome.component: str(outcome.reason) for outcome in report.outcomes if not outcome.ok}
     assert set(failed) == {"spam_engine", "antispam_pattern"}  # its own source's, as on one gateway
     assert all("not mirrored" not in reason and tmase.base_url in reason for reason in failed.values())
+
+
+def test_a_full_disk_under_the_mirror_keeps_the_current_release_and_room_made_publishes(
+    gateway: Gateway, tmp_path: Path, relay: SmtpServer
+) -> None:
+    fleet(gateway)
+    gateway.tree.add_pattern("P.4", OLD)
+    gateway.publish()
+    old_index = gateway.tree.ini_path().read_bytes()
+    with tiny_tmpfs(tmp_path / "small-state", "2m") as state:
+        leader, member = Leader(gateway, tmp_path, state), Member(gateway, tmp_path)
+        leader.start()
+        try:
+            assert leader.run().ok
+            member.run()
+            gateway.tree.add_pattern("P.4", NEW, size_bytes=3_000_000)
+            gateway.publish()
+            report = leader.run()
+            reasons = [str(outcome.reason) for outcome in report.outcomes if not outcome.ok]
+            assert len(reasons) == 1 and "not enough free space: 3 MB needed" in reasons[0], reasons
+            assert str(state / "mirror") in reasons[0]  # the cause is the disk: it names where
+            assert_the_old_release_stays(leader, member, old_index)
+            assert "not enough free space" in mails(relay, gateway.dsn)[0][1]
+            subprocess.run(["mount", "-o", "remount,size=16m", str(state)], check=True)
+            assert leader.run().ok
+            assert leader.installed("virus_pattern") == NEW and leader.behind() == (None, None)
+        finally:
+            leader.fleet.stop()
 
 
 def release_files(mirror: Mirror) -> dict[Path, bytes]:
