@@ -239,6 +239,8 @@ def test_a_package_whose_signature_fails_at_the_leader_publishes_nothing_and_is_
             return [event.message for event in database.events(outcome="failure", component="virus_pattern")]
 
     wait_until(failures, 60, "gw-a's failure event")
+    wait_until(lambda: "scheduled update:" in leader.log(), 30, "the run to end")
+    assert len(failures()) == 1  # one cause, one failure: not a 404 of its own empty mirror too
     failure = failures()[0]
     assert "not mirrored for the fleet" in failure and gateway.server.url("/" + entry.path) in failure
     assert "mirror: virus_pattern 15.697.00 not mirrored" in leader.log()

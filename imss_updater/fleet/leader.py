@@ -53,6 +53,7 @@ class MirrorUpdater(Updater):
 
     source_url = ""
     behind: Behind | None = None
+    mirror_empty = False  # the mirror has no release at all (a first sync that failed)
 
     def load(self) -> tuple[list[Component], Settings]:
         catalog, settings = super().load()
@@ -61,7 +62,12 @@ class MirrorUpdater(Updater):
         return catalog, dataclasses.replace(settings, update_server=self.source_url, tmase_server=tmase)
 
     def update(self, mode: Mode, requested: Iterable[str] | None) -> RunReport:
-        report = super().update(mode, requested)
+        if self.behind is not None and self.mirror_empty and mode is Mode.SCHEDULED:
+            # Nothing to update from (every index read would be a 404 of its own mirror):
+            # the run is the sync's failures alone, one cause.
+            report = RunReport(kind=mode.value)
+        else:
+            report = super().update(mode, requested)
         if self.behind is not None and mode is Mode.SCHEDULED:
             nothing: list[Component] = []
             catalog = self.write("to read the catalog", self.database.catalog, nothing)
@@ -72,11 +78,13 @@ class MirrorUpdater(Updater):
         return report
 
 
-def updater_for(source_url: str, behind: Behind | None = None) -> Callable[..., Updater]:
+def updater_for(source_url: str, behind: Behind | None = None, *,
+                mirror_empty: bool = False) -> Callable[..., Updater]:
     def make(database: Database, root: Path, **options: Any) -> Updater:
         updater = MirrorUpdater(database, root, **options)
         updater.source_url = source_url
         updater.behind = behind
+        updater.mirror_empty = mirror_empty
         return updater
     return make
 
@@ -159,7 +167,8 @@ class Fleet:
             return self._member_update(bootstrap, dsn, **options)
         assert bootstrap.mirror is not None
         behind = self._sync(dsn, term, options.get("fallback_settings"), options.get("cancel"))
-        own_mirror = updater_for(fleet.mirror_url(bootstrap.mirror), behind)
+        own_mirror = updater_for(fleet.mirror_url(bootstrap.mirror), behind,
+                                 mirror_empty=self.mirror.current() is None)
         report = runs.scheduled_update(bootstrap, dsn, make_updater=own_mirror, **options)
         self._announce(term)
         return report
