@@ -5,7 +5,9 @@ over what ``Database.fleet`` read."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 from imss_updater import overview
 from imss_updater.catalog import Component
 from imss_updater.database.fleet import FleetNode, FleetView
-from imss_updater.i18n import N_, format_moment, gettext
+from imss_updater.i18n import N_, Reason, format_moment, gettext, stored_text
 from imss_updater.versions import Version, VersionError
 
 LEADER = "leader"
@@ -39,6 +41,22 @@ class NodeRow:
     @property
     def behind(self) -> bool:
         return any(component.behind for component in self.components)
+
+
+def behind_reason(since: datetime.datetime, reason: str | None) -> Reason:
+    """The leader's mirror lacks the origin's release (fleet/behind.py; ``reason`` as
+    ``tb_fleet_node.mirror_behind_reason`` keeps it): the line ``status``, ``fleet status``
+    and the Fleet page show."""
+    why: str | Reason = reason or ""
+    if reason and reason.startswith('{"msgid"'):
+        with contextlib.suppress(ValueError, KeyError, TypeError, AssertionError):
+            why = Reason.from_json(json.loads(reason))
+    return Reason(N_("mirror behind the origin since %(since)s: %(reason)s"),
+                  {"since": since.isoformat(timespec="seconds"), "reason": why})
+
+
+def behind_text(since: datetime.datetime, reason: str | None, language: str = "en") -> str:
+    return behind_reason(since, reason).render(language)
 
 
 def mirror_url(address: str | None) -> str | None:
@@ -121,6 +139,10 @@ def as_json(view: FleetView, found: Sequence[NodeRow]) -> dict[str, Any]:
                 "down": row.down,
                 "last_check": row.node.last_check.isoformat() if row.node.last_check else None,
                 "source_mode": row.node.source_mode,
+                "mirror_behind_since": (row.node.mirror_behind_since.isoformat()
+                                        if row.leader and row.node.mirror_behind_since else None),
+                "mirror_behind_reason": (stored_text(row.node.mirror_behind_reason, "en")
+                                         if row.leader and row.node.mirror_behind_since else None),
                 "behind_leader": row.behind,
                 "components": [
                     {"id": item.id, "version": item.version, "behind_leader": item.behind,
@@ -165,6 +187,9 @@ def as_text(found: Sequence[NodeRow], language: str = "en") -> str:
             node=row.node.node, role=_word(language, ROLE_LABELS, row.node.role), state=state,
             heartbeat=heartbeat, check=last_check,
             source=_word(language, SOURCE_LABELS, row.node.source_mode), mirror=row.mirror_url or "-"))
+        if row.leader and row.node.mirror_behind_since is not None:
+            lines.append("    " + behind_text(row.node.mirror_behind_since, row.node.mirror_behind_reason,
+                                              language))
         for item in row.components:
             mark = ("  " + gettext(language, N_("BEHIND the leader (%(version)s)"),
                                    version=item.leader_version or gettext(language, N_("installed")))

@@ -224,21 +224,29 @@ def test_the_next_release_downloads_only_the_changed_package_and_keeps_the_previ
     assert kept == sorted([release_id(first_index), release_id(second_index)])
 
 
-def test_a_package_whose_signature_fails_at_the_leader_is_left_out_of_the_mirror(
+def test_a_package_whose_signature_fails_at_the_leader_publishes_nothing_and_is_its_failure_event(
     gateway: Gateway, tmp_path: Path, start_daemon: DaemonFactory
 ) -> None:
     fleet(gateway)
     entry = gateway.tree.add_pattern("P.4", "1569700")
     gateway.publish()
     gateway.tree.corrupt_payload("P.4")
-    index = gateway.tree.ini_path().read_bytes()
     leader = FleetNode(gateway, tmp_path, "gw-a")
     leader.start(start_daemon)
-    wait_until(lambda: announced_release(gateway.dsn) == ("gw-a", 1, release_id(index)), 60,
-               "the release to be announced")
-    assert "mirror: virus_pattern 15.697.00 left out" in leader.log()
-    assert leader.get("/" + "activeupdate/" + entry.path)[0] == 404
-    assert leader.get("/activeupdate/server.ini") == (200, index)  # the index stays as the source has it
+
+    def failures() -> list[str]:
+        with Database(gateway.dsn, node="gw-a") as database:
+            return [event.message for event in database.events(outcome="failure", component="virus_pattern")]
+
+    wait_until(failures, 60, "gw-a's failure event")
+    wait_until(lambda: "scheduled update:" in leader.log(), 30, "the run to end")
+    assert len(failures()) == 1  # one cause, one failure: not a 404 of its own empty mirror too
+    failure = failures()[0]
+    assert "not mirrored for the fleet" in failure and gateway.server.url("/" + entry.path) in failure
+    assert "mirror: virus_pattern 15.697.00 not mirrored" in leader.log()
+    assert not (leader.state / "mirror" / "activeupdate").exists()  # a release is published whole or not
+    assert leader.get("/activeupdate/server.ini")[0] == 404
+    assert announced_release(gateway.dsn) in (None, ("gw-a", 1, None))  # nothing announced
     assert leader.installed("virus_pattern") is None
 
 

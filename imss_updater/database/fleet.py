@@ -24,6 +24,8 @@ class FleetNode:
     last_check: datetime.datetime | None
     source_mode: str  # 'origin', 'mirror' or 'fallback'
     registered_at: datetime.datetime
+    mirror_behind_since: datetime.datetime | None = None  # its mirror lacks the origin's release
+    mirror_behind_reason: str | None = None  # why, in English (the causes, naming the URLs)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,18 @@ class FleetMixin(Connection):
                 (self.node, address),
             )
 
+    def record_mirror_behind(self, reason: str | None, *, restart: bool = False) -> None:
+        """Record that this node's mirror lacks the origin's release because of ``reason``
+        (since the first such sync in a row; ``restart``: a new term's first sync, so since
+        now), or, with None, that it holds it."""
+        with self.transaction() as cursor:
+            cursor.execute(
+                "UPDATE tb_fleet_node SET mirror_behind_reason = %s, mirror_behind_since ="
+                " CASE WHEN %s IS NULL THEN NULL WHEN %s THEN now()"
+                " ELSE coalesce(mirror_behind_since, now()) END WHERE node = %s",
+                (reason, reason, restart, self.node),
+            )
+
     def fleet(self) -> FleetView:
         """Return every node, by name, with its installed versions."""
         with self.transaction() as cursor:
@@ -61,8 +75,8 @@ class FleetMixin(Connection):
             row = cursor.fetchone()
             now: datetime.datetime = row[0] if row else datetime.datetime.now(datetime.UTC)
             cursor.execute(
-                "SELECT node, mirror_address, role, heartbeat, last_check, source_mode, registered_at"
-                " FROM tb_fleet_node ORDER BY node"
+                "SELECT node, mirror_address, role, heartbeat, last_check, source_mode, registered_at,"
+                " mirror_behind_since, mirror_behind_reason FROM tb_fleet_node ORDER BY node"
             )
             nodes = [FleetNode(*found) for found in cursor.fetchall()]
             cursor.execute("SELECT node, id, current_version FROM tb_component_state")

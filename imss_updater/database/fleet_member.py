@@ -32,10 +32,20 @@ class Leader:
 
 
 @dataclass(frozen=True)
+class MirrorBehind:
+    """The leader's mirror lacks the origin's release (sql/017): since when, and why."""
+
+    node: str  # the leader whose mirror it is
+    since: datetime.datetime
+    reason: str  # English, the causes naming the URLs
+
+
+@dataclass(frozen=True)
 class MemberSource:
     mode: str  # one of SOURCE_MODES
     mirror_url: str | None
     unreachable_since: datetime.datetime | None
+    mirror_behind: MirrorBehind | None = None  # the leader's mirror, when behind the origin
 
 
 def node_of(database: Database) -> str:
@@ -69,6 +79,17 @@ def leader(database: Database) -> Leader | None:
             )
         row = cursor.fetchone()
         return None if row is None else Leader(row[0], row[1] or None)
+
+
+def mirror_behind(database: Database, node: str) -> MirrorBehind | None:
+    """Whether ``node``'s mirror is behind the origin, as that node (a leader) recorded."""
+    with database.transaction() as cursor:
+        cursor.execute("SELECT mirror_behind_since, mirror_behind_reason FROM tb_fleet_node"
+                       " WHERE node = %s", (node,))
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return None
+    return MirrorBehind(node, row[0], row[1] or "")
 
 
 def member_source(database: Database, node: str) -> MemberSource:

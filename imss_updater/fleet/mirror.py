@@ -6,10 +6,14 @@ Layout under ``<state>/mirror/``::
     activeupdate -> releases/<id>       the current release (a symbolic link)
     previous     -> releases/<id>       the one before it
     incoming-<token>/                   a release being written
+    held/                               what a release that could not be completed had
 
 A release is written whole in ``incoming-*`` (packages and signatures, then the index, every
 file fsynced), renamed into ``releases/``, and made current by replacing the ``activeupdate``
-link in one rename. A reader resolves the link once per request, so it sees the old release
+link in one rename. A release that cannot be completed (a package the origin would not
+give) is never published: its directory becomes ``held/`` (``hold``), whose verified files
+the next try takes as hard links instead of downloading them again; it is removed when a
+release is published. A reader resolves the link once per request, so it sees the old release
 or the new one, never a part; the old one stays as ``previous`` (members still updating from
 it keep their files), and any older one is removed. ``<id>`` is the first 16 hex digits of
 the SHA-256 of the release's server.ini.
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CURRENT = "activeupdate"
 PREVIOUS = "previous"
+HELD = "held"
 RELEASES = "releases"
 INDEX = "server.ini"
 INDEX_SIGNATURE = "server.ini.sig"
@@ -78,13 +83,10 @@ class Release:
             output.write(data)
 
     def reuse(self, relative: str, size: int) -> bool:
-        """Take ``relative`` (and its signature, if any) from the current or previous
-        release when it is there with ``size`` bytes: hard links, no download. Return
+        """Take ``relative`` from the current or previous release, or from what a failed
+        try kept, when it is there with ``size`` bytes: a hard link, no download. Return
         whether it did."""
-        for name in (CURRENT, PREVIOUS):
-            found = self.mirror.release_directory(name)
-            if found is None:
-                continue
+        for found in self.mirror.reusable():
             source = found.joinpath(*segments(relative))
             try:
                 status = os.stat(source, follow_symlinks=False)
@@ -97,10 +99,9 @@ class Release:
         return False
 
     def reuse_signature(self, relative: str) -> bool:
-        for name in (CURRENT, PREVIOUS):
-            found = self.mirror.release_directory(name)
-            source = None if found is None else found.joinpath(*segments(relative))
-            if source is not None and source.is_file() and not source.is_symlink():
+        for found in self.mirror.reusable():
+            source = found.joinpath(*segments(relative))
+            if source.is_file() and not source.is_symlink():
                 os.link(source, self.path_for(relative))
                 return True
         return False
@@ -125,6 +126,15 @@ class Mirror:
     def release_directory(self, name: str) -> Path | None:
         identifier = self._link(name)
         return None if identifier is None else self.root / RELEASES / identifier
+
+    def reusable(self) -> list[Path]:
+        """Where a release being written may take unchanged files from, in order: the
+        current release, the previous one, what a failed try kept."""
+        found = [self.release_directory(name) for name in (CURRENT, PREVIOUS)]
+        held = self.root / HELD
+        if held.is_dir() and not held.is_symlink():
+            found.append(held)
+        return [directory for directory in found if directory is not None]
 
     def begin(self, index: bytes) -> Release:
         """Start writing the release whose server.ini is ``index``."""
@@ -154,15 +164,25 @@ class Mirror:
         log.info("mirror: release %s is current%s", release.id,
                  f" (previous {before})" if before and before != release.id else "")
 
+    def hold(self, release: Release) -> None:
+        """Keep what ``release`` has (verified files only: a failed one was removed) as
+        ``held/`` for the next try, in place of what an earlier try kept; the current and
+        previous releases are left as they are. Raise OSError."""
+        held = self.root / HELD
+        _remove(held)
+        os.rename(release.directory, held)
+        for entry in self.root.glob("incoming-*"):  # a killed try's
+            _remove(entry)
+
     def prune(self) -> None:
-        """Remove what is neither the current nor the previous release, and stale incoming
-        directories."""
+        """Remove what is neither the current nor the previous release, what a failed try
+        kept, and stale incoming directories."""
         keep = {self.current(), self.previous()}
         releases = self.root / RELEASES
         for entry in list(releases.iterdir()) if releases.is_dir() else []:
             if entry.name not in keep:
                 _remove(entry)
-        for entry in self.root.glob("incoming-*"):
+        for entry in [*self.root.glob("incoming-*"), self.root / HELD]:
             _remove(entry)
 
     def open_file(self, relative: str, *, current_only: bool = False) -> tuple[int, str] | None:

@@ -17,12 +17,14 @@ fall back, it is a failure of that run.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from collections.abc import Callable, Mapping
 
 from imss_updater.database import fleet_member as fleet_db
 from imss_updater.database.db import Database
+from imss_updater.fleet_view import behind_reason
 from imss_updater.i18n import N_, Reason
 from imss_updater.run.context import RunContext
 from imss_updater.settings import Settings
@@ -98,8 +100,28 @@ def _record(context: RunContext, node: str, source: fleet_db.MemberSource) -> No
 
 def source_line(source: fleet_db.MemberSource, *, enabled: bool) -> Reason | None:
     """One line for ``status`` and the status page: where this node takes its updates
-    (None outside a fleet, and on a node that has never been a member)."""
-    if not enabled or (source.mirror_url is None and source.mode == "origin"):
+    (None outside a fleet, and on a node that has never been a member), and whether the
+    leader's mirror is behind the origin (``behind_line``)."""
+    if not enabled:
+        return None
+    line = _where(source)
+    behind = behind_line(source)
+    if behind is None:
+        return line
+    if line is None:
+        return behind
+    return Reason(N_("%(line)s; %(behind)s"), {"line": line, "behind": behind})
+
+
+def behind_line(source: fleet_db.MemberSource) -> Reason | None:
+    """The leader's mirror lacks the origin's release since a sync could not complete it
+    (fleet/behind.py), or None."""
+    found = source.mirror_behind
+    return None if found is None else behind_reason(found.since, found.reason)
+
+
+def _where(source: fleet_db.MemberSource) -> Reason | None:
+    if source.mirror_url is None and source.mode == "origin":
         return None
     since = source.unreachable_since.isoformat(timespec="seconds") if source.unreachable_since else "?"
     mirror = source.mirror_url or "-"
@@ -115,7 +137,16 @@ def source_line(source: fleet_db.MemberSource, *, enabled: bool) -> Reason | Non
 
 
 def source_of(database: Database, settings: Settings | None) -> tuple[fleet_db.MemberSource, bool]:
-    """(this node's recorded source, whether the fleet is on), for ``status`` and the page."""
+    """(this node's source, whether the fleet is on), for ``status`` and the page: the
+    origin on the leader, else as its runs recorded it; with the leader's mirror's state."""
     if settings is None or not settings.fleet_enabled:
         return fleet_db.MemberSource("origin", None, None), False  # a gateway alone: no query
-    return fleet_db.member_source(database, fleet_db.node_of(database)), True
+    node = fleet_db.node_of(database)
+    current = fleet_db.leader(database)
+    if current is not None and current.node == node:
+        source = fleet_db.MemberSource("origin", current.mirror_url, None)
+    else:
+        source = fleet_db.member_source(database, node)
+    if current is not None:
+        source = dataclasses.replace(source, mirror_behind=fleet_db.mirror_behind(database, current.node))
+    return source, True

@@ -44,9 +44,11 @@ def page() -> ResponseReturnValue:
         catalog = database.catalog()
     rows = fleet_view.rows(view, catalog)
     leader = fleet_view.leader_of(view)
+    behind = (fleet_view.behind_text(leader.mirror_behind_since, leader.mirror_behind_reason, language())
+              if leader is not None and leader.mirror_behind_since is not None else None)
     names = {component.id: component.name_ja if language() == "ja" else component.name_en
              for component in catalog}
     return render_template(
-        "fleet.html", rows=rows, catalog=catalog, names=names, leader=leader,
+        "fleet.html", rows=rows, catalog=catalog, names=names, leader=leader, mirror_behind=behind,
         heartbeat_text=heartbeat_text, this_node=console().config.node or local_node(),
     )

@@ -15,5 +15,6 @@ def facts(database: Database, settings: Settings | None) -> list[Fact]:
     line = fleet_member.source_line(source, enabled=enabled)
     if line is None:
         return []
-    warning = source.mode == "fallback" or source.unreachable_since is not None
+    warning = (source.mode == "fallback" or source.unreachable_since is not None
+               or source.mirror_behind is not None)
     return [Fact("fleet-source", _("Update source (fleet)"), line.render(language()), warning)]
