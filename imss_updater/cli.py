@@ -371,7 +371,8 @@ def _logs(arguments: argparse.Namespace, database: Database) -> int:
         ]
     }
     lines = [
-        f"{event.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {event.kind:<9}  {event.outcome:<7}  "
+        f"{event.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  "
+        f"{output.event_words(event.kind, event.outcome)}  "
         + (event.message_ja if output.language() == "ja" else event.message)
         for event in events
     ]

@@ -258,3 +258,25 @@ def test_db_init_unknown_components_fleet_words_and_trust_times_are_in_japanese(
     trust = japanese(gateway, how, "trust", "show").stdout
     signed = rf"署名済みコンポーネント: virus_pattern 15\.697\.00 \({JAPANESE_MOMENT} 以降\)"
     assert re.search(signed, trust), trust
+
+
+def columns(text: str) -> int:
+    """How many terminal columns ``text`` takes (a CJK character takes two)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(character) in "WF" else 1 for character in text)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_the_japanese_table_and_logs_line_up_in_columns_and_say_kind_and_outcome_in_words(
+        gateway: Gateway, how: str) -> None:
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()
+    assert gateway.cli("update", "virus_pattern").code == 0
+    rows = japanese(gateway, how, "status").stdout.splitlines()[:11]
+    starts = {columns(row[:row.index(value)]) for row in rows[1:]
+              for value in [row.split()[2]]}  # the "current" column starts at one column
+    assert len(starts) == 1, rows
+    logs = japanese(gateway, how, "logs").stdout
+    assert re.search(r"\d\d:\d\d:\d\d  手動\s+成功\s+ウイルスパターンファイル", logs), logs
+    assert re.search(r"\d\d:\d\d:\d\d  manual     success  ", gateway.cli("logs").stdout)

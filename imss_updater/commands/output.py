@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,28 @@ def trn(singular: str, plural: str, count: int) -> str:
     return i18n.ngettext(_language[0], singular, plural, count)
 
 
+EVENT_OUTCOMES = {"success": N_("success"), "failure": N_("failure")}
+
+
+def event_words(kind: str, outcome: str) -> str:
+    """An event's kind and outcome as ``logs`` shows them: the stored words (the values of
+    ``--kind`` / ``--outcome``) in English, the catalog's in other languages; padded to columns."""
+    if _language[0] == i18n.DEFAULT_LANGUAGE:
+        return f"{kind:<9}  {outcome:<7}"
+    kind_word = tr(RUN_KINDS[kind]) if kind in RUN_KINDS else kind
+    outcome_word = tr(EVENT_OUTCOMES[outcome]) if outcome in EVENT_OUTCOMES else outcome
+    return f"{_pad(kind_word, 9)}  {_pad(outcome_word, 7)}"
+
+
+def _pad(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns (a CJK character takes two)."""
+    return text + " " * max(0, width - _columns(text))
+
+
+def _columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(character) in "WF" else 1 for character in text)
+
+
 def check_json(database: Database) -> dict[str, Any]:
     status = database.run_status()
     return {"time": iso(status.last_check_at), "ok": status.last_check_ok,
@@ -63,10 +86,12 @@ def when(iso_moment: str | None) -> str:
 
 def table(reports: Sequence[ComponentReport]) -> str:
     titles = tr("NAME"), tr("CURRENT"), tr("AVAILABLE"), tr("UPDATE")
-    header = f"{'ID':<22} {titles[0]:<31} {titles[1]:<12} {titles[2]:<12} {titles[3]}"
+    names = [report.name_ja if _language[0] == "ja" else report.name for report in reports]
+    width = max([31, *(_columns(name) + 1 for name in names)])  # Japanese names are wider
+    header = f"{'ID':<22} {_pad(titles[0], width)} {_pad(titles[1], 12)} {_pad(titles[2], 12)} {titles[3]}"
     yes, no = tr("yes"), tr("no")
     rows = [header]
-    for report in reports:
+    for report, name in zip(reports, names, strict=True):
         available = report.available if report.available is not None else tr("Unknown")
         flags = []
         if not report.licensed:
@@ -85,9 +110,8 @@ def table(reports: Sequence[ComponentReport]) -> str:
             age = overview.age_words(datetime.datetime.now(datetime.UTC) - report.last_success_at)
             flags.append(tr("stale, last success %(age)s ago", age=age) if report.stale
                          else tr("last success %(age)s ago", age=age))
-        name = report.name_ja if _language[0] == "ja" else report.name
         rows.append(
-            f"{report.id:<22} {name:<31} {report.current or '-':<12} {available:<12} "
+            f"{report.id:<22} {_pad(name, width)} {report.current or '-':<12} {_pad(available, 12)} "
             f"{yes if report.update_available else no}"
             + (f"  ({', '.join(flags)})" if flags else "")
         )
