@@ -94,6 +94,10 @@ def test_every_commands_help_is_in_japanese_with_the_contracts_names_kept(
         assert "位置引数:" in shown
     for heading in ENGLISH_HEADINGS:
         assert heading not in shown
+    usage = shown.split("\n\n")[0].splitlines()  # continuation lines under the first option
+    indent = columns("使い方: ") + len(" ".join(("imss-updater", *path))) + 1
+    assert all(columns(line) <= 80 or "{" in line for line in usage), usage
+    assert all(len(line) - len(line.lstrip()) == indent for line in usage[1:]), usage
     for text in help_texts(english):
         assert flat(text) not in flat(shown), f"left in English: {text!r}"
     for action in english._actions:  # option names, metavars and subcommands are the contract

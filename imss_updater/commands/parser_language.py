@@ -72,12 +72,17 @@ class WideHelpFormatter(argparse.HelpFormatter):
 
     def _format_usage(self, usage: str | None, actions: Iterable[argparse.Action],
                       groups: Iterable[argparse._MutuallyExclusiveGroup], prefix: str | None) -> str:
-        # argparse indents the usage's continuation lines by the characters of "usage: ";
-        # a translated prefix in wide characters takes more columns than that
-        text = super()._format_usage(usage, actions, groups, prefix)
+        # argparse measures "usage: " in characters (to wrap the usage and to indent its
+        # continuation lines); a translated prefix in wide characters takes more columns
+        shown: str = vars(argparse)["_"]("usage: ") if prefix is None else prefix
+        extra = columns(shown) - len(shown)
+        self._width -= extra
+        try:
+            text = super()._format_usage(usage, actions, groups, shown)
+        finally:
+            self._width += extra
         first, *rest = text.split("\n")
-        pad = " " * (columns(first) - len(first))
-        return "\n".join([first, *(pad + line if line.startswith(" ") else line for line in rest)])
+        return "\n".join([first, *(" " * extra + line if line.startswith(" ") else line for line in rest)])
 
     def _split_lines(self, text: str, width: int) -> list[str]:
         if not any(_wide(char) for char in text):
