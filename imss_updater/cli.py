@@ -61,9 +61,12 @@ class CommandFailed(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = arguments_module.build_parser()
-    arguments = parser.parse_args(argv)
-    output.use_language(getattr(arguments, "lang", None) or i18n.environment_language())
+    # The language is decided before parsing (--lang in argv, else LC_ALL/LC_MESSAGES/LANG):
+    # --help and usage errors are printed while parsing, in that language too.
+    words = sys.argv[1:] if argv is None else list(argv)
+    language = arguments_module.language_given(words) or i18n.environment_language()
+    arguments = arguments_module.parse(words, language)
+    output.use_language(getattr(arguments, "lang", None) or language)
     try:
         logsetup.configure(arguments.verbose, daemon=arguments.command == "run" and not arguments.once,
                            level_name=arguments.log_level)
