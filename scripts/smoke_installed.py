@@ -6,7 +6,8 @@ Runs the installed command the way an administrator would, against real peers on
 ``db init`` (embedded PostgreSQL in a temp state directory), ``check`` against a local
 ActiveUpdate-format source, ``notify test --mail`` to a local SMTP server (aiosmtpd), and
 ``run`` with the status page serving ``/login`` (also in Japanese, from the compiled catalog)
-and ``/static/style.css``; ``status --lang ja`` prints Japanese. Any missing package
+and ``/static/style.css``; ``status --lang ja`` and ``update --help --lang ja`` print
+Japanese. Any missing package
 file (SQL, template, static file, MIB) makes one of these fail. Exit 0 when everything passed;
 otherwise print what failed and exit 1.
 """
@@ -127,6 +128,9 @@ def main() -> int:
         status = cli("status", "--lang", "ja")
         if status.returncode == 0 and "ダウンロードロック" not in status.stdout:
             failures.append(f"status --lang ja: no Japanese in {status.stdout[-300:]!r}")
+        helped = cli("update", "--help", "--lang", "ja")
+        if helped.returncode == 0 and "使い方" not in helped.stdout:
+            failures.append(f"update --help --lang ja: no Japanese in {helped.stdout[:300]!r}")
         cli("notify", "test", "--mail")
         if not inbox.subjects:
             failures.append("notify test --mail: no mail arrived")
