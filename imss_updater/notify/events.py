@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from imss_updater.catalog import Component
-from imss_updater.i18n import render
+from imss_updater.i18n import Reason, render
 from imss_updater.notify import templates
 from imss_updater.run.updater import RunReport
 
@@ -22,10 +22,11 @@ GROUP_ORDER = ("pattern", "engine", "spam")
 
 
 class DeliveryError(Exception):
-    """A message could not be delivered; ``transient`` says whether a later try may succeed."""
+    """A message could not be delivered; ``transient`` says whether a later try may succeed.
+    ``reason`` says why in any language (``str(error)``: in English)."""
 
-    def __init__(self, reason: str, *, transient: bool) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: Reason, *, transient: bool) -> None:
+        super().__init__(str(reason))
         self.reason = reason
         self.transient = transient
 
@@ -34,7 +35,7 @@ class DeliveryInterrupted(DeliveryError):
     """The attempt was ended because the updater is stopping: the message is tried again
     at the next start, and this attempt does not count against MaxAttempts."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: Reason) -> None:
         super().__init__(reason, transient=True)
 
 
