@@ -222,8 +222,8 @@ def _notify(arguments: argparse.Namespace, database: Database) -> int:
         rows = notify.deliveries(database, limit=arguments.limit)
         lines = [
             f"{row.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  "
-            f"{notify_reasons.channel_word(row.channel, language):<4}  "
-            f"{notify_reasons.outcome_word(row.outcome, language):<6}  {row.recipient}  {row.event}"
+            f"{notify_reasons.channel_cell(row.channel, language)}  "
+            f"{notify_reasons.outcome_cell(row.outcome, language)}  {row.recipient}  {row.event}"
             + (f"  ({row.error_in(language)})" if row.stored_error else "")
             for row in rows
         ]

@@ -8,6 +8,7 @@ an OS error) is a parameter, shown as it came.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from imss_updater import i18n
@@ -30,6 +31,27 @@ def channel_word(channel: str, language: str) -> str:
 def outcome_word(outcome: str, language: str) -> str:
     """``sent``/``failed``/``retry`` in ``language``."""
     return i18n.gettext(language, OUTCOMES[outcome]) if outcome in OUTCOMES else outcome
+
+
+def channel_cell(channel: str, language: str) -> str:
+    """The channel word padded to the widest one in ``language`` (display columns: a
+    Japanese character takes two), for a column of the attempt log."""
+    return _padded(channel_word(channel, language),
+                   max(_width(channel_word(name, language)) for name in CHANNELS))
+
+
+def outcome_cell(outcome: str, language: str) -> str:
+    """The outcome word padded to the widest attempt outcome (sent, retry, failed) in ``language``."""
+    return _padded(outcome_word(outcome, language),
+                   max(_width(outcome_word(name, language)) for name in ("sent", "retry", "failed")))
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _padded(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
 
 
 def problem_reason(problem: Problem) -> Reason:
