@@ -222,6 +222,17 @@ def test_an_older_plain_english_row_is_shown_as_it_is(gateway: Gateway) -> None:
     assert cells(row)[1:] == ["メール", "失敗", "ops@example.com", "test", "(an older reason)"]
 
 
+def test_a_stale_mail_in_japanese_says_why_in_japanese(gateway: Gateway, smtp_server: ServerFactory) -> None:
+    relay = smtp_server("plain")
+    use_relay(gateway, relay, Language="ja")
+    with gateway.database() as database:
+        component = {c.id: c for c in database.catalog()}["virus_pattern"]
+        assert notify.enqueue_stale(database, component, None, True) == 1
+        assert notify.deliver_pending(database).sent == 1
+    body = relay.received[0].message.get_content()
+    assert "一度もアップデートに成功していません" in body and "never updated" not in body
+
+
 # -- the console ------------------------------------------------------------------------------
 
 
