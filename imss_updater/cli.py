@@ -233,8 +233,7 @@ def _notify(arguments: argparse.Namespace, database: Database) -> int:
     both = not arguments.mail and not arguments.trap
     results = notify.send_test(database, mail=arguments.mail or both, trap=arguments.trap or both)
     ok, fail = output.tr(N_("OK")), output.tr(N_("FAIL"))
-    width = max(len(ok), len(fail))
-    lines = [f"{ok if result.outcome == 'sent' else fail:<{width}}  "
+    lines = [f"{notify_reasons.cell(ok if result.outcome == 'sent' else fail, (ok, fail))}  "
              f"{notify_reasons.channel_word(result.channel, language)}  {result.recipient}"
              + (f"  {result.reason.render(language)}" if result.reason is not None else "")
              for result in results]

@@ -156,7 +156,7 @@ def test_a_trap_that_reaches_snmptrapd_is_ok_in_japanese(
     gateway.set("Notification", "SNMPServer", receiver.address)
     result = run_cli(gateway, "option", "notify", "test", "--trap")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"OK  SNMPトラップ  {receiver.address}\n"
+    assert result.stdout == f"OK    SNMPトラップ  {receiver.address}\n"  # OK as wide as 失敗
     receiver.wait_for("imssUpdaterTestEvent")
 
 

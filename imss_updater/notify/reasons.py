@@ -34,24 +34,24 @@ def outcome_word(outcome: str, language: str) -> str:
 
 
 def channel_cell(channel: str, language: str) -> str:
-    """The channel word padded to the widest one in ``language`` (display columns: a
-    Japanese character takes two), for a column of the attempt log."""
-    return _padded(channel_word(channel, language),
-                   max(_width(channel_word(name, language)) for name in CHANNELS))
+    """The channel word padded to the widest one in ``language``, for a column."""
+    return cell(channel_word(channel, language), [channel_word(name, language) for name in CHANNELS])
 
 
 def outcome_cell(outcome: str, language: str) -> str:
     """The outcome word padded to the widest attempt outcome (sent, retry, failed) in ``language``."""
-    return _padded(outcome_word(outcome, language),
-                   max(_width(outcome_word(name, language)) for name in ("sent", "retry", "failed")))
+    return cell(outcome_word(outcome, language),
+                [outcome_word(name, language) for name in ("sent", "retry", "failed")])
+
+
+def cell(text: str, column: Sequence[str]) -> str:
+    """``text`` padded to the widest of ``column`` in display columns (a Japanese character
+    takes two), so that the next column lines up in a terminal."""
+    return text + " " * max(0, max(map(_width, column)) - _width(text))
 
 
 def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
-
-
-def _padded(text: str, width: int) -> str:
-    return text + " " * max(0, width - _width(text))
 
 
 def problem_reason(problem: Problem) -> Reason:
