@@ -35,6 +35,7 @@ from imss_updater.database.db import Database, DatabaseError
 from imss_updater.database.embedded_db import EmbeddedDbError
 from imss_updater.i18n import N_, Reason
 from imss_updater.notify import config as notify_config
+from imss_updater.notify import reasons as notify_reasons
 from imss_updater.run import importer, trust
 from imss_updater.run.planner import Mode
 from imss_updater.run.updater import RunError, RunReport, Updater
@@ -221,12 +222,14 @@ def dispatch(arguments: argparse.Namespace, bootstrap: config.Bootstrap) -> int:
 
 
 def _notify(arguments: argparse.Namespace, database: Database) -> int:
+    language = output.language()
     if arguments.notify_command == "log":
         rows = notify.deliveries(database, limit=arguments.limit)
         lines = [
-            f"{row.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {row.channel:<4}  "
-            f"{output.tr(_OUTCOMES.get(row.outcome, row.outcome)):<6}  {row.recipient}  {row.event}"
-            + (f"  ({row.error})" if row.error else "")
+            f"{row.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  "
+            f"{notify_reasons.channel_cell(row.channel, language)}  "
+            f"{notify_reasons.outcome_cell(row.outcome, language)}  {row.recipient}  {row.event}"
+            + (f"  ({row.error_in(language)})" if row.stored_error else "")
             for row in rows
         ]
         output.emit(arguments, {"deliveries": [row.as_json() for row in rows]},
@@ -234,21 +237,23 @@ def _notify(arguments: argparse.Namespace, database: Database) -> int:
         return EXIT_OK
     both = not arguments.mail and not arguments.trap
     results = notify.send_test(database, mail=arguments.mail or both, trap=arguments.trap or both)
-    lines = [f"{'OK  ' if result.outcome == 'sent' else 'FAIL'}  {result.channel}  {result.recipient}"
-             + (f"  {result.error}" if result.error else "") for result in results]
+    ok, fail = output.tr(N_("OK")), output.tr(N_("FAIL"))
+    lines = [f"{notify_reasons.cell(ok if result.outcome == 'sent' else fail, (ok, fail))}  "
+             f"{notify_reasons.channel_word(result.channel, language)}  {result.recipient}"
+             + (f"  {result.reason.render(language)}" if result.reason is not None else "")
+             for result in results]
     output.emit(arguments, {"results": [result.as_json() for result in results]},
           "\n".join(lines) if lines else output.tr(N_("no channel is configured")))
     if not results:
         raise CommandFailed(output.tr(N_("no notification channel is configured (Notification rows)")))
     failed = [result for result in results if result.outcome != "sent"]
     if failed:
-        raise CommandFailed(Reason(N_("%(channel)s to %(recipient)s: %(error)s"), {
-            "channel": failed[0].channel, "recipient": failed[0].recipient, "error": failed[0].error}))
+        first = failed[0]
+        raise CommandFailed(output.tr(N_("%(channel)s to %(recipient)s: %(error)s"),
+                                      channel=notify_reasons.channel_word(first.channel, language),
+                                      recipient=first.recipient,
+                                      error=notify_reasons.shown(first.reason, language) or ""))
     return EXIT_OK
-
-
-_OUTCOMES = {"sent": N_("sent"), "failed": N_("failed"),  # notify log's outcome column
-             "retry": N_("retry"), "pending": N_("pending")}
 
 
 def _trust(arguments: argparse.Namespace, database: Database) -> int:

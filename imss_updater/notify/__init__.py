@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from imss_updater.catalog import Component, SourceRole
 from imss_updater.database.db import Database
+from imss_updater.i18n import N_, Reason
 from imss_updater.notify import events, repeat, templates
 from imss_updater.notify.config import NotifySettings
 from imss_updater.notify.delivery import (
@@ -27,12 +28,12 @@ from imss_updater.notify.delivery import (
     deliver_pending,
     load_settings,
     log_attempt,
-    mask,
     send,
     utc_now,
 )
 from imss_updater.notify.events import DeliveryError, Event, EventItem
 from imss_updater.notify.outbox import Delivery, NewNotification, Outbox, Verdict
+from imss_updater.notify.reasons import masked, problems_reason
 from imss_updater.run.planner import unusable
 from imss_updater.run.updater import RunReport
 from imss_updater.settings import SettingsError
@@ -280,7 +281,7 @@ def _unusable(
     now: Callable[[], datetime.datetime],
 ) -> None:
     """A wanted channel is configured but unusable: say so where the administrator looks."""
-    error = "not sent: invalid settings: " + "; ".join(str(problem) for problem in problems)
+    error = Reason(N_("not sent: invalid settings: %(problems)s"), {"problems": problems_reason(problems)})
     log.error("%s notification (%s) %s", channel, event.label, error)
     Outbox(database).log_attempt(now(), channel, event.label, "-", Verdict("failed", error))
 
@@ -312,9 +313,9 @@ def send_test(
     for channel, recipient in targets:
         try:
             note = send(settings, channel, recipient, subject, body, payload)
-            verdict = Verdict("sent", mask(note, settings.secrets()) if note else None)
+            verdict = Verdict("sent", masked(note, settings.secrets()) if note else None)
         except DeliveryError as error:
-            verdict = Verdict("failed", mask(error.reason, settings.secrets()))
+            verdict = Verdict("failed", masked(error.reason, settings.secrets()))
         box.log_attempt(now(), channel, "test", recipient, verdict)
         log_attempt(channel, recipient, "test", verdict)
         results.append(AttemptResult(channel, recipient, "test", verdict.outcome, verdict.error))

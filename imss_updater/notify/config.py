@@ -167,6 +167,10 @@ class _Reader:
         return taken
 
 
+def _reason_of(error: ValueError) -> Reason | None:
+    return error.reason if isinstance(error, Invalid) else None
+
+
 def parse_address(text: str) -> str:
     """Return ``text`` if it looks like a mail address (one @, no spaces), else raise ValueError."""
     local, at, domain = text.partition("@")
@@ -272,11 +276,11 @@ def load(rows: Rows, *, host: str | None = None) -> tuple[NotifySettings, list[P
         try:
             parse_address(mail_config.sender)
         except ValueError as error:
-            read.problems.append(Problem(SECTION, "MailFrom", str(error)))
+            read.problems.append(Problem(SECTION, "MailFrom", str(error), reason=_reason_of(error)))
         try:
             recipients = parse_addresses(recipients_text)
         except ValueError as error:
-            read.problems.append(Problem(SECTION, "MailTo", str(error)))
+            read.problems.append(Problem(SECTION, "MailTo", str(error), reason=_reason_of(error)))
             recipients = ()
         mail_problems = read.take()
         if not mail_problems:
@@ -302,17 +306,20 @@ def load(rows: Rows, *, host: str | None = None) -> tuple[NotifySettings, list[P
         try:
             receivers = parse_receivers(receivers_text)
         except ValueError as error:
-            read.problems.append(Problem(SECTION, "SNMPServer", str(error)))
+            read.problems.append(Problem(SECTION, "SNMPServer", str(error), reason=_reason_of(error)))
             receivers = ()
         if version == "2c" and not community:
-            read.problems.append(Problem(SECTION, "SNMPCommunity", "empty while SNMPVersion=2c"))
+            read.problems.append(Problem(SECTION, "SNMPCommunity", "empty while SNMPVersion=2c",
+                                         reason=Reason(N_("empty while SNMPVersion=2c"))))
         if version == "3":
             if not user:
-                read.problems.append(Problem(SECTION, "SNMPv3User", "empty while SNMPVersion=3"))
+                read.problems.append(Problem(SECTION, "SNMPv3User", "empty while SNMPVersion=3",
+                                             reason=Reason(N_("empty while SNMPVersion=3"))))
             secrets = (("SNMPv3AuthPassword", auth_password), ("SNMPv3PrivPassword", priv_password))
             for name, secret in secrets:
                 if len(secret) < 8:
-                    read.problems.append(Problem(SECTION, name, "must be at least 8 characters (SNMPv3 USM)"))
+                    short = N_("must be at least 8 characters (SNMPv3 USM)")
+                    read.problems.append(Problem(SECTION, name, short, reason=Reason(short)))
         trap_problems = read.take()
         if not trap_problems:
             trap = TrapConfig(

@@ -18,10 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from imss_updater.database.db import Database
+from imss_updater.i18n import N_, Reason
 from imss_updater.notify import config, mail, snmp
 from imss_updater.notify.config import NotifySettings, Receiver
 from imss_updater.notify.events import DeliveryError, DeliveryInterrupted
 from imss_updater.notify.outbox import Outbox, Pending, Verdict
+from imss_updater.notify.reasons import masked, problems_reason
 from imss_updater.settings_values import Problem
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,12 @@ class AttemptResult:
     recipient: str
     event: str
     outcome: str  # sent, retry, failed
-    error: str | None = None
+    reason: Reason | None = None  # the error (or a note on a sent message), in any language
+
+    @property
+    def error(self) -> str | None:
+        """The error in English (``--json``, logs)."""
+        return str(self.reason) if self.reason is not None else None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -119,17 +126,18 @@ def _deliver(
             pending.payload, cancel=cancel,
         )
     except DeliveryInterrupted as error:
-        return Verdict("retry", mask(error.reason, settings.secrets()), moment, counts=False)
+        return Verdict("retry", masked(error.reason, settings.secrets()), moment, counts=False)
     except DeliveryError as error:
-        reason = mask(error.reason, settings.secrets())
+        reason = masked(error.reason, settings.secrets())
         attempts = pending.attempts + 1
         if error.transient and attempts < settings.max_attempts:
             delay = min(settings.retry_backoff * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
             return Verdict("retry", reason, moment + datetime.timedelta(seconds=delay))
         if error.transient:
-            reason += f" (gave up after {attempts} attempts)"
+            reason = Reason(N_("%(reason)s (gave up after %(attempts)s attempts)"),
+                            {"reason": reason, "attempts": attempts})
         return Verdict("failed", reason)
-    return Verdict("sent", mask(note, settings.secrets()) if note else None)
+    return Verdict("sent", masked(note, settings.secrets()) if note else None)
 
 
 def send(
@@ -141,17 +149,19 @@ def send(
     payload: Mapping[str, object],
     *,
     cancel: threading.Event | None = None,
-) -> str | None:
+) -> Reason | None:
     """Send on one channel; return a note or None. Raise DeliveryError."""
     try:
         if channel == "mail":
             if settings.mail is None:
-                reason = _not_configured("mail", settings.mail_problems, "SMTPServer")
+                reason = _not_configured(settings.mail_problems, N_(
+                    "mail is not configured (Notification/SMTPServer is empty)"))
                 raise DeliveryError(reason, transient=False)
             recipients = [address.strip() for address in recipient.split(",") if address.strip()]
             return mail.send(settings.mail, recipients, subject, body, cancel=cancel)
         if settings.trap is None:
-            reason = _not_configured("trap", settings.trap_problems, "SNMPServer")
+            reason = _not_configured(settings.trap_problems, N_(
+                "trap is not configured (Notification/SNMPServer is empty)"))
             raise DeliveryError(reason, transient=False)
         snmp.send(settings.trap, _receiver(recipient), payload, cancel=cancel)
         return None
@@ -159,13 +169,14 @@ def send(
         raise
     except Exception as error:  # a bug in a channel must not stop the other messages
         log.debug("unexpected error sending %s to %s", channel, recipient, exc_info=True)
-        raise DeliveryError(f"internal error: {error.__class__.__name__}: {error}", transient=True) from error
+        reason = Reason(N_("internal error: %(error)s"), {"error": f"{error.__class__.__name__}: {error}"})
+        raise DeliveryError(reason, transient=True) from error
 
 
-def _not_configured(channel: str, problems: Sequence[Problem], row: str) -> str:
+def _not_configured(problems: Sequence[Problem], empty: str) -> Reason:
     if problems:
-        return "invalid settings: " + "; ".join(str(problem) for problem in problems)
-    return f"{channel} is not configured (Notification/{row} is empty)"
+        return Reason(N_("invalid settings: %(problems)s"), {"problems": problems_reason(problems)})
+    return Reason(empty)
 
 
 def _receiver(text: str) -> Receiver:
@@ -194,8 +205,3 @@ def load_settings(rows: Mapping[tuple[str, str], str], node: str | None = None) 
         log.warning("notification setting %s", problem)
     return settings
 
-
-def mask(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from imss_updater.catalog import Component
-from imss_updater.i18n import render
+from imss_updater.i18n import N_, Reason, render
 from imss_updater.notify import templates
 from imss_updater.run.updater import RunReport
 
@@ -22,10 +22,11 @@ GROUP_ORDER = ("pattern", "engine", "spam")
 
 
 class DeliveryError(Exception):
-    """A message could not be delivered; ``transient`` says whether a later try may succeed."""
+    """A message could not be delivered; ``transient`` says whether a later try may succeed.
+    ``reason`` says why in any language (``str(error)``: in English)."""
 
-    def __init__(self, reason: str, *, transient: bool) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: Reason, *, transient: bool) -> None:
+        super().__init__(str(reason))
         self.reason = reason
         self.transient = transient
 
@@ -34,7 +35,7 @@ class DeliveryInterrupted(DeliveryError):
     """The attempt was ended because the updater is stopping: the message is tried again
     at the next start, and this attempt does not count against MaxAttempts."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: Reason) -> None:
         super().__init__(reason, transient=True)
 
 
@@ -124,15 +125,17 @@ def stale_event(
     source: str,
 ) -> Event:
     """Return the Event for ``component`` becoming stale (``stale``) or fresh again."""
+    reason: Reason | None = None
     if stale:
         reason = (
-            f"no successful update since {templates.format_date(last_success)}"
-            if last_success else "never updated successfully"
+            Reason(N_("no successful update since %(time)s"), {"time": templates.format_date(last_success)})
+            if last_success else Reason(N_("never updated successfully"))
         )
         outcome = "stale"
     else:
-        reason, outcome = None, "fresh"
-    item = EventItem(component.id, component.name_en, component.name_ja, version, outcome, reason)
+        outcome = "fresh"
+    item = EventItem(component.id, component.name_en, component.name_ja, version, outcome,
+                     str(reason) if reason else None, reason.render("ja") if reason else None)
     return Event("stale", component.event_group.value, outcome, (item,), time, host, source)
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import yagmail
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.notify.config import MailConfig
 from imss_updater.notify.events import DeliveryError, DeliveryInterrupted
 
@@ -71,7 +72,7 @@ class _RelayClient(yagmail.SMTP):  # type: ignore[misc]
         self.log = log  # yagmail installs its own stderr handler otherwise
         self.relay_user = config.user
         self.context = context
-        self.stage = "connecting"  # what the attempt waits for, named in a timeout's reason
+        self.stage = N_("connecting")  # what the attempt waits for (a msgid), named in a timeout's reason
 
     def _login(self, password: Any) -> None:
         # Built unconnected, then connected: the guard can reach the socket during the greeting.
@@ -79,18 +80,18 @@ class _RelayClient(yagmail.SMTP):  # type: ignore[misc]
         self.smtp._host = self.host  # what the constructor would set: the TLS server name
         self.smtp.connect(self.host, int(self.port))
         if self.starttls:
-            self.stage = "during STARTTLS"
+            self.stage = N_("during STARTTLS")
             self.smtp.ehlo()
             self.smtp.starttls(context=self.context)  # verifies the certificate and host name
             self.smtp.ehlo()
         self.is_closed = False
         if self.relay_user:
-            self.stage = "logging in"
+            self.stage = N_("logging in")
             self.smtp.login(self.relay_user, password or "")
 
     def where_stuck(self) -> str:
         if self.stage == "connecting" and getattr(self.smtp, "sock", None) is not None:
-            return "waiting for the greeting"
+            return N_("waiting for the greeting")
         return self.stage
 
     def socket(self) -> socket.socket | None:
@@ -154,7 +155,7 @@ def send(
     body: str,
     *,
     cancel: threading.Event | None = None,
-) -> str | None:
+) -> Reason | None:
     """Send one message to ``recipients`` through the relay of ``config``, within
     ``config.timeout`` seconds for the whole attempt.
 
@@ -168,25 +169,25 @@ def send(
     try:
         context = tls_context(config.ca_file)
     except (OSError, ssl.SSLError) as error:
-        raise DeliveryError(f"cannot read SMTPCAFile {config.ca_file}: {error}", transient=False) from error
+        reason = Reason(N_("cannot read SMTPCAFile %(path)s: %(error)s"),
+                        {"path": config.ca_file, "error": str(error)})
+        raise DeliveryError(reason, transient=False) from error
     client = _RelayClient(config, context)
     guard = _Guard(config.timeout, cancel, client)
     try:
         client.login()
-        client.stage = "sending the message"
+        client.stage = N_("sending the message")
         refused = client.smtp.send_message(message, from_addr=config.sender, to_addrs=list(recipients))
-        client.stage = "closing"
+        client.stage = N_("closing")
         client.close()
     except Exception as error:
         if guard.fired == "cancel":
-            raise DeliveryInterrupted(
-                f"{where}: interrupted {guard.stuck}: the updater is stopping"
-            ) from error
+            raise DeliveryInterrupted(Reason(N_("%(where)s: interrupted %(stage)s: the updater is stopping"),
+                                             {"where": where, "stage": Reason(guard.stuck)})) from error
         if guard.fired == "timeout":
-            raise DeliveryError(
-                f"{where}: no answer within {config.timeout:g} s (SMTPTimeout) {guard.stuck}",
-                transient=True,
-            ) from error
+            reason = Reason(N_("%(where)s: no answer within %(seconds)s s (SMTPTimeout) %(stage)s"),
+                            {"where": where, "seconds": f"{config.timeout:g}", "stage": Reason(guard.stuck)})
+            raise DeliveryError(reason, transient=True) from error
         if not isinstance(error, OSError):
             raise
         raise _reason(error, where, config) from error
@@ -195,38 +196,55 @@ def send(
         _close(client)
     log.info("mail %r sent through %s to %s", subject, where, ", ".join(recipients))
     if refused:
-        return "refused: " + _refusals(refused)
+        return Reason(N_("refused: %(refusals)s"), {"refusals": _refusals(refused)})
     return None
 
 
 def _reason(error: OSError, where: str, config: MailConfig) -> DeliveryError:
-    """Return the DeliveryError that an SMTP, TLS or network error amounts to."""
+    """Return the DeliveryError that an SMTP, TLS or network error amounts to: the relay's
+    answer and the TLS or OS error text are parameters, as they came."""
+    def said(msgid: str, transient: bool, **values: str) -> DeliveryError:
+        return DeliveryError(Reason(msgid, {"where": where, **values}), transient=transient)
+
     if isinstance(error, ssl.SSLCertVerificationError):
-        reason = f"{where}: server certificate not trusted ({error.verify_message})"
-        return DeliveryError(reason, transient=False)
+        return said(N_("%(where)s: server certificate not trusted (%(detail)s)"), False,
+                    detail=str(error.verify_message))
     if isinstance(error, ssl.SSLError):
-        return DeliveryError(f"{where}: TLS failed: {error.reason or error}", transient=False)
+        return said(N_("%(where)s: TLS failed: %(detail)s"), False, detail=str(error.reason or error))
     if isinstance(error, smtplib.SMTPNotSupportedError):  # no STARTTLS, or no AUTH, offered
-        return DeliveryError(f"{where}: {error}", transient=False)
+        text = str(error)
+        if text in _NOT_SUPPORTED:
+            return said(_NOT_SUPPORTED[text], False)
+        return said(N_("%(where)s: %(error)s"), False, error=text)
     if isinstance(error, smtplib.SMTPAuthenticationError):
-        answer = _answer(error.smtp_code, error.smtp_error)
-        return DeliveryError(f"{where}: login as {config.user} refused: {answer}", transient=False)
+        return said(N_("%(where)s: login as %(user)s refused: %(answer)s"), False, user=config.user or "",
+                    answer=_answer(error.smtp_code, error.smtp_error))
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         transient = all(400 <= code < 500 for code, _text in error.recipients.values())
-        reason = f"{where}: all recipients refused: {_refusals(error.recipients)}"
-        return DeliveryError(reason, transient=transient)
+        return said(N_("%(where)s: all recipients refused: %(refusals)s"), transient,
+                    refusals=_refusals(error.recipients))
     if isinstance(error, smtplib.SMTPResponseException):
-        answer = _answer(error.smtp_code, error.smtp_error)
-        return DeliveryError(f"{where}: {answer}", transient=400 <= error.smtp_code < 500)
+        return said(N_("%(where)s: %(error)s"), 400 <= error.smtp_code < 500,
+                    error=_answer(error.smtp_code, error.smtp_error))
     if isinstance(error, smtplib.SMTPServerDisconnected):
-        return DeliveryError(f"{where}: connection closed: {error}", transient=True)
+        return said(N_("%(where)s: connection closed: %(error)s"), True, error=str(error))
     if isinstance(error, smtplib.SMTPException):
-        return DeliveryError(f"{where}: {error}", transient=True)
+        return said(N_("%(where)s: %(error)s"), True, error=str(error))
     if isinstance(error, socket.gaierror):
-        return DeliveryError(f"{where}: cannot resolve {config.host}: {error.strerror}", transient=True)
+        return said(N_("%(where)s: cannot resolve %(host)s: %(error)s"), True, host=config.host,
+                    error=str(error.strerror))
     if isinstance(error, TimeoutError):
-        return DeliveryError(f"{where}: timed out after {config.timeout:g} s", transient=True)
-    return DeliveryError(f"{where}: {error.strerror or error}", transient=True)
+        return said(N_("%(where)s: timed out after %(seconds)s s"), True, seconds=f"{config.timeout:g}")
+    return said(N_("%(where)s: %(error)s"), True, error=str(error.strerror or error))
+
+
+# smtplib's own words when the relay does not offer what the settings ask for
+_NOT_SUPPORTED = {
+    "STARTTLS extension not supported by server.":
+        N_("%(where)s: STARTTLS extension not supported by server."),
+    "SMTP AUTH extension not supported by server.":
+        N_("%(where)s: SMTP AUTH extension not supported by server."),
+}
 
 
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:

@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from imss_updater import i18n
 from imss_updater.database.db import Database
+from imss_updater.i18n import Reason
 from imss_updater.notify.repeat import Key, Notified
 
 
@@ -54,7 +56,7 @@ class Verdict:
     """What one attempt came to: ``sent``, ``retry`` (at ``next_attempt_at``) or ``failed``."""
 
     outcome: str
-    error: str | None = None
+    error: Reason | None = None  # why (or a note on a sent message), stored with ``i18n.stored``
     next_attempt_at: datetime.datetime | None = None
     counts: bool = True  # False: interrupted by a stop, not counted against MaxAttempts
 
@@ -69,8 +71,17 @@ class Delivery:
     event: str
     recipient: str
     outcome: str  # sent, retry, failed
-    error: str | None
+    stored_error: str | None  # the column: a Reason as ``i18n.stored`` keeps it, or older English
     notification_id: int | None
+
+    @property
+    def error(self) -> str | None:
+        """The error in English (``--json``, logs)."""
+        return self.error_in(i18n.DEFAULT_LANGUAGE)
+
+    def error_in(self, language: str) -> str | None:
+        """The error in ``language`` (None when the attempt had none)."""
+        return i18n.stored_text(self.stored_error, language) if self.stored_error else None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -190,14 +201,14 @@ class Outbox:
                 "UPDATE tb_notification SET attempts = attempts + %s, state = %s, last_error = %s,"
                 " next_attempt_at = coalesce(%s, next_attempt_at),"
                 " done_at = CASE WHEN %s <> 'pending' THEN %s ELSE NULL END WHERE id = %s",
-                (1 if verdict.counts else 0, state, verdict.error, verdict.next_attempt_at, state, now,
-                 notification_id),
+                (1 if verdict.counts else 0, state, _stored(verdict.error), verdict.next_attempt_at, state,
+                 now, notification_id),
             )
             cursor.execute(
                 "INSERT INTO tb_notification_attempt (time, notification_id, channel, event,"
                 " recipient, outcome, error) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (now, notification_id, pending.channel, pending.label, pending.recipient,
-                 verdict.outcome, verdict.error),
+                 verdict.outcome, _stored(verdict.error)),
             )
             return pending, verdict
 
@@ -209,7 +220,7 @@ class Outbox:
             cursor.execute(
                 "INSERT INTO tb_notification_attempt (time, notification_id, channel, event,"
                 " recipient, outcome, error) VALUES (%s, NULL, %s, %s, %s, %s, %s)",
-                (now, channel, event, recipient, verdict.outcome, verdict.error),
+                (now, channel, event, recipient, verdict.outcome, _stored(verdict.error)),
             )
 
     def deliveries(self, limit: int = 100) -> list[Delivery]:
@@ -227,6 +238,10 @@ class Outbox:
             cursor.execute("SELECT count(*) FROM tb_notification WHERE state = 'pending'")
             row = cursor.fetchone()
             return int(row[0]) if row else 0
+
+
+def _stored(reason: Reason | None) -> str | None:
+    return i18n.stored(reason) if reason is not None else None
 
 
 def _json(value: Any) -> dict[str, Any]:

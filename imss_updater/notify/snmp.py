@@ -33,6 +33,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import errind, rfc1902
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.notify.config import ENTERPRISE_NUMBER, Receiver, TrapConfig
 from imss_updater.notify.events import DeliveryError, DeliveryInterrupted
 
@@ -67,6 +68,7 @@ OUTCOME_VALUES: Mapping[str, int] = {
     "down": 7, "up": 8,  # nodeDown, nodeUp
 }
 MAX_TEXT = 1024
+_NO_RESPONSE = "No SNMP response received before timeout"
 
 
 def varbinds(payload: Mapping[str, Any]) -> tuple[OID, list[tuple[OID, int | str]]]:
@@ -142,9 +144,11 @@ async def _bounded(
         while not sending.done():
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
-                raise DeliveryError(f"{receiver}: no answer within {limit:g} s", transient=True)
+                raise DeliveryError(Reason(N_("%(where)s: no answer within %(seconds)s s"),
+                                           {"where": str(receiver), "seconds": f"{limit:g}"}), transient=True)
             if cancel is not None and cancel.is_set():
-                raise DeliveryInterrupted(f"{receiver}: interrupted: the updater is stopping")
+                raise DeliveryInterrupted(Reason(N_("%(where)s: interrupted: the updater is stopping"),
+                                                 {"where": str(receiver)}))
             await asyncio.wait({sending}, timeout=min(0.1, left))
         sending.result()
     finally:
@@ -174,7 +178,7 @@ async def _send(config: TrapConfig, receiver: Receiver, payload: Mapping[str, An
                 (receiver.host, receiver.port), timeout=config.timeout, retries=config.retries
             )
         except Exception as error:  # pysnmp raises PySnmpError for a name that does not resolve
-            raise DeliveryError(f"{where}: {_first_line(error)}", transient=True) from error
+            raise _failed(N_("%(where)s: %(error)s"), True, where=where, error=_first_line(error)) from error
         notification, bindings = varbinds(payload)
         objects = [ObjectType(ObjectIdentity(SNMP_TRAP_OID), rfc1902.ObjectIdentifier(notification))]
         for oid, value in bindings:
@@ -187,13 +191,22 @@ async def _send(config: TrapConfig, receiver: Receiver, payload: Mapping[str, An
         )
         if indication:
             transient = isinstance(indication, errind.RequestTimedOut)
-            raise DeliveryError(f"{where}: {indication}", transient=transient)
+            if str(indication) == _NO_RESPONSE:  # pysnmp's words for an inform without answer
+                raise _failed(N_("%(where)s: No SNMP response received before timeout"), transient,
+                              where=where)
+            raise _failed(N_("%(where)s: %(error)s"), transient, where=where, error=str(indication))
         if status:
-            raise DeliveryError(f"{where}: {status.prettyPrint()} at variable {index}", transient=False)
+            raise _failed(N_("%(where)s: %(status)s at variable %(index)s"), False, where=where,
+                          status=str(status.prettyPrint()), index=str(index))
         await asyncio.sleep(0)  # let the transport flush the datagram before closing
         log.info("SNMP %s sent to %s", config.notify_type, where)
     finally:
         engine.close_dispatcher()
+
+
+def _failed(msgid: str, transient: bool, **values: str) -> DeliveryError:
+    """The DeliveryError saying ``msgid``; pysnmp's own words are parameters, as it said them."""
+    return DeliveryError(Reason(msgid, values), transient=transient)
 
 
 def _first_line(error: BaseException) -> str:

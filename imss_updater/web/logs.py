@@ -56,7 +56,8 @@ def delivery_event_text(label: str) -> str:
 
 
 def _deliveries(rows: list[Delivery]) -> list[dict[str, object]]:
-    return [{"delivery": row, "event": delivery_event_text(row.event)} for row in rows]
+    return [{"delivery": row, "event": delivery_event_text(row.event),
+             "error": row.error_in(language()) or ""} for row in rows]
 
 
 def _local_midnight(name: str, day: datetime.date, days_after: int = 0) -> datetime.datetime:

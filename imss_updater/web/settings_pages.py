@@ -343,7 +343,7 @@ def send_test() -> ResponseReturnValue:
                    recipient=result.recipient)
         else:
             notify(N_("Test %(channel)s to %(recipient)s failed: %(error)s"), "error", channel=channel,
-                   recipient=result.recipient, error=result.error or "")
+                   recipient=result.recipient, error=result.reason or "")
     return redirect(url_for("settings.page", name="notifications"))
 
 
