@@ -195,8 +195,8 @@ def test_notify_log_shows_timeouts_refusals_and_giving_up_in_japanese(
         assert result.returncode == 0, result.stderr
         failed, retry = (cells(line) for line in result.stdout.splitlines())
         assert failed[1:5] == ["メール", "失敗", "ops@example.com", "update pattern failure"]
-        # the OS error text stays as the OS said it (strerror) for now
-        assert failed[5].startswith(f"(127.0.0.1:{refused_port}: ")
+        # the OS error in Japanese too (oserrors), framed by the delivery's words
+        assert failed[5].startswith(f"(127.0.0.1:{refused_port}: 接続が拒否されました ")
         assert failed[5].endswith(" (2 回試行したため送信を中止しました))")
         assert retry[1:3] == ["メール", "再試行"]
         assert retry[5] == (f"(127.0.0.1:{silent_relay.port}: 1秒以内に応答がありませんでした "

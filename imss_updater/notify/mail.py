@@ -32,6 +32,7 @@ from typing import Any
 
 import yagmail
 
+from imss_updater import oserrors
 from imss_updater.i18n import N_, Reason
 from imss_updater.notify.config import MailConfig
 from imss_updater.notify.events import DeliveryError, DeliveryInterrupted
@@ -203,7 +204,7 @@ def send(
 def _reason(error: OSError, where: str, config: MailConfig) -> DeliveryError:
     """Return the DeliveryError that an SMTP, TLS or network error amounts to: the relay's
     answer and the TLS or OS error text are parameters, as they came."""
-    def said(msgid: str, transient: bool, **values: str) -> DeliveryError:
+    def said(msgid: str, transient: bool, **values: str | Reason) -> DeliveryError:
         return DeliveryError(Reason(msgid, {"where": where, **values}), transient=transient)
 
     if isinstance(error, ssl.SSLCertVerificationError):
@@ -232,10 +233,18 @@ def _reason(error: OSError, where: str, config: MailConfig) -> DeliveryError:
         return said(N_("%(where)s: %(error)s"), True, error=str(error))
     if isinstance(error, socket.gaierror):
         return said(N_("%(where)s: cannot resolve %(host)s: %(error)s"), True, host=config.host,
-                    error=str(error.strerror))
+                    error=oserrors.describe(error) if error.strerror else str(error.strerror))
     if isinstance(error, TimeoutError):
         return said(N_("%(where)s: timed out after %(seconds)s s"), True, seconds=f"{config.timeout:g}")
-    return said(N_("%(where)s: %(error)s"), True, error=str(error.strerror or error))
+    return said(N_("%(where)s: %(error)s"), True, error=_os_text(error))
+
+
+def _os_text(error: BaseException) -> str | Reason:
+    """An OS error's text as a reason's parameter (its Reason where oserrors knows it; what it
+    said otherwise), exactly ``str(error.strerror or error)`` in English."""
+    if isinstance(error, OSError) and error.strerror:
+        return oserrors.describe(error)
+    return str(error)
 
 
 # smtplib's own words when the relay does not offer what the settings ask for
