@@ -118,6 +118,9 @@ def test_admin_password_is_confirmed_in_japanese(gateway: Gateway, how: str) -> 
     done = japanese(gateway, how, "admin", "set-password", stdin="correct horse battery staple\n")
     assert done.returncode == 0, done.stderr
     assert "ステータスページのパスワードを設定しました" in done.stdout
+    short = japanese(gateway, how, "admin", "set-password", stdin="short\n")
+    assert short.returncode == 2
+    assert re.search(r"パスワードは\d+文字以上にしてください", short.stderr), short.stderr
 
 
 @pytest.mark.parametrize("how", HOW)

@@ -22,7 +22,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from imss_updater.database.db import Database
-from imss_updater.i18n import LANGUAGES, N_
+from imss_updater.i18n import LANGUAGES, N_, Reason
 from imss_updater.web import accounts, queries
 from imss_updater.web.context import console, notify
 
@@ -43,7 +43,8 @@ def set_admin_password(database: Database, password: str) -> None:
     Raise ValueError if the password is shorter than MIN_PASSWORD_LENGTH characters.
     """
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise ValueError(Reason(N_("the password must have at least %(count)s characters"),
+                                {"count": MIN_PASSWORD_LENGTH}))
     accounts.reset(database, generate_password_hash(password))
     log.info("administrator password set; every session ended, log-on delay lifted")
 
