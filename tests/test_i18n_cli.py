@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from imss_updater.database import fleet_member as fleet_db
-from tests.support.gateway import REPO, Gateway, _split
+from tests.support.gateway import Gateway
+from tests.support.language import HOW, cli_in
 
 
 def run_status(gateway: Gateway, **environment: str) -> str:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("LANG", "LC_"))}
-    completed = subprocess.run(
-        [sys.executable, "-m", "imss_updater.cli", "status", *gateway.common_args()],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
-        env={**env, "PYTHONPATH": str(REPO), **environment},
-    )
+    completed = cli_in(gateway, "neither", "status", **environment)
     assert completed.returncode == 0, completed.stderr
     return completed.stdout
 
@@ -52,21 +46,9 @@ def test_an_update_reports_in_japanese_with_the_lang_option(gateway: Gateway) ->
 
 # -- every command a person reads, in Japanese by --lang ja and by LANG=ja_JP.UTF-8 ----------
 
-HOW = ("option", "environment")
-
-
 def japanese(gateway: Gateway, how: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run the real CLI (a process of its own) asking for Japanese the way ``how`` says."""
-    command, rest = _split(args)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("LANG", "LC_"))}
-    language = ["--lang", "ja"] if how == "option" else []
-    if how == "environment":
-        env["LANG"] = "ja_JP.UTF-8"
-    return subprocess.run(
-        [sys.executable, "-m", "imss_updater.cli", *command, *gateway.common_args(), *rest, *language],
-        capture_output=True, text=True, cwd=REPO, timeout=120, input=stdin,
-        env={**env, "PYTHONPATH": str(REPO)},
-    )
+    return cli_in(gateway, how, *args, stdin=stdin)
 
 
 @pytest.mark.parametrize("how", HOW)

@@ -22,6 +22,7 @@ from imss_updater import cli, i18n
 from imss_updater.commands import arguments, parser_language
 from imss_updater.commands.parser_language import ARGPARSE_TEXTS, columns, wrap
 from tests.support.gateway import REPO
+from tests.support.language import clean_environment
 
 HOW = ("option", "environment")
 ENGLISH_HEADINGS = ("usage:", "options:", "positional arguments:", "show this help message and exit")
@@ -53,10 +54,6 @@ def help_texts(parser: argparse.ArgumentParser) -> list[str]:
 
 
 COMMANDS = [path for path, _parser in walk(arguments.build_parser())]
-
-
-def clean_environment() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if not key.startswith(("LANG", "LC_"))}
 
 
 def cli_process(*args: str, how: str | None = None, **environment: str) -> subprocess.CompletedProcess[str]:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,12 +21,12 @@ from imss_updater.notify import config as notify_config
 from imss_updater.notify import reasons
 from imss_updater.run.updater import Outcome, RunReport
 from tests.support.browser import csrf_of
-from tests.support.gateway import REPO, Gateway, _split
+from tests.support.gateway import Gateway
+from tests.support.language import HOW, cli_in
 from tests.support.smtp import ServerFactory, SilentRelay, SmtpServer
 from tests.support.snmp import ReceiverFactory, free_udp_port
 
 JA = {"Accept-Language": "ja"}
-HOW = ("option", "environment")
 T0 = datetime.datetime(2026, 11, 22, 3, 0, tzinfo=datetime.UTC)
 NOT_CONFIGURED_JA = "メールが設定されていません (Notification/SMTPServer が空欄です)"
 TRAP_NOT_CONFIGURED_JA = "SNMPトラップが設定されていません (Notification/SNMPServer が空欄です)"
@@ -37,15 +35,7 @@ TRAP_NOT_CONFIGURED_JA = "SNMPトラップが設定されていません (Notifi
 def run_cli(gateway: Gateway, how: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real CLI as a process of its own, asking for Japanese the way ``how`` says
     (``english``: neither)."""
-    command, rest = _split(args)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("LANG", "LC_"))}
-    language = ["--lang", "ja"] if how == "option" else []
-    if how == "environment":
-        env["LANG"] = "ja_JP.UTF-8"
-    return subprocess.run(
-        [sys.executable, "-m", "imss_updater.cli", *command, *gateway.common_args(), *rest, *language],
-        capture_output=True, text=True, cwd=REPO, timeout=120, env={**env, "PYTHONPATH": str(REPO)},
-    )
+    return cli_in(gateway, how, *args)
 
 
 def use_relay(gateway: Gateway, server: SmtpServer | SilentRelay, **extra: str) -> None:
