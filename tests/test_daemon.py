@@ -105,8 +105,10 @@ def test_sigusr1_starts_a_scheduled_update_now(gateway: Gateway, start_daemon: D
     gateway.publish()
     daemon.signal(signal.SIGUSR1)
     wait_until(lambda: current(gateway, "virus_pattern") == "1569700", what="the signalled run")
-    assert gateway.restarts() == ["scan"]
+    # the new version is recorded as installed a moment before the scan service restarts
+    wait_until(lambda: gateway.restarts() == ["scan"], what="the scan service's restart")
     assert daemon.stop()[0] == 0
+    assert gateway.restarts() == ["scan"]
 
 
 def test_verbatim_psql_switch_to_https_is_used_by_the_running_daemon(
@@ -283,9 +285,13 @@ def test_status_shows_the_next_run_and_the_daemon(gateway: Gateway, start_daemon
     quick(gateway, just_ran=True)
     daemon = start_daemon(gateway)
     wait_until(lambda: "next run at" in daemon.log(), what="the plan")
-    payload = json.loads(gateway.cli("status", "--json").stdout)
-    assert payload["daemon"]["pid"] == daemon.pid
-    assert payload["daemon"]["next_run"] is not None
+
+    def shown() -> dict[str, object]:
+        return dict(json.loads(gateway.cli("status", "--json").stdout)["daemon"])
+
+    # the plan is logged a moment before the status row that carries it is written
+    wait_until(lambda: shown()["pid"] == daemon.pid, what="the daemon's status row")
+    assert shown()["next_run"] is not None
     assert daemon.stop()[0] == 0
 
 
