@@ -265,3 +265,14 @@ def test_the_japanese_table_and_logs_line_up_in_columns_and_say_kind_and_outcome
     logs = japanese(gateway, how, "logs").stdout
     assert re.search(r"\d\d:\d\d:\d\d  手動\s+成功\s+ウイルスパターンファイル", logs), logs
     assert re.search(r"\d\d:\d\d:\d\d  manual     success  ", gateway.cli("logs").stdout)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_member_without_a_leader_says_why_in_japanese(gateway: Gateway, how: str) -> None:
+    gateway.set("Fleet", "Enabled", "yes")
+    checked = japanese(gateway, how, "check")
+    assert checked.returncode == 1
+    assert "ミラーを提供しているフリートのリーダーがいません" in checked.stderr, checked.stderr
+    assert "no fleet leader serves a mirror" in gateway.cli("check").stderr
+    body = json.loads(gateway.cli("status", "--json").stdout)
+    assert body["last_check"]["result"] == "no fleet leader serves a mirror"

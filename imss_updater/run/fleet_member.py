@@ -31,7 +31,7 @@ from imss_updater.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NO_LEADER = "no fleet leader serves a mirror"
+NO_LEADER = N_("no fleet leader serves a mirror")
 
 IndexFetch = Callable[[str, tuple[str, ...], list[str]], object]
 """(base URL, the pin keys whose pins apply, a list appended to if unreachable) -> the
@@ -71,11 +71,12 @@ def member_indexes(
                          current.node if current else "?", mirror)
             _record(context, node, fleet_db.MemberSource("mirror", mirror, None))
             return {component_id: mirror for component_id in origin_bases}, {mirror: index}
-        reason = f"the leader's mirror {mirror} cannot be reached: {index}"
+        reason = Reason(N_("the leader's mirror %(mirror)s cannot be reached: %(reason)s"),
+                        {"mirror": mirror, "reason": index if isinstance(index, Reason) else str(index)})
     elif current is not None:
-        reason = f"the leader {current.node} serves no mirror (no IMSS_MIRROR)"
+        reason = Reason(N_("the leader %(node)s serves no mirror (no IMSS_MIRROR)"), {"node": current.node})
     else:
-        reason = NO_LEADER
+        reason = Reason(NO_LEADER)
     now = datetime.datetime.now(datetime.UTC)
     since = before.unreachable_since or now
     limit = datetime.timedelta(minutes=settings.fleet_fallback_minutes)
