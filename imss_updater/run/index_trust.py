@@ -139,7 +139,8 @@ def _verify(body: bytes, published: bytes, settings: Settings) -> None:
         try:
             signature.verify_detached(content, detached, trust)
         except signature.SignatureError as error:
-            raise IndexRefused(f"index signature rejected: {error.reason}") from error
+            raise IndexRefused(Reason(N_("index signature rejected: %(reason)s"),
+                                      {"reason": error.why})) from error
 
 
 def _refuse_going_back(body: bytes, accepted_before: bytes) -> None:
