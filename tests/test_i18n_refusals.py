@@ -45,7 +45,7 @@ def refused_in_both_languages(gateway: Gateway, english: str, japanese: str) -> 
     assert english in plain.stderr, plain.stderr
     assert japanese not in plain.stderr
     payload = json.loads(gateway.cli("update", "virus_pattern", "--json").stdout)
-    (result,) = [item for item in payload["results"] if item["id"] == "virus_pattern"]
+    (result,) = [item for item in payload["results"] if item["component"] == "virus_pattern"]
     assert result["reason"].endswith(english), result
     assert japanese not in json.dumps(payload, ensure_ascii=False)
 
@@ -72,9 +72,8 @@ def test_an_imported_package_that_does_not_match_its_signature_is_refused_in_jap
     media = tmp_path / "usb"
     media.mkdir()
     package = media / "virus_pattern-1569700.zip"
-    package.write_bytes(gateway.tree.payload_path("P.4").read_bytes())
-    (media / "virus_pattern-1569700.zip.sig").write_bytes(gateway.tree.signature_file("P.4").read_bytes())
-    gateway.tree.corrupt_payload("P.4")
+    (media / "virus_pattern-1569700.sig").write_bytes(gateway.tree.signature_file("P.4").read_bytes())
+    gateway.tree.corrupt_payload("P.4")  # the genuine .sig beside other bytes
     package.write_bytes(gateway.tree.payload_path("P.4").read_bytes())
 
     told = gateway.cli("import", str(package), "--lang", "ja")
