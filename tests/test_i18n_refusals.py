@@ -8,6 +8,7 @@ CLI against a real PostgreSQL, openssl, real zips on disk."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,8 @@ def test_an_imported_package_that_does_not_match_its_signature_is_refused_in_jap
 
 
 def test_openssls_own_verdict_stays_as_it_said_it_inside_the_japanese_sentence(tmp_path: Path) -> None:
-    stderr = "40F7:error:1700006B:CMS routines:cms_verify:Verify error: unable to get local issuer certificate\n"
+    stderr = ("40F7:error:1700006B:CMS routines:cms_verify:Verify error: "
+              "unable to get local issuer certificate\n")
     reason = signature.classify(stderr, tmp_path / "trust.pem")
 
     assert str(reason) == signature.classify_failure(stderr, tmp_path / "trust.pem") == (
@@ -109,10 +111,21 @@ def test_a_signer_without_code_signing_is_named_in_japanese_with_its_subject(
     with pytest.raises(signature.SignatureError) as raised:
         signature.verify_detached(content, tmp_path / "payload.bin.sig", signing_pki.trust_file)
 
-    assert raised.value.reason.startswith(signature.NOT_CODE_SIGNING + " (has: TLS Web Server Authentication) (")
+    assert raised.value.reason.startswith(
+        signature.NOT_CODE_SIGNING + " (has: TLS Web Server Authentication) (")
     japanese = i18n.render(raised.value.why, "ja")
     assert japanese.startswith("署名者の証明書にコード署名の拡張キー使用法がありません "
                                "(現在の拡張キー使用法: TLS Web Server Authentication) (CN="), japanese
+
+def test_an_unsigned_index_where_one_is_required_is_refused_in_japanese(gateway: Gateway) -> None:
+    gateway.set("Update", "VerifyIndexSignature", "yes")
+    gateway.tree.add_pattern("P.4", "1569700")
+    gateway.publish()  # no server.ini.sig
+    url = f"{gateway.base_url}/server.ini.sig"
+
+    refused_in_both_languages(
+        gateway, f"no index signature published ({url}) and Update/VerifyIndexSignature=yes",
+        f"インデックスの署名が公開されておらず ({url})、Update/VerifyIndexSignature=yes です")
 
 
 # -- hostile zips ------------------------------------------------------------------------------
@@ -151,8 +164,6 @@ def test_a_zip_bomb_is_refused_in_japanese(
 
 
 def test_a_compression_ratio_only_a_bomb_has_is_refused_in_japanese_by_the_store(tmp_path: Path) -> None:
-    import zipfile
-
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("zeros", bytes(8 * 1024 * 1024))
@@ -170,7 +181,9 @@ def test_a_compression_ratio_only_a_bomb_has_is_refused_in_japanese_by_the_store
 # -- untrusted paths ---------------------------------------------------------------------------
 
 
-def test_a_file_that_is_a_symbolic_link_is_refused_in_japanese_and_english_stays_exact(tmp_path: Path) -> None:
+def test_a_file_that_is_a_symbolic_link_is_refused_in_japanese_and_english_stays_exact(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "real").write_text("secret\n")
     (tmp_path / "planted").symlink_to(tmp_path / "real")
 
