@@ -117,6 +117,7 @@ def test_a_signer_without_code_signing_is_named_in_japanese_with_its_subject(
     assert japanese.startswith("署名者の証明書にコード署名の拡張キー使用法がありません "
                                "(現在の拡張キー使用法: TLS Web Server Authentication) (CN="), japanese
 
+
 def test_an_unsigned_index_where_one_is_required_is_refused_in_japanese(gateway: Gateway) -> None:
     gateway.set("Update", "VerifyIndexSignature", "yes")
     gateway.tree.add_pattern("P.4", "1569700")
