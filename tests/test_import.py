@@ -92,7 +92,7 @@ def test_tampered_package_is_rejected_with_the_reason_and_nothing_changes(
     package.write_bytes(bytes(data))
     report = run_import(gateway, package)
     assert not report.ok
-    assert report.outcomes[0].reason == "signature invalid: content does not match the signature"
+    assert str(report.outcomes[0].reason) == "signature invalid: content does not match the signature"
     assert (gateway.live("lib/pattern/vsapi") / "vsapi.697").exists()
     assert not (gateway.live("lib/pattern/vsapi") / "vsapi.698").exists()
     assert current(gateway, "virus_pattern") == "1569700"
@@ -108,7 +108,7 @@ def test_unsigned_package_is_refused_when_signatures_are_required_and_flagged_wh
     gateway.set("Update", "VerifySignature", "yes")
     report = run_import(gateway, package)
     assert not report.ok
-    assert report.outcomes[0].reason == (
+    assert str(report.outcomes[0].reason) == (
         "no signature beside the package (spyware_pattern-240100.sig) and Update/VerifySignature=yes"
     )
     assert current(gateway, "spyware_pattern") is None
@@ -125,7 +125,7 @@ def test_package_signed_by_an_unknown_signer_is_rejected(
     package = make_package(media, "virus_pattern-1569700.zip", {"vsapi.697": b"x\n"}, stranger)
     report = run_import(gateway, package)
     assert not report.ok
-    assert (report.outcomes[0].reason or "").startswith("unknown signer: missing root or intermediate")
+    assert str(report.outcomes[0].reason or "").startswith("unknown signer: missing root or intermediate")
 
 
 def test_options_identify_a_package_whose_name_says_nothing(
@@ -180,8 +180,8 @@ def test_older_or_equal_version_is_refused_unless_forced(
     for package, why in ((newer, "is the installed version"), (older, "older than the installed 15.698.00")):
         report = run_import(gateway, package)
         assert not report.ok
-        assert why in (report.outcomes[0].reason or "")
-        assert "--force" in (report.outcomes[0].reason or "")
+        assert why in str(report.outcomes[0].reason or "")
+        assert "--force" in str(report.outcomes[0].reason or "")
     assert current(gateway, "virus_pattern") == "1569800"
     assert run_import(gateway, older, force=True).ok
     assert current(gateway, "virus_pattern") == "1569700"
@@ -322,10 +322,10 @@ def test_a_raw_pattern_follows_the_same_signature_rules_as_a_package(
     assert not report.ok
     assert "signed before" in str(report.outcomes[0].reason or "")
     gateway.set("Update", "VerifySignature", "yes")
-    assert run_import(gateway, unsigned).outcomes[0].reason == (
+    assert str(run_import(gateway, unsigned).outcomes[0].reason) == (
         "no signature beside the package (lpt$vpn.698.sig) and Update/VerifySignature=yes")
     stranger = raw_pattern(tmp_path / "other", "lpt$vpn.698", b"698\n", signing_pki.unknown(tmp_path / "x"))
-    assert (run_import(gateway, stranger).outcomes[0].reason or "").startswith("unknown signer")
+    assert str(run_import(gateway, stranger).outcomes[0].reason or "").startswith("unknown signer")
     tampered = raw_pattern(tmp_path / "tampered", "lpt$vpn.698", b"698\n", signing_pki)
     tampered.write_bytes(b"699\n")
     assert not run_import(gateway, tampered).ok

@@ -115,7 +115,7 @@ def _stream(
                   else f"unpacked after the download ({pipeline.unpacker.stopped})")
         return package
     except signature.SignatureError as error:
-        raise ComponentFailure(error.reason) from error
+        raise ComponentFailure(error.why) from error
     finally:
         pipeline.abort()
         remove_tree(work)

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from imss_updater import messages
+from imss_updater import messages, oserrors
 from imss_updater.catalog import Component
 from imss_updater.database.db import Database, NewEvent
 from imss_updater.i18n import N_, Reason, stored
@@ -236,14 +236,15 @@ def _copy_verify_install(
         try:
             shutil.copyfile(package, copy)
         except OSError as error:
-            _fail(updater, report, component, wanted, f"cannot copy {package}: {error.strerror or error}")
+            _fail(updater, report, component, wanted, Reason(N_("cannot copy %(path)s: %(error)s"),
+                                                             {"path": str(package), "error": _cause(error)}))
             return False
         try:
             unsigned = _verify(settings, component, package, copy, signature_copy)
             if unsigned and settings.verify_signature == "auto":
                 refuse_unsigned_if_pinned(updater, component)
         except signature.SignatureError as error:
-            _fail(updater, report, component, wanted, error.reason)
+            _fail(updater, report, component, wanted, error.why)
             return False
         except ComponentFailure as failure:
             _fail(updater, report, component, wanted, failure.reason)
@@ -252,8 +253,8 @@ def _copy_verify_install(
             try:
                 raw_pattern.wrap(copy, package.name, wrapped)
             except OSError as error:
-                _fail(updater, report, component, wanted,
-                      f"cannot stage {package.name}: {error.strerror or error}")
+                _fail(updater, report, component, wanted, Reason(
+                    N_("cannot stage %(file)s: %(error)s"), {"file": package.name, "error": _cause(error)}))
                 return False
         try:
             install_archive(updater, component, settings, wrapped, wanted, unsigned=unsigned, kind=KIND,
@@ -279,13 +280,22 @@ def _refusal(
         return why_not
     size = package.stat().st_size
     if size > settings.max_download_bytes:
-        return (f"too large: {size} bytes exceeds the limit of "
-                f"{settings.max_download_bytes // (1024 * 1024)} MB (Update/MaxDownloadMB)")
+        return Reason(
+            N_("too large: %(size)s bytes exceeds the limit of %(limit)s MB (Update/MaxDownloadMB)"),
+            {"size": size, "limit": settings.max_download_bytes // (1024 * 1024)})
     current = updater.installed_versions([component]).get(component.id)
     if current is not None and not wanted > current and not force:
-        relation = "the installed version" if wanted == current else f"older than the installed {current}"
-        return f"{wanted} is {relation}; use --force to install it anyway"
+        if wanted == current:
+            return Reason(N_("%(version)s is the installed version; use --force to install it anyway"),
+                          {"version": str(wanted)})
+        return Reason(N_("%(version)s is older than the installed %(installed)s; use --force to "
+                         "install it anyway"), {"version": str(wanted), "installed": str(current)})
     return None
+
+
+def _cause(error: OSError) -> str | Reason:
+    """``error.strerror or error`` as before, in the reader's language when it is known."""
+    return oserrors.describe(error) if error.strerror else str(error)
 
 
 def _verify(
@@ -298,16 +308,17 @@ def _verify(
         return True
     if not published.is_file():
         if settings.verify_signature == "yes":
-            raise signature.SignatureError(
-                f"no signature beside the package ({published.name}) and Update/VerifySignature=yes"
-            )
+            raise signature.SignatureError(Reason(
+                N_("no signature beside the package (%(file)s) and Update/VerifySignature=yes"),
+                {"file": published.name}))
         log.warning("%s: no signature beside %s; accepted unsigned (VerifySignature=auto)",
                     component.id, package)
         return True
     try:
         shutil.copyfile(published, signature_copy)
     except OSError as error:
-        raise signature.SignatureError(f"cannot read {published}: {error.strerror or error}") from error
+        raise signature.SignatureError(Reason(N_("cannot read %(path)s: %(error)s"),
+                                              {"path": str(published), "error": _cause(error)})) from error
     trust = Path(settings.signature_ca_file) if settings.signature_ca_file else None
     signature.verify_detached(copy, signature_copy, trust)
     return False

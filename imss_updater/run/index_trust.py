@@ -107,15 +107,14 @@ def authenticate(
                                       {"reason": error.why})) from error
     if published is None:
         if mode == "yes":
-            raise IndexRefused(
-                f"no index signature published ({signature_url}) and Update/VerifyIndexSignature=yes"
-            )
+            raise IndexRefused(Reason(
+                N_("no index signature published (%(url)s) and Update/VerifyIndexSignature=yes"),
+                {"url": signature_url}))
         if pinned:
-            raise IndexRefused(
-                f"this source signed its index before; refusing an unsigned index ({signature_url} "
-                f"not found; `imss-updater trust reset-index {trust_db.pin_key(pinned_keys[0])}` "
-                "clears the pin)"
-            )
+            raise IndexRefused(Reason(
+                N_("this source signed its index before; refusing an unsigned index (%(url)s not "
+                   "found; `imss-updater trust reset-index %(key)s` clears the pin)"),
+                {"url": signature_url, "key": trust_db.pin_key(pinned_keys[0])}))
         log.info("%s: no index signature published; %s", base, NOT_AUTHENTICATED)
         return IndexVerdict(False, None, checked=True)
     _verify(body, published, settings)
@@ -139,7 +138,8 @@ def _verify(body: bytes, published: bytes, settings: Settings) -> None:
         try:
             signature.verify_detached(content, detached, trust)
         except signature.SignatureError as error:
-            raise IndexRefused(f"index signature rejected: {error.reason}") from error
+            raise IndexRefused(Reason(N_("index signature rejected: %(reason)s"),
+                                      {"reason": error.why})) from error
 
 
 def _refuse_going_back(body: bytes, accepted_before: bytes) -> None:
@@ -153,12 +153,13 @@ def _refuse_going_back(body: bytes, accepted_before: bytes) -> None:
     except serverini.ServerIniError:
         return  # the caller reports an unreadable new body; an unreadable old one proves nothing
     for kind, new_entries, old_entries in (
-        ("pattern", new.patterns, old.patterns), ("engine", new.engines, old.engines),
+        (N_("pattern"), new.patterns, old.patterns), (N_("engine"), new.engines, old.engines),
     ):
         for key, entry in new_entries.items():
             before = old_entries.get(key)
             if before is not None and entry.version < before.version:
-                raise IndexRefused(
-                    f"replayed index: server.ini announces {kind} {key} {entry.version.display}, "
-                    f"older than {before.version.display} in the signed index accepted before"
-                )
+                raise IndexRefused(Reason(
+                    N_("replayed index: server.ini announces %(kind)s %(key)s %(version)s, older "
+                       "than %(before)s in the signed index accepted before"),
+                    {"kind": Reason(kind), "key": key, "version": entry.version.display,
+                     "before": before.version.display}))

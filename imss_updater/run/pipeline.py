@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.source import signature
 from imss_updater.store.stream_unpack import StreamUnpacker
 
@@ -110,7 +111,8 @@ class Pipeline:
                 self.unpacker.stop(f"failed: {consumer.error}")
             else:
                 self.abort()
-                raise signature.SignatureError(f"cannot verify the package: {consumer.error}")
+                raise signature.SignatureError(Reason(N_("cannot verify the package: %(reason)s"),
+                                                      {"reason": _said(consumer.error)}))
         if self._verification is not None:
             verification, self._verification = self._verification, None
             verification.finish(timeout=timeout)
@@ -127,3 +129,9 @@ class Pipeline:
             verification, self._verification = self._verification, None
             verification.abort()
         self.unpacker.close()
+
+
+def _said(error: BaseException) -> str | Reason:
+    """What a failed consumer said: its Reason when it has one, its text otherwise."""
+    why = getattr(error, "why", None)
+    return why if isinstance(why, (str, Reason)) else str(error)

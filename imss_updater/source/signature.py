@@ -5,7 +5,9 @@ streams the content however large it is: from disk (``verify_detached``), or fro
 standard input as a download arrives (``StreamedVerification``, fed by run.pipeline).
 Only the configured trust file is trusted: the system CA directory and store are switched
 off, so a certificate from a public web CA can never sign an update. Every failure becomes
-a SignatureError whose ``reason`` is one line an administrator can act on.
+a SignatureError whose ``reason`` is one line an administrator can act on (``why``: the same
+as an ``i18n.Reason``, rendered in the reader's language; openssl's own text stays as it said
+it, inside the frame).
 
 A signer must also be made for signing code (SPEC 3.1): its certificate carries the
 code-signing extended key usage and is not a CA certificate. OpenSSL 3.0 has no
@@ -20,17 +22,19 @@ import re
 from pathlib import Path
 
 from imss_updater import process
+from imss_updater.i18n import N_, Reason
 
 log = logging.getLogger(__name__)
 
 OPENSSL = "openssl"
 
-NO_TRUST = "no signature trust anchors configured (Update/SignatureCAFile)"
-CONTENT_MISMATCH = "signature invalid: content does not match the signature"
-EXPIRED = "signer certificate expired"
-MALFORMED = "malformed signature file"
-CA_SIGNER = "signer certificate is a CA certificate (basicConstraints CA:TRUE); a CA never signs updates"
-NOT_CODE_SIGNING = "signer certificate lacks the code-signing extended key usage"
+NO_TRUST = N_("no signature trust anchors configured (Update/SignatureCAFile)")
+CONTENT_MISMATCH = N_("signature invalid: content does not match the signature")
+EXPIRED = N_("signer certificate expired")
+MALFORMED = N_("malformed signature file")
+CA_SIGNER = N_("signer certificate is a CA certificate (basicConstraints CA:TRUE); a CA never signs updates")
+NOT_CODE_SIGNING = N_("signer certificate lacks the code-signing extended key usage")
+NO_SIGNER = N_("signature names no usable signer certificate")
 CODE_SIGNING = "Code Signing"  # how openssl names id-kp-codeSigning (1.3.6.1.5.5.7.3.3)
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
@@ -47,11 +51,17 @@ _UNKNOWN_SIGNER_ERRORS = (
 
 
 class SignatureError(Exception):
-    """The signature does not verify; ``reason`` is one line saying why and what to fix."""
+    """The signature does not verify; ``why`` is one line saying why and what to fix (a
+    Reason when worded here), ``reason`` the same in English."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, why: str | Reason) -> None:
+        super().__init__(str(why))
+        self.why = why
+        self.reason = str(why)
+
+
+def _cannot_verify(error: process.CommandError) -> SignatureError:
+    return SignatureError(Reason(N_("cannot verify signature: %(reason)s"), {"reason": error.reason}))
 
 
 def verify_detached(
@@ -63,15 +73,15 @@ def verify_detached(
     signer certificate carries the code-signing extended key usage and is not a CA
     certificate. Raise SignatureError otherwise."""
     if trust_file is None or not trust_file.is_file():
-        raise SignatureError(NO_TRUST)
+        raise SignatureError(Reason(NO_TRUST))
     if not content.is_file():
-        raise SignatureError(f"content file not found: {content}")
+        raise SignatureError(Reason(N_("content file not found: %(path)s"), {"path": str(content)}))
     if not signature.is_file():
-        raise SignatureError(f"signature file not found: {signature}")
+        raise SignatureError(Reason(N_("signature file not found: %(path)s"), {"path": str(signature)}))
     try:
         result = process.run(_verify_argv(signature, trust_file, content), timeout=timeout, check=False)
     except process.CommandError as error:
-        raise SignatureError(f"cannot verify signature: {error.reason}") from error
+        raise _cannot_verify(error) from error
     _judge(result, trust_file, timeout)
     log.debug("signature %s over %s verified", signature, content)
 
@@ -85,14 +95,14 @@ class StreamedVerification:
         """Start openssl. Raise SignatureError as verify_detached does for a missing trust
         or signature file, or if openssl cannot be started."""
         if trust_file is None or not trust_file.is_file():
-            raise SignatureError(NO_TRUST)
+            raise SignatureError(Reason(NO_TRUST))
         if not signature.is_file():
-            raise SignatureError(f"signature file not found: {signature}")
+            raise SignatureError(Reason(N_("signature file not found: %(path)s"), {"path": str(signature)}))
         self._trust_file = trust_file
         try:
             self._openssl = process.start(_verify_argv(signature, trust_file, Path("/dev/stdin")))
         except process.CommandError as error:
-            raise SignatureError(f"cannot verify signature: {error.reason}") from error
+            raise _cannot_verify(error) from error
 
     def feed(self, chunk: bytes) -> None:
         self._openssl.write(chunk)
@@ -103,7 +113,7 @@ class StreamedVerification:
         try:
             result = self._openssl.finish(timeout)
         except process.CommandError as error:
-            raise SignatureError(f"cannot verify signature: {error.reason}") from error
+            raise _cannot_verify(error) from error
         _judge(result, self._trust_file, timeout)
 
     def abort(self) -> None:
@@ -125,7 +135,7 @@ def _judge(result: process.CommandResult, trust_file: Path, timeout: float) -> N
         check_signers(result.stdout, timeout=timeout)
         return
     log.debug("openssl cms -verify failed: %s", result.stderr.strip())
-    raise SignatureError(classify_failure(result.stderr, trust_file))
+    raise SignatureError(classify(result.stderr, trust_file))
 
 
 def check_signers(pem_text: str, *, timeout: float = 60.0) -> None:
@@ -134,33 +144,41 @@ def check_signers(pem_text: str, *, timeout: float = 60.0) -> None:
     naming the certificate otherwise (or if there is none)."""
     certificates = _PEM_BLOCK.findall(pem_text)
     if not certificates:
-        raise SignatureError("signature names no usable signer certificate")
+        raise SignatureError(Reason(NO_SIGNER))
     for certificate in certificates:
         argv = [OPENSSL, "x509", "-noout", "-subject", "-nameopt", "RFC2253",
                 "-ext", "basicConstraints,extendedKeyUsage"]
         try:
             result = process.run(argv, timeout=timeout, input_text=certificate + "\n")
         except process.CommandError as error:
-            raise SignatureError(f"cannot read the signer certificate: {error.reason}") from error
-        reason = signer_problem(result.stdout)
+            raise SignatureError(Reason(N_("cannot read the signer certificate: %(reason)s"),
+                                        {"reason": error.reason})) from error
+        reason = signer_reason(result.stdout)
         if reason is not None:
             raise SignatureError(reason)
 
 
 def signer_problem(x509_text: str) -> str | None:
     """Given ``openssl x509 -noout -subject -ext basicConstraints,extendedKeyUsage`` output,
-    return why the certificate may not sign updates, or None when it may."""
+    return why the certificate may not sign updates (English), or None when it may."""
+    reason = signer_reason(x509_text)
+    return None if reason is None else str(reason)
+
+
+def signer_reason(x509_text: str) -> Reason | None:
+    """``signer_problem`` as a Reason (rendered in any language)."""
     lines = [line.strip() for line in x509_text.splitlines()]
     subject = next((line.removeprefix("subject=").strip() for line in lines
                     if line.startswith("subject=")), "unknown subject")
     constraints = _extension_value(lines, "X509v3 Basic Constraints")
     if constraints is not None and "CA:TRUE" in constraints.upper().replace(" ", ""):
-        return f"{CA_SIGNER} ({subject})"
+        return Reason(N_("%(problem)s (%(subject)s)"), {"problem": Reason(CA_SIGNER), "subject": subject})
     usages = _extension_value(lines, "X509v3 Extended Key Usage")
     listed = [usage.strip() for usage in (usages or "").split(",") if usage.strip()]
     if CODE_SIGNING not in listed:
-        has = ", ".join(listed) if listed else "no extended key usage"
-        return f"{NOT_CODE_SIGNING} (has: {has}) ({subject})"
+        has: str | Reason = ", ".join(listed) if listed else Reason(N_("no extended key usage"))
+        return Reason(N_("%(problem)s (has: %(has)s) (%(subject)s)"),
+                      {"problem": Reason(NOT_CODE_SIGNING), "has": has, "subject": subject})
     return None
 
 
@@ -173,34 +191,42 @@ def _extension_value(lines: list[str], name: str) -> str | None:
 
 
 def classify_failure(stderr: str, trust_file: Path) -> str:
-    """Given the error output of a failed ``openssl cms -verify``, return the reason."""
+    """Given the error output of a failed ``openssl cms -verify``, return the reason (English)."""
+    return str(classify(stderr, trust_file))
+
+
+def classify(stderr: str, trust_file: Path) -> Reason:
+    """``classify_failure`` as a Reason: our wording in the reader's language, openssl's own
+    text (a verify error, its last line) as it said it."""
     text = stderr.lower()
     # OpenSSL 3 ends a chain failure with ":Verify error: <X509 verify text>"; the content
     # digest failure says "content verify error" (lower case), which must not match here.
     verify_error = re.search(r"\bVerify error:\s*([^\n]+)", stderr)
     if "error loading file" in text:
-        return f"cannot load signature trust anchors from {trust_file}: no certificate found"
+        return Reason(N_("cannot load signature trust anchors from %(path)s: no certificate found"),
+                      {"path": str(trust_file)})
     if "error reading smime content info" in text or "error reading s/mime" in text:
-        return MALFORMED
+        return Reason(MALFORMED)
     if "type not signed data" in text or "not a signed data" in text:
-        return MALFORMED
+        return Reason(MALFORMED)
     if verify_error is not None:
         detail = verify_error.group(1).strip()
         lowered = detail.lower()
         if "certificate has expired" in lowered:
-            return EXPIRED
+            return Reason(EXPIRED)
         if "not yet valid" in lowered:
-            return "signer certificate not yet valid (check the system clock)"
+            return Reason(N_("signer certificate not yet valid (check the system clock)"))
         if any(marker in lowered for marker in _UNKNOWN_SIGNER_ERRORS):
-            return f"unknown signer: missing root or intermediate certificate ({detail})"
-        return f"signer certificate rejected: {detail}"
+            return Reason(N_("unknown signer: missing root or intermediate certificate (%(detail)s)"),
+                          {"detail": detail})
+        return Reason(N_("signer certificate rejected: %(detail)s"), {"detail": detail})
     if "content verify error" in text or "verification failure:" in text:
-        return CONTENT_MISMATCH
+        return Reason(CONTENT_MISMATCH)
     if "no signers" in text or "signer certificate not found" in text:
-        return "signature names no usable signer certificate"
+        return Reason(NO_SIGNER)
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
     last = lines[-1] if lines else "no error output"
-    return f"signature verification failed: {_short(last)}"
+    return Reason(N_("signature verification failed: %(detail)s"), {"detail": _short(last)})
 
 
 def _short(openssl_line: str) -> str:

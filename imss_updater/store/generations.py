@@ -55,7 +55,7 @@ DOINGS = (N_("preparing the install"), N_("unpacking"), N_("installing"), N_("ro
 
 def _os_reason(error: OSError, doing: str) -> str | Reason:
     if isinstance(error, ownership.UntrustedPathError):
-        return error.reason
+        return error.why
     step = Reason(doing) if doing in DOINGS else doing
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return Reason(N_("disk full while %(doing)s"), {"doing": step})

@@ -113,7 +113,7 @@ class ComponentStore(RepairMixin):
                 else:
                     fill(staging)
             except ArchiveError as error:
-                raise InstallError(error.reason) from error
+                raise InstallError(error.why) from error
             doing = "installing"
             generation = self._commit(staging, version)
             self._switch(generation)

@@ -26,19 +26,27 @@ import shutil
 import stat
 from pathlib import Path, PurePosixPath
 
+from imss_updater import oserrors
+from imss_updater.i18n import N_, Reason
+
 log = logging.getLogger(__name__)
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _OPEN_ATTEMPTS = 5
 
 
+# What ``require_private`` checks (its ``what``), worded in the catalog.
+WHATS = (N_("state directory"), N_("install root"))
+
+
 class UntrustedPathError(PermissionError):
     """A path another user could change or redirect; ``reason`` is one line that names the
-    path and what to do about it."""
+    path and what to do about it, ``why`` the same as a Reason (rendered in any language)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(errno.EPERM, reason)
-        self.reason = reason
+    def __init__(self, why: str | Reason) -> None:
+        super().__init__(errno.EPERM, str(why))
+        self.why = why
+        self.reason = str(why)
 
     def __str__(self) -> str:
         return self.reason
@@ -69,15 +77,22 @@ def foreign_reason(status: os.stat_result, *, sticky_ok: bool = False) -> str | 
     by uid 65534 (nobody)", "is writable by others (mode 0777)"), or None if only root and
     we can. With ``sticky_ok``, a sticky directory (like /tmp) counts as safe: other users
     may add entries to it but not rename or remove ours."""
+    reason = foreign_why(status, sticky_ok=sticky_ok)
+    return None if reason is None else str(reason)
+
+
+def foreign_why(status: os.stat_result, *, sticky_ok: bool = False) -> Reason | None:
+    """``foreign_reason`` as a Reason (rendered in any language)."""
     if status.st_uid not in trusted_uids():
-        return f"is owned by {user_name(status.st_uid)}"
+        return Reason(N_("is owned by %(user)s"), {"user": user_name(status.st_uid)})
     mode = stat.S_IMODE(status.st_mode)
     if sticky_ok and mode & stat.S_ISVTX:
         return None
     if mode & stat.S_IWOTH:
-        return f"is writable by others (mode {mode:04o})"
+        return Reason(N_("is writable by others (mode %(mode)s)"), {"mode": f"{mode:04o}"})
     if mode & stat.S_IWGRP:
-        return f"is writable by group {_group_name(status.st_gid)} (mode {mode:04o})"
+        return Reason(N_("is writable by group %(group)s (mode %(mode)s)"),
+                      {"group": _group_name(status.st_gid), "mode": f"{mode:04o}"})
     return None
 
 
@@ -89,22 +104,25 @@ def require_private(path: Path, what: str) -> None:
     (nobody); run: chown root:root /x && chmod 0755 /x". Do nothing for other users."""
     if os.geteuid() != 0:
         return
+    named: str | Reason = Reason(what) if what in WHATS else what
     absolute = Path(os.path.abspath(path))
     try:
         status: os.stat_result | None = os.stat(absolute)
     except FileNotFoundError:
         status = None
     except OSError as error:
-        raise UntrustedPathError(f"{what} {path} cannot be checked: {error.strerror}") from error
+        raise UntrustedPathError(Reason(N_("%(what)s %(path)s cannot be checked: %(error)s"), {
+            "what": named, "path": str(path), "error": _cause(error)})) from error
     if status is not None:
         if not stat.S_ISDIR(status.st_mode):
-            raise UntrustedPathError(f"{what} {path} is not a directory")
-        reason = foreign_reason(status)
+            raise UntrustedPathError(Reason(N_("%(what)s %(path)s is not a directory"),
+                                            {"what": named, "path": str(path)}))
+        reason = foreign_why(status)
         if reason is not None:
             quoted = shlex.quote(str(path))
-            raise UntrustedPathError(
-                f"{what} {path} {reason}; run: chown root:root {quoted} && chmod 0755 {quoted}"
-            )
+            raise UntrustedPathError(Reason(
+                N_("%(what)s %(path)s %(reason)s; run: chown root:root %(quoted)s && chmod 0755 %(quoted)s"),
+                {"what": named, "path": str(path), "reason": reason, "quoted": quoted}))
     resolved = Path(os.path.realpath(absolute))
     ancestors = dict.fromkeys([*reversed(absolute.parents), *reversed(resolved.parents)])
     for ancestor in ancestors:
@@ -113,16 +131,23 @@ def require_private(path: Path, what: str) -> None:
         except FileNotFoundError:
             continue
         except OSError as error:
-            raise UntrustedPathError(
-                f"{what} {path}: {ancestor} cannot be checked: {error.strerror}"
-            ) from error
-        reason = foreign_reason(ancestor_status, sticky_ok=True)
+            raise UntrustedPathError(Reason(
+                N_("%(what)s %(path)s: %(ancestor)s cannot be checked: %(error)s"),
+                {"what": named, "path": str(path), "ancestor": str(ancestor), "error": _cause(error)},
+            )) from error
+        reason = foreign_why(ancestor_status, sticky_ok=True)
         if reason is not None:
             quoted = shlex.quote(str(ancestor))
-            raise UntrustedPathError(
-                f"{what} {path} is inside {ancestor}, which {reason}; run: chown root {quoted}"
-                f" && chmod go-w {quoted}"
-            )
+            raise UntrustedPathError(Reason(
+                N_("%(what)s %(path)s is inside %(ancestor)s, which %(reason)s; run: chown root "
+                   "%(quoted)s && chmod go-w %(quoted)s"),
+                {"what": named, "path": str(path), "ancestor": str(ancestor), "reason": reason,
+                 "quoted": quoted}))
+
+
+def _cause(error: OSError) -> str | Reason:
+    """What ``error.strerror`` says (``None`` when it has none, as before), per language."""
+    return oserrors.describe(error) if error.strerror else str(error.strerror)
 
 
 def pinned(descriptor: int) -> Path:
@@ -147,7 +172,7 @@ def open_beneath(root: Path, relative: str, *, create: bool, mode: int = 0o755) 
     shown = root
     try:
         for part in PurePosixPath(relative).parts:
-            reason = foreign_reason(os.fstat(descriptor))
+            reason = foreign_why(os.fstat(descriptor))
             flags = _DIRECTORY_FLAGS | (os.O_NOFOLLOW if reason else 0)
             child = _open_child(descriptor, part, flags, create=create, mode=mode)
             if child is None:
@@ -156,10 +181,9 @@ def open_beneath(root: Path, relative: str, *, create: bool, mode: int = 0o755) 
             if child < 0:
                 status = os.stat(part, dir_fd=descriptor, follow_symlinks=False)
                 if reason is not None and stat.S_ISLNK(status.st_mode):
-                    raise UntrustedPathError(
-                        f"{shown / part} is a symbolic link in {shown}, which {reason}: "
-                        "not followed"
-                    )
+                    raise UntrustedPathError(Reason(
+                        N_("%(path)s is a symbolic link in %(directory)s, which %(reason)s: not followed"),
+                        {"path": str(shown / part), "directory": str(shown), "reason": reason}))
                 raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(shown / part))
             os.close(descriptor)
             descriptor, shown = child, shown / part
@@ -210,10 +234,10 @@ def open_private(parent: int, name: str, *, shown: Path, create: bool, replace: 
             return None
         if child < 0:
             is_link = stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
-            why = "is a symbolic link" if is_link else "is not a directory"
+            why = Reason(N_("is a symbolic link") if is_link else N_("is not a directory"))
         else:
             status = os.fstat(child)
-            reason = foreign_reason(status)
+            reason = foreign_why(status)
             if reason is None:
                 return child
             if not replace and status.st_uid == os.geteuid():
@@ -224,13 +248,13 @@ def open_private(parent: int, name: str, *, shown: Path, create: bool, replace: 
             why = reason
         if not replace:
             quoted = shlex.quote(str(shown))
-            raise UntrustedPathError(
-                f"{shown} {why}; make it a directory of root's: chown -R root:root {quoted} "
-                f"&& chmod 0755 {quoted}"
-            )
+            raise UntrustedPathError(Reason(
+                N_("%(path)s %(reason)s; make it a directory of root's: chown -R root:root "
+                   "%(quoted)s && chmod 0755 %(quoted)s"),
+                {"path": str(shown), "reason": why, "quoted": quoted}))
         log.warning("replacing %s: it %s", shown, why)
         remove_entry(parent, name)
-    raise UntrustedPathError(f"{shown} keeps being replaced")
+    raise UntrustedPathError(Reason(N_("%(path)s keeps being replaced"), {"path": str(shown)}))
 
 
 def remove_entry(parent: int, name: str) -> None:
@@ -264,7 +288,8 @@ def read_plain(directory: Path, name: str, *, owner: int, private: bool = False)
             return None
         except OSError as error:
             if error.errno == errno.ELOOP:
-                raise UntrustedPathError(f"{path} is a symbolic link") from error
+                raise UntrustedPathError(Reason(N_("%(path)s is a symbolic link"),
+                                                {"path": str(path)})) from error
             raise
     finally:
         os.close(descriptor)
@@ -272,13 +297,15 @@ def read_plain(directory: Path, name: str, *, owner: int, private: bool = False)
         status = os.fstat(opened.fileno())
         mode = stat.S_IMODE(status.st_mode)
         if not stat.S_ISREG(status.st_mode):
-            raise UntrustedPathError(f"{path} is not a regular file")
+            raise UntrustedPathError(Reason(N_("%(path)s is not a regular file"), {"path": str(path)}))
         if status.st_nlink != 1:
-            raise UntrustedPathError(f"{path} has another name (hard link)")
+            raise UntrustedPathError(Reason(N_("%(path)s has another name (hard link)"), {"path": str(path)}))
         if status.st_uid != owner:
-            raise UntrustedPathError(f"{path} is owned by {user_name(status.st_uid)}")
+            raise UntrustedPathError(Reason(N_("%(path)s is owned by %(user)s"),
+                                            {"path": str(path), "user": user_name(status.st_uid)}))
         if private and mode & 0o077:
-            raise UntrustedPathError(f"{path} can be opened by other users (mode {mode:04o})")
+            raise UntrustedPathError(Reason(N_("%(path)s can be opened by other users (mode %(mode)s)"),
+                                            {"path": str(path), "mode": f"{mode:04o}"}))
         return opened.read()
 
 

@@ -17,17 +17,24 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from imss_updater.i18n import N_, Reason
 from imss_updater.store import zipbomb
 
 _COPY_CHUNK = 1024 * 1024
 
 
 class ArchiveError(Exception):
-    """The archive is unsafe or unsound; ``reason`` is one line an administrator can act on."""
+    """The archive is unsafe or unsound; ``why`` is one line an administrator can act on (a
+    Reason when worded here), ``reason`` the same in English."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, why: str | Reason) -> None:
+        super().__init__(str(why))
+        self.why = why
+        self.reason = str(why)
+
+
+def _refused(msgid: str, **params: str) -> ArchiveError:
+    return ArchiveError(Reason(msgid, params))
 
 
 def fsync_directory(path: Path) -> None:
@@ -44,17 +51,17 @@ def member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
     ArchiveError if the member is unsafe."""
     name = info.filename
     if "\x00" in name or "\\" in name:
-        raise ArchiveError(f"zip member has an unsafe name: {name!r}")
+        raise _refused(N_("zip member has an unsafe name: %(name)s"), name=repr(name))
     if name.startswith("/") or re.match(r"[A-Za-z]:", name):
-        raise ArchiveError(f"zip member has an absolute path: {name}")
+        raise _refused(N_("zip member has an absolute path: %(name)s"), name=name)
     parts = tuple(part for part in name.split("/") if part not in ("", "."))
     if ".." in parts:
-        raise ArchiveError(f"zip member escapes the install directory: {name}")
+        raise _refused(N_("zip member escapes the install directory: %(name)s"), name=name)
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        raise ArchiveError(f"zip member is a symbolic link: {name}")
+        raise _refused(N_("zip member is a symbolic link: %(name)s"), name=name)
     if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise ArchiveError(f"zip member is a device or special file: {name}")
+        raise _refused(N_("zip member is a device or special file: %(name)s"), name=name)
     return parts
 
 
@@ -108,17 +115,21 @@ def archive_errors(archive: Path) -> Iterator[None]:
     except ArchiveError:
         raise
     except zipbomb.ZipBombError as error:
-        raise ArchiveError(error.reason) from error
+        raise ArchiveError(error.why) from error
     except FileNotFoundError as error:
         if error.filename == str(archive) or error.filename == archive:
-            raise ArchiveError(f"archive not found: {archive}") from error
-        raise ArchiveError(f"zip member conflicts with another member: {error.filename}") from error
+            raise _refused(N_("archive not found: %(path)s"), path=str(archive)) from error
+        raise _conflict(error) from error
     except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
-        raise ArchiveError(f"zip member conflicts with another member: {error.filename}") from error
+        raise _conflict(error) from error
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-        raise ArchiveError(f"bad zip file: {error}") from error
+        raise _refused(N_("bad zip file: %(detail)s"), detail=str(error)) from error
     except (NotImplementedError, RuntimeError) as error:
-        raise ArchiveError(f"unsupported zip file: {error}") from error
+        raise _refused(N_("unsupported zip file: %(detail)s"), detail=str(error)) from error
+
+
+def _conflict(error: OSError) -> ArchiveError:
+    return _refused(N_("zip member conflicts with another member: %(name)s"), name=str(error.filename))
 
 
 def make_directories(destination: Path, parts: tuple[str, ...], made: set[Path]) -> None:

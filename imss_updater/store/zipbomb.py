@@ -13,6 +13,8 @@ from __future__ import annotations
 import zipfile
 from typing import IO
 
+from imss_updater.i18n import N_, Reason
+
 MAX_MEMBERS = 10_000
 MAX_COMPRESSION_RATIO = 200  # unpacked : packed, per member and for the whole archive
 RATIO_FLOOR = 1 << 20  # below this many unpacked bytes a high ratio is harmless (text, zeros)
@@ -20,34 +22,41 @@ _CHUNK = 1024 * 1024
 
 
 class ZipBombError(Exception):
-    """The archive is refused; ``reason`` is one line saying why."""
+    """The archive is refused; ``why`` is one line saying why (a Reason when worded here),
+    ``reason`` the same in English."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, why: str | Reason) -> None:
+        super().__init__(str(why))
+        self.why = why
+        self.reason = str(why)
 
 
 def check_declared_sizes(infos: list[zipfile.ZipInfo], archive_size: int, limit: int) -> None:
     """Given a zip's members as its directory declares them and the archive's size, return
     if unpacking them is reasonable. Raise ZipBombError saying why not."""
     if len(infos) > MAX_MEMBERS:
-        raise ZipBombError(f"zip bomb refused: {len(infos)} members, over the limit of {MAX_MEMBERS}")
+        raise ZipBombError(Reason(N_("zip bomb refused: %(count)s members, over the limit of %(limit)s"),
+                                  {"count": len(infos), "limit": MAX_MEMBERS}))
     total = sum(info.file_size for info in infos)
     if total > limit:
-        raise ZipBombError(f"unpacked size {total} bytes exceeds the limit of {limit} bytes")
+        raise ZipBombError(Reason(N_("unpacked size %(size)s bytes exceeds the limit of %(limit)s bytes"),
+                                  {"size": total, "limit": limit}))
     for info in infos:
         packed = max(info.compress_size, 1)
         if info.file_size > RATIO_FLOOR and info.file_size > MAX_COMPRESSION_RATIO * packed:
-            raise ZipBombError(
-                f"zip bomb refused: member {info.filename} would unpack {info.file_size // packed}:1 "
-                f"({info.compress_size} -> {info.file_size} bytes), over {MAX_COMPRESSION_RATIO}:1"
-            )
+            raise ZipBombError(Reason(
+                N_("zip bomb refused: member %(member)s would unpack %(ratio)s:1 "
+                   "(%(packed)s -> %(unpacked)s bytes), over %(limit)s:1"),
+                {"member": info.filename, "ratio": info.file_size // packed,
+                 "packed": info.compress_size, "unpacked": info.file_size,
+                 "limit": MAX_COMPRESSION_RATIO}))
     packed = max(archive_size, 1)
     if total > RATIO_FLOOR and total > MAX_COMPRESSION_RATIO * packed:
-        raise ZipBombError(
-            f"zip bomb refused: the archive would unpack {total // packed}:1 "
-            f"({archive_size} -> {total} bytes), over {MAX_COMPRESSION_RATIO}:1"
-        )
+        raise ZipBombError(Reason(
+            N_("zip bomb refused: the archive would unpack %(ratio)s:1 "
+               "(%(packed)s -> %(unpacked)s bytes), over %(limit)s:1"),
+            {"ratio": total // packed, "packed": archive_size, "unpacked": total,
+             "limit": MAX_COMPRESSION_RATIO}))
 
 
 class UnpackBudget:
@@ -66,12 +75,11 @@ class UnpackBudget:
             member_bytes += len(chunk)
             self.written += len(chunk)
             if member_bytes > info.file_size:
-                raise ZipBombError(
-                    f"zip bomb refused: member {info.filename} unpacks to more than its declared "
-                    f"{info.file_size} bytes"
-                )
+                raise ZipBombError(Reason(
+                    N_("zip bomb refused: member %(member)s unpacks to more than its declared "
+                       "%(size)s bytes"), {"member": info.filename, "size": info.file_size}))
             if self.written > self.limit:
-                raise ZipBombError(
-                    f"zip bomb refused: unpacking wrote more than the limit of {self.limit} bytes"
-                )
+                raise ZipBombError(Reason(
+                    N_("zip bomb refused: unpacking wrote more than the limit of %(limit)s bytes"),
+                    {"limit": self.limit}))
             output.write(chunk)
