@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.support.pg",
     "tests.support.autree",
     "tests.support.servers",
+    "tests.support.chain",
     "tests.support.proxy",
     "tests.support.squid",
     "tests.support.drip",

@@ -5,17 +5,16 @@ name (seed 003) against real HTTPS servers on 127.0.0.1 with trustme-made chains
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import trustme
 
 from imss_updater.diagnose import to_text
 from imss_updater.diagnose.certificates import missing_certificate
 from imss_updater.source.probe import PresentedCertificate
+from tests.support.chain import pem_file
 from tests.support.gateway import Gateway
-from tests.support.servers import SERVER_HOSTNAMES, ServerFactory, StaticServer
+from tests.support.servers import ServerFactory, StaticServer
 from tests.test_diagnose import checked, diagnose, publish, status_script, step, use_source
 
 
@@ -167,30 +166,6 @@ def test_the_report_in_japanese_words_the_new_steps_and_names_every_step(gateway
 
 
 # -- certificates (seed 003) -----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def chain_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def chain_leaf(chain_ca: trustme.CA) -> trustme.LeafCert:
-    """A server certificate issued by an intermediate of ``chain_ca`` (root -> intermediate -> leaf)."""
-    return chain_ca.create_child_ca().issue_cert(*SERVER_HOSTNAMES)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[StaticServer]]:
-    started: list[StaticServer] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
-def pem_file(path: Path, *blobs: trustme.Blob) -> Path:
-    path.write_bytes(b"".join(blob.bytes() for blob in blobs))
-    return path
-
 
 def test_server_that_omits_its_intermediate_certificate_is_named_as_a_missing_intermediate(
     gateway: Gateway, chain_ca: trustme.CA, chain_leaf: trustme.LeafCert, servers: list[StaticServer],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,10 @@ import trustme
 
 from imss_updater import i18n
 from imss_updater.i18n import N_, Reason
+from tests.support.chain import pem_file
 from tests.support.gateway import REPO, Gateway
-from tests.support.servers import SERVER_HOSTNAMES, StaticServer
+from tests.support.servers import StaticServer
 from tests.test_diagnose import checked, publish, use_source
-from tests.test_diagnose_updating import pem_file
 from tests.test_i18n_cli import HOW, japanese
 
 # Hiragana, katakana, CJK ideographs and the Japanese punctuation (、。「」).
@@ -93,24 +92,6 @@ def test_a_last_check_stored_as_a_reason_is_shown_in_each_language(gateway: Gate
         cursor.execute("UPDATE tb_update_status SET last_check_text = 'update source reachable'")
     last = line(report(gateway), "PASS  最後の確認: ")
     assert last.endswith("の最後の確認は成功しました: update source reachable")
-
-
-@pytest.fixture(scope="module")
-def chain_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def chain_leaf(chain_ca: trustme.CA) -> trustme.LeafCert:
-    return chain_ca.create_child_ca().issue_cert(*SERVER_HOSTNAMES)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[StaticServer]]:
-    started: list[StaticServer] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def test_a_missing_intermediate_and_a_missing_root_certificate_are_told_apart_in_japanese(
