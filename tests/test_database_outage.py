@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import shutil
 import signal
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,39 +20,26 @@ from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.daemon import backlog
 from imss_updater.daemon.loop import Daemon
 from imss_updater.daemon.planning import CATCH_UP_JOB_ID
-from imss_updater.database.db import Database, NewEvent
-from imss_updater.database.embedded_db import EmbeddedDatabase, find_server_bin
+from imss_updater.database.db import NewEvent
+from imss_updater.database.embedded_db import EmbeddedDatabase
 from imss_updater.store import install
 from imss_updater.store.spool import SPOOL_NAME, EventSpool
+from tests.support import pg
 from tests.support.daemon import DaemonFactory, wait_until
 from tests.support.gateway import Gateway
-from tests.support.pg import create_database, make_state_dir, start_cluster
 from tests.support.smtp import ServerFactory
 
 
 @pytest.fixture
 def own_cluster(gateway: Gateway) -> Iterator[EmbeddedDatabase]:
     """The gateway moved onto a cluster of its own, so that the test may stop it."""
-    state = make_state_dir("imss-pg-outage-")
-    cluster = start_cluster(state)
-    try:
-        dsn = create_database(cluster, "outage")
-        with Database(dsn) as database:
-            database.init()
-            with gateway.database() as original:
-                for (section, name), value in original.settings_rows().items():
-                    database.set_setting(section, name, value)
-        gateway.dsn = dsn
+    with pg.own_cluster(gateway, "imss-pg-outage-") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def kill_database(cluster: EmbeddedDatabase) -> None:
     """Stop the cluster at once, as a crash would (open sessions see their connection die)."""
-    subprocess.run(["runuser", "-u", "postgres", "--", str(find_server_bin() / "pg_ctl"), "-D",
-                    str(cluster.data_dir), "stop", "-m", "immediate"], check=True, capture_output=True)
+    pg.stop_immediately(cluster)
 
 
 def on_disk(gateway: Gateway, component_id: str) -> str | None:

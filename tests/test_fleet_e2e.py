@@ -23,9 +23,10 @@ from imss_updater.catalog import DEFAULT_CATALOG
 from imss_updater.database.db import Database
 from imss_updater.fleet.mirror import release_id
 from tests.support.daemon import DaemonFactory, wait_until
-from tests.support.fleet import announced_release, leader_row, own_cluster, roles, stop_immediately
+from tests.support.fleet import announced_release, leader_row, roles
 from tests.support.gateway import Gateway
 from tests.support.nodes import node_cli
+from tests.support.pg import own_cluster, stop_immediately
 from tests.test_fleet_leader import FAILOVER, FleetNode, fleet, origin_gets
 
 STAGGER = 3

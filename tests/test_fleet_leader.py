@@ -24,13 +24,11 @@ from tests.support.fleet import (
     announced_release,
     leader_row,
     lock_backend,
-    own_cluster,
     roles,
-    stop_immediately,
     terminate,
 )
 from tests.support.gateway import Gateway
-from tests.support.pg import free_port
+from tests.support.pg import free_port, own_cluster, stop_immediately
 
 FAILOVER = 6
 

@@ -11,21 +11,15 @@ from __future__ import annotations
 import json
 import select
 import shutil
-import subprocess
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
 
 from imss_updater.database import fleet_member as fleet_db
 from imss_updater.database.db import Database
-from imss_updater.database.embedded_db import EmbeddedDatabase, find_server_bin
 from imss_updater.fleet import CHANNEL
 from tests.support.autree import AUTree
-from tests.support.gateway import Gateway
-from tests.support.pg import create_database, make_state_dir, start_cluster
 from tests.support.servers import ServerFactory, StaticServer
 
 
@@ -170,28 +164,3 @@ def announce(dsn: str, node: str, term: int, release: str) -> None:
 def member_source(dsn: str, node: str) -> fleet_db.MemberSource:
     with Database(dsn) as database:
         return fleet_db.member_source(database, node)
-
-
-@contextmanager
-def own_cluster(gateway: Gateway, prefix: str) -> Iterator[EmbeddedDatabase]:
-    """Move ``gateway`` (its settings, and ``gateway.dsn``) onto a PostgreSQL cluster of its
-    own, so a test that stops it stops no other test's; stopped and removed afterwards."""
-    state = make_state_dir(prefix)
-    cluster = start_cluster(state)
-    try:
-        dsn = create_database(cluster, "fleet")
-        with Database(dsn) as database, gateway.database() as original:
-            database.init()
-            for (section, name), value in original.settings_rows().items():
-                database.set_setting(section, name, value)
-        gateway.dsn = dsn
-        yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(state, ignore_errors=True)
-
-
-def stop_immediately(cluster: EmbeddedDatabase) -> None:
-    """``pg_ctl stop -m immediate``: the database goes away under its clients."""
-    subprocess.run(["runuser", "-u", "postgres", "--", str(find_server_bin() / "pg_ctl"), "-D",
-                    str(cluster.data_dir), "stop", "-m", "immediate"], check=True, capture_output=True)

@@ -11,17 +11,23 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 import pytest
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn
 
-from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError
+from imss_updater.database.db import Database
+from imss_updater.database.embedded_db import EmbeddedDatabase, EmbeddedDbError, find_server_bin
+
+if TYPE_CHECKING:
+    from tests.support.gateway import Gateway
 
 
 def free_port() -> int:
@@ -107,3 +113,28 @@ def db_dsn(pg_cluster: EmbeddedDatabase) -> Iterator[str]:
             cursor.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@contextlib.contextmanager
+def own_cluster(gateway: Gateway, prefix: str) -> Iterator[EmbeddedDatabase]:
+    """Move ``gateway`` (its settings, and ``gateway.dsn``) onto a PostgreSQL cluster of its
+    own, so a test that stops it stops no other test's; stopped and removed afterwards."""
+    state = make_state_dir(prefix)
+    cluster = start_cluster(state)
+    try:
+        dsn = create_database(cluster, "own")
+        with Database(dsn) as database, gateway.database() as original:
+            database.init()
+            for (section, name), value in original.settings_rows().items():
+                database.set_setting(section, name, value)
+        gateway.dsn = dsn
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def stop_immediately(cluster: EmbeddedDatabase) -> None:
+    """``pg_ctl stop -m immediate``: the database goes away under its clients."""
+    subprocess.run(["runuser", "-u", "postgres", "--", str(find_server_bin() / "pg_ctl"), "-D",
+                    str(cluster.data_dir), "stop", "-m", "immediate"], check=True, capture_output=True)
