@@ -124,7 +124,7 @@ def status_lines(payload: dict[str, Any], *, status: RunStatus, settings: Settin
     """The ``status`` lines under the table, in the CLI's language (``payload`` is the
     ``--json`` object; the stored texts of ``status`` are rendered in the language here)."""
     run = payload["last_run"]
-    services = payload["services"]
+    stored = payload["services"]  # the stored restart columns
     holder = payload["lock_holder"]
     never = tr("never")
     kind = run["kind"] or ""
@@ -139,9 +139,9 @@ def status_lines(payload: dict[str, Any], *, status: RunStatus, settings: Settin
            result=i18n.stored_text(status.last_run_text, _language[0]) or "-")
         if run["time"] else tr("last run:   never"),
         tr("scan service:   %(state)s (last restart: %(restart)s)", state=service_text(service_now["scan"]),
-           restart=restart_text(services["scan"])),
+           restart=restart_text(stored["scan"])),
         tr("policy service: %(state)s (last restart: %(restart)s)", state=service_text(service_now["policy"]),
-           restart=restart_text(services["policy"])),
+           restart=restart_text(stored["policy"])),
         tr("download lock: held by PID %(pid)s", pid=holder) if holder else tr("download lock: free"),
         tr("updater: %(text)s", text=daemon_text(payload["daemon"])),
         tr("schedule: %(text)s", text=schedule_text(settings)),
